@@ -1,0 +1,165 @@
+"""The command line: parse, call one function, print, map errors to exit codes. No logic here."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from provisioner.errors import ProvisionError, SiteInvalid
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Turn one declarative site file into a standards-clean mail system.",
+    epilog="Docs: README.md and docs/ in the project. Exit codes: 0 success, 1 user error.",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SiteArg = Annotated[Path, typer.Argument(help="the site file (site.yaml)", show_default=False)]
+StateOpt = Annotated[Path | None, typer.Option("--state", help="state directory (default: state/ beside the site file)")]
+FormatOpt = Annotated[str, typer.Option("--format", help="text or json")]
+
+
+def _fail(exc: ProvisionError) -> NoReturn:
+    if isinstance(exc, SiteInvalid):
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, soft_wrap=True)
+        err.print(f"{len(exc.problems)} problem{'s' * (len(exc.problems) != 1)} found", markup=False)
+    else:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+
+
+@app.command(epilog="Example: provision validate examples/all-in-one/site.yaml")
+def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
+    """Check a site file; list every problem as FILE:LINE:COL: key: message. Exit 0 valid, 1 not."""
+    from provisioner.site.validate import load_site
+
+    try:
+        loaded = load_site(site)
+    except SiteInvalid as exc:
+        if fmt == "json":
+            out.print_json(json.dumps({"valid": False, "problems": [p.__dict__ for p in exc.problems]}))
+            raise typer.Exit(1) from None
+        _fail(exc)
+    if fmt == "json":
+        out.print_json(json.dumps({"valid": True, "problems": []}))
+    else:
+        s = loaded.site
+        out.print(f"{site}: valid ({len(s.hosts)} hosts, {len(s.domains)} domains, {sum(len(d.mailboxes) for d in s.domains.values())} mailboxes)")
+
+
+@app.command(epilog="Example: provision keys examples/all-in-one/site.yaml")
+def keys(site: SiteArg, state: StateOpt = None) -> None:
+    """Make sure every domain has its DKIM keys (active and standby); never regenerates a key."""
+    from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.site.validate import load_site
+
+    try:
+        loaded = load_site(site)
+        state_dir = state_dir_for(loaded.path, state)
+        with _progress() as bar:
+            task = bar.add_task("generating DKIM keys", total=None)
+            _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except ProvisionError as exc:
+        _fail(exc)
+    out.print(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}")
+
+
+@app.command(epilog="Example: provision render examples/all-in-one/site.yaml -o build/")
+def render(
+    site: SiteArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="build directory")] = Path("build"),
+    state: StateOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Render each host's Postfix, Dovecot and OpenDKIM files into OUTPUT/<host>/ plus manifest.json.
+
+    Missing DKIM keys and self-signed certificates are created in the state directory first.
+    """
+    from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.render import render_site
+    from provisioner.render.writer import write_build
+    from provisioner.secrets import process_env
+    from provisioner.site.validate import load_site
+
+    try:
+        loaded = load_site(site)
+        state_dir = state_dir_for(loaded.path, state)
+        with _progress() as bar:
+            task = bar.add_task("DKIM keys", total=None)
+            ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        trees = render_site(loaded, ks, state_dir, process_env())
+        data = write_build(output, trees)
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt == "json":
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"rendered into {output}/", show_lines=False)
+    table.add_column("host")
+    table.add_column("files", justify="right")
+    table.add_column("written")
+    for host, tree in sorted(trees.items()):
+        table.add_row(host, str(len(tree.files)), "\n".join(f"/{p}" for p in sorted(tree.files)))
+    out.print(table)
+    out.print(f"manifest: {output / 'manifest.json'}")
+
+
+@app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")
+def passwd() -> None:
+    """Read a password (no echo on a terminal; one line from stdin otherwise); print its {ARGON2ID} hash."""
+    from provisioner.passwd import hash_password
+
+    try:
+        if sys.stdin.isatty():
+            first = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != first:
+                raise ProvisionError("the two passwords differ")
+        else:
+            first = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        print(hash_password(first))
+    except ProvisionError as exc:
+        _fail(exc)
+
+
+@app.command(epilog="Example: provision schema > site.schema.json")
+def schema() -> None:
+    """Print the JSON Schema of the site file (for editors: yaml-language-server modeline)."""
+    from provisioner.site.schema import site_schema
+
+    print(json.dumps(site_schema(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def main() -> None:
+    if os.environ.get("NO_COLOR") is not None:
+        out.no_color = err.no_color = True
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug must still not dump a traceback on a user
+        if os.environ.get("PROVISION_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (run with PROVISION_DEBUG=1 for details, and report it)", markup=False)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Errors users see. Everything below the CLI raises these; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem in a site file, pointing at its source."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class ProvisionError(Exception):
+    """A user-facing error: printed without a traceback, exit code 1."""
+
+
+class SiteInvalid(ProvisionError):
+    """The site file has problems; all of them are listed."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,225 @@
+"""DKIM keys in the state directory: generated once, never regenerated, selectors never reused.
+
+Layout of STATE (default `state/` beside the site file):
+
+    dkim.yaml                       which selector generation is active, standby, retired
+    dkim/<a-label-domain>/<selector>.pem   private keys, PKCS#8 PEM, mode 0600
+
+Each domain has generations. A generation is named like `s202611a` (year, month, a letter
+that is never reused for the domain) and holds one key per algorithm of `policy.dkim.keys`:
+the RSA key's selector is the generation name, the ed25519 key's is `<name>-ed`.
+From day one a domain has an active generation (signing) and a standby one (published,
+not signing), so a rotation needs no wait for DNS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import string
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+import yaml_rs
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from provisioner.errors import ProvisionError
+from provisioner.site.model import DkimPolicy, Site
+from provisioner.site.types import DkimKeyType
+
+STATE_FILE = "dkim.yaml"
+
+
+class Status(str, Enum):
+    ACTIVE = "active"
+    STANDBY = "standby"
+    RETIRED = "retired"  # still published, no longer signing
+    WITHDRAWN = "withdrawn"  # published as revoked (p=) for a while, then gone
+
+
+@dataclass
+class Generation:
+    name: str
+    status: Status
+    since: str  # ISO date the status began
+    algorithms: list[str] = field(default_factory=list)
+
+    def selector(self, algorithm: str) -> str:
+        return self.name + ("-ed" if algorithm == DkimKeyType.ED25519.value else "")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status.value, "since": self.since, "algorithms": sorted(self.algorithms)}
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    domain: str
+    selector: str
+    algorithm: str
+    status: Status
+    path: Path
+
+
+@dataclass
+class KeyState:
+    state_dir: Path
+    domains: dict[str, list[Generation]] = field(default_factory=dict)
+
+    def key_path(self, domain: str, selector: str) -> Path:
+        return self.state_dir / "dkim" / domain / f"{selector}.pem"
+
+    def keys(self, domain: str, statuses: Iterable[Status] = (Status.ACTIVE, Status.STANDBY, Status.RETIRED)) -> list[DkimKey]:
+        wanted = set(statuses)
+        out = []
+        for gen in self.domains.get(domain, []):
+            if gen.status in wanted:
+                for algorithm in sorted(gen.algorithms):
+                    selector = gen.selector(algorithm)
+                    out.append(DkimKey(domain, selector, algorithm, gen.status, self.key_path(domain, selector)))
+        return out
+
+    def signing_keys(self, domain: str) -> list[DkimKey]:
+        return self.keys(domain, (Status.ACTIVE,))
+
+
+def state_dir_for(site_path: Path, state: Path | None) -> Path:
+    return state if state is not None else site_path.parent / "state"
+
+
+def load_state(state_dir: Path) -> KeyState:
+    path = state_dir / STATE_FILE
+    ks = KeyState(state_dir)
+    if not path.exists():
+        return ks
+    try:
+        data = yaml_rs.loads(path.read_text(encoding="utf-8"), parse_datetime=False) or {}
+        for domain, gens in (data.get("domains") or {}).items():
+            ks.domains[domain] = [
+                Generation(g["name"], Status(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens
+            ]
+    except (yaml_rs.YAMLDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ProvisionError(f"{path}: the DKIM state file is damaged ({exc}); restore it from version control") from None
+    return ks
+
+
+def save_state(ks: KeyState, site_name: str) -> None:
+    header = (
+        f"# DKIM key state of site {site_name}, kept by `provision keys`.\n"
+        "# Generations per domain: active signs, standby is published for the next rotation,\n"
+        "# retired is still published for verification, withdrawn is published revoked (p=).\n"
+    )
+    body = {"version": 1, "domains": {d: [g.as_dict() for g in gens] for d, gens in sorted(ks.domains.items())}}
+    atomic_write(ks.state_dir / STATE_FILE, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True), 0o644)
+
+
+def atomic_write(path: Path, content: str | bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- generation
+
+
+def generate_private_key(algorithm: str) -> bytes:
+    """A new private key as PKCS#8 PEM (RSA: e=65537; RFC 8301 §3.2 requires >= 1024, we use >= 2048)."""
+    if algorithm == DkimKeyType.ED25519.value:
+        key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey = ed25519.Ed25519PrivateKey.generate()
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm.split("-")[1]))
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _generate_job(job: tuple[str, str]) -> tuple[str, bytes]:
+    path, algorithm = job
+    return path, generate_private_key(algorithm)
+
+
+def _next_name(used: set[str], today: dt.date) -> str:
+    prefix = f"s{today:%Y%m}"
+    for letters in (string.ascii_lowercase, [a + b for a in string.ascii_lowercase for b in string.ascii_lowercase]):
+        for letter in letters:
+            if prefix + letter not in used:
+                return prefix + letter
+    raise ProvisionError("no selector name left for this month")  # 702 rotations in a month
+
+
+def ensure_keys(
+    site: Site,
+    state_dir: Path,
+    today: dt.date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> tuple[KeyState, int]:
+    """Every domain gets an active and a standby generation with a key per algorithm.
+
+    Existing keys are never touched. Returns the state and how many keys were generated.
+    """
+    today = today or dt.date.today()
+    ks = load_state(state_dir)
+    changed = False
+    jobs: list[tuple[str, str]] = []
+    for domain in sorted(site.domains):
+        policy = site.effective(domain, "dkim")
+        assert isinstance(policy, DkimPolicy)
+        algorithms = [k.value for k in policy.keys]
+        gens = ks.domains.setdefault(domain, [])
+        used = {g.name for g in gens}
+        for status in (Status.ACTIVE, Status.STANDBY):
+            if not any(g.status is status for g in gens):
+                name = _next_name(used, today)
+                used.add(name)
+                gens.append(Generation(name, status, today.isoformat(), []))
+                changed = True
+        for gen in gens:
+            if gen.status not in (Status.ACTIVE, Status.STANDBY):
+                continue
+            for algorithm in algorithms:
+                if algorithm not in gen.algorithms:
+                    gen.algorithms.append(algorithm)
+                    changed = True
+                path = ks.key_path(domain, gen.selector(algorithm))
+                if not path.exists():
+                    jobs.append((str(path), algorithm))
+    if jobs:
+        _run_jobs(jobs, progress, workers)
+    if changed or not (state_dir / STATE_FILE).exists():
+        save_state(ks, site.name)
+    return ks, len(jobs)
+
+
+def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] | None, workers: int | None) -> None:
+    done = 0
+    total = len(jobs)
+    if total == 1 or workers == 1:
+        results: Iterable[tuple[str, bytes]] = map(_generate_job, jobs)
+        for path, pem in results:
+            atomic_write(Path(path), pem, 0o600)
+            done += 1
+            if progress:
+                progress(done, total)
+        return
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        for path, pem in pool.map(_generate_job, jobs, chunksize=max(1, min(64, total // 32))):
+            atomic_write(Path(path), pem, 0o600)
+            done += 1
+            if progress:
+                progress(done, total)
+
+
+def require_keys(site: Site, ks: KeyState) -> list[str]:
+    """Domains that have no signing key in the state (render refuses to guess)."""
+    return [d for d in sorted(site.domains) if not ks.signing_keys(d) or not all(k.path.exists() for k in ks.signing_keys(d))]

@@ -1,0 +1,67 @@
+"""Render every host's configuration tree from a validated site and the state directory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.errors import ProvisionError
+from provisioner.keys.store import KeyState, require_keys
+from provisioner.render import dovecot, opendkim, postfix, tls
+from provisioner.render.tree import HostTree
+from provisioner.secrets import resolve
+from provisioner.site.types import SecretRef, check_password_hash
+from provisioner.site.validate import Issue, LoadedSite, raise_issues
+
+
+@dataclass(frozen=True)
+class Secrets:
+    smarthost_password: str | None
+    passwd: list[dovecot.PasswdEntry]
+
+
+def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
+    """Every secret reference of the site, or every missing one reported at once."""
+    site = loaded.site
+    issues: list[Issue] = []
+    smarthost_password = None
+    if site.relay.smarthost:
+        smarthost_password, issue = resolve(site.relay.smarthost.password, loaded.base_dir, env, ("relay", "smarthost", "password"))
+        issues += [issue] if issue else []
+    entries: list[dovecot.PasswdEntry] = []
+    for domain_name in site.hosted_domains:
+        for local, mailbox in site.domains[domain_name].mailboxes.items():
+            where = ("domains", domain_name, "mailboxes", local, "password")
+            password = mailbox.password
+            if isinstance(password, SecretRef):
+                value, issue = resolve(password, loaded.base_dir, env, where)
+                if issue:
+                    issues.append(issue)
+                    continue
+                assert value is not None
+                try:
+                    password = check_password_hash(value)
+                except Exception as exc:  # noqa: BLE001 - PydanticCustomError carries our message
+                    issues.append(Issue(where, f"{password.describe()}: {exc}", "it must hold a hash from `provision passwd`"))
+                    continue
+            entries.append(dovecot.PasswdEntry(f"{local}@{domain_name}", password, mailbox.quota))
+    raise_issues(loaded, issues)
+    return Secrets(smarthost_password, entries)
+
+
+def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mapping[str, str]) -> dict[str, HostTree]:
+    site = loaded.site
+    missing = require_keys(site, keys)
+    if missing:
+        raise ProvisionError(f"no DKIM keys for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} in {state_dir}; run `provision keys {loaded.path}`")
+    secrets = resolve_secrets(loaded, env)
+    trees: dict[str, HostTree] = {}
+    for name, host in sorted(site.hosts.items()):
+        tree = HostTree(name)
+        paths = tls.add_tls(tree, site, host, state_dir)
+        milter = opendkim.add_opendkim(tree, site, host, keys)
+        postfix.build(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password), tree)
+        dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)
+        trees[name] = tree
+    return trees

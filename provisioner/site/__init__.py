@@ -1,0 +1,1 @@
+"""The site file: loading with positions, the frozen model, validation."""

@@ -1,0 +1,278 @@
+"""The site model: validated once at the door, frozen afterwards.
+
+Field names are the site file's keys (../shared/site-format.md); they are fixed. Policy
+sections are the same classes at site level and as per-domain overrides: what a domain sets
+(`model_fields_set`) replaces the site's value, the rest is inherited.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from provisioner.site.types import (
+    IPv4,
+    IPv6,
+    Alignment,
+    DkimKeyType,
+    DmarcPolicy,
+    DomainName,
+    LocalPart,
+    MtaStsMode,
+    Password,
+    RelayNetwork,
+    SecretValue,
+    Service,
+    SimpleName,
+    Size,
+    SpfAll,
+    Targets,
+    TlsSource,
+    Transport,
+    fail,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+# ---------------------------------------------------------------------------- policy
+
+
+class SpfPolicy(Frozen):
+    all: SpfAll = Field(SpfAll.FAIL, description="fail (-all) or softfail (~all)")
+    include: tuple[DomainName, ...] = Field((), description="third-party senders, e.g. _spf.google.com")
+
+
+class DkimPolicy(Frozen):
+    keys: tuple[DkimKeyType, ...] = Field((DkimKeyType.RSA_2048,), description="one key per algorithm", min_length=1)
+
+    @field_validator("keys")
+    @classmethod
+    def _rsa_first(cls, keys: tuple[DkimKeyType, ...]) -> tuple[DkimKeyType, ...]:
+        if len(set(keys)) != len(keys):
+            raise fail("a key type is listed twice", "list each key type once")
+        rsa = [k for k in keys if k is not DkimKeyType.ED25519]
+        if not rsa:
+            # RFC 8463 §1: ed25519 verifiers are not yet universal; sign with RSA as well.
+            raise fail("ed25519 is accepted only beside an RSA key", "e.g. keys: [rsa-2048, ed25519]")
+        if len(rsa) > 1:
+            raise fail("at most one RSA key size per domain", "pick one of rsa-2048, rsa-3072, rsa-4096")
+        return keys
+
+
+class DmarcPolicyConfig(Frozen):
+    p: DmarcPolicy = Field(DmarcPolicy.QUARANTINE, description="policy for the domain")
+    sp: DmarcPolicy | None = Field(None, description="policy for subdomains")
+    np: DmarcPolicy | None = Field(None, description="policy for non-existent subdomains (RFC 9989)")
+    rua: tuple[str, ...] = Field((), description="aggregate report addresses, mailto: URIs")
+    adkim: Alignment = Alignment.RELAXED
+    aspf: Alignment = Alignment.RELAXED
+
+    @field_validator("rua")
+    @classmethod
+    def _mailto(cls, rua: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_mailto_uri(uri, "DMARC rua") for uri in rua)
+
+
+class MtaStsPolicy(Frozen):
+    mode: MtaStsMode = MtaStsMode.TESTING
+    # RFC 8461 §3.2: max_age up to 31557600; weeks are recommended once stable.
+    max_age: int = Field(604800, ge=86400, le=31557600, description="seconds senders cache the policy")
+
+
+class TlsRptPolicy(Frozen):
+    rua: tuple[str, ...] = Field((), description="TLS report addresses: mailto: or https: URIs")
+
+    @field_validator("rua")
+    @classmethod
+    def _uris(cls, rua: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for uri in rua:
+            if isinstance(uri, str) and uri.startswith("https://") and not any(c in uri for c in " ;,!\n\""):
+                out.append(uri)
+            else:
+                out.append(_mailto_uri(uri, "TLS-RPT rua"))
+        return tuple(out)
+
+
+class DnsblSite(Frozen):
+    zone: DomainName
+    weight: int = Field(3, ge=1, le=10)
+
+
+def _default_dnsbl() -> tuple[DnsblSite, ...]:
+    return (DnsblSite(zone="zen.spamhaus.org", weight=3),)
+
+
+class Policy(Frozen):
+    spf: SpfPolicy = SpfPolicy()
+    dkim: DkimPolicy = DkimPolicy()
+    dmarc: DmarcPolicyConfig = DmarcPolicyConfig()
+    mta_sts: MtaStsPolicy = MtaStsPolicy()
+    tls_rpt: TlsRptPolicy = TlsRptPolicy()
+    dnsbl: tuple[DnsblSite, ...] = Field(
+        default_factory=_default_dnsbl,
+        description="DNS blocklists for postscreen on mx hosts (and for `provision check`)",
+    )
+
+
+def _mailto_uri(uri: object, what: str) -> str:
+    if not isinstance(uri, str) or not uri.startswith("mailto:"):
+        raise fail(f"{what} {uri!r} is not a mailto: URI", "e.g. mailto:dmarc@example.com")
+    address = uri.removeprefix("mailto:")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or any(c in address for c in " ;,!\n\"'"):
+        raise fail(f"{what} {uri!r} is not a mailto: URI with one address", "e.g. mailto:dmarc@example.com")
+    from provisioner.site.types import to_a_label
+
+    return f"mailto:{local.lower()}@{to_a_label(domain)}"
+
+
+# ---------------------------------------------------------------------------- hosts
+
+
+class AnsibleTarget(Frozen):
+    host: str | None = Field(None, description="address or name Ansible connects to", pattern=r"^[A-Za-z0-9.:-]+$")
+    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]*$")
+    port: int | None = Field(None, ge=1, le=65535)
+    connection: Literal["ssh", "local"] | None = None
+
+
+class Host(Frozen):
+    fqdn: DomainName = Field(description="myhostname, HELO name, PTR target, MX/SRV target")
+    ipv4: tuple[IPv4, ...] = ()
+    ipv6: tuple[IPv6, ...] = ()
+    services: tuple[Service, ...] = Field(min_length=1)
+    mx_priority: int | None = Field(None, ge=0, le=65535)
+    ansible: AnsibleTarget | None = None
+
+    @field_validator("services")
+    @classmethod
+    def _unique(cls, services: tuple[Service, ...]) -> tuple[Service, ...]:
+        if len(set(services)) != len(services):
+            raise fail("a service is listed twice", "list each service once")
+        if Service.MX in services and Service.BACKUP_MX in services:
+            raise fail("a host is either mx or backup-mx, not both", "drop backup-mx")
+        return services
+
+    def has(self, service: Service) -> bool:
+        return service in self.services
+
+    @property
+    def receives_internet_mail(self) -> bool:
+        return self.has(Service.MX) or self.has(Service.BACKUP_MX)
+
+    @property
+    def stores_mailboxes(self) -> bool:
+        return self.has(Service.IMAP) or self.has(Service.POP3)
+
+    @property
+    def signs_mail(self) -> bool:
+        return self.has(Service.SUBMISSION) or self.has(Service.RELAY)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(str(a) for a in (*self.ipv4, *self.ipv6))
+
+
+# ---------------------------------------------------------------------------- relay, tls
+
+
+class Smarthost(Frozen):
+    host: DomainName
+    port: int = Field(587, ge=1, le=65535)
+    username: str = Field(pattern=r"^[^\s:#]+$", max_length=256)
+    password: SecretValue
+
+
+class Relay(Frozen):
+    networks: tuple[RelayNetwork, ...] = Field((), description="trusted networks that may relay without auth")
+    smarthost: Smarthost | None = None
+    transports: dict[DomainName, Transport] = Field(default_factory=dict)
+
+
+class TlsFiles(Frozen):
+    cert: str = Field(pattern=r"^/[A-Za-z0-9._/@+-]+$", description="absolute path on the hosts: full chain")
+    key: str = Field(pattern=r"^/[A-Za-z0-9._/@+-]+$", description="absolute path on the hosts: private key")
+
+
+class TlsAcme(Frozen):
+    email: str = Field(pattern=r"^[^\s@]+@[^\s@]+$")
+    directory: str = Field(pattern=r"^https://\S+$")
+
+
+class Tls(Frozen):
+    source: TlsSource = TlsSource.SELF_SIGNED
+    files: TlsFiles | None = None
+    acme: TlsAcme | None = None
+
+
+# ---------------------------------------------------------------------------- domains
+
+
+class Mailbox(Frozen):
+    password: Password
+    quota: Size | None = Field(None, description="Dovecot quota, e.g. 2G; none means unlimited")
+    aliases: tuple[LocalPart, ...] = ()
+
+
+class Domain(Frozen):
+    mailboxes: dict[LocalPart, Mailbox] = Field(default_factory=dict)
+    aliases: dict[LocalPart, Targets] = Field(default_factory=dict)
+    catch_all: Targets | None = None
+    relay_to: Transport | None = Field(None, description="accept for this domain and forward to this next hop")
+    spf: SpfPolicy | None = None
+    dkim: DkimPolicy | None = None
+    dmarc: DmarcPolicyConfig | None = None
+    mta_sts: MtaStsPolicy | None = None
+    tls_rpt: TlsRptPolicy | None = None
+
+    @property
+    def receives_mail(self) -> bool:
+        return bool(self.mailboxes or self.aliases or self.catch_all or self.relay_to)
+
+
+class Site(Frozen):
+    version: Literal[1]
+    name: SimpleName = Field(description="site name: [a-z0-9-]+")
+    hosts: dict[SimpleName, Host] = Field(min_length=1)
+    policy: Policy = Policy()
+    relay: Relay = Relay()
+    tls: Tls = Tls()
+    domains: dict[DomainName, Domain] = Field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived views
+
+    def effective(self, domain: str, section: str) -> BaseModel:
+        """A policy section as it applies to `domain`: the domain's keys over the site's."""
+        base: BaseModel = getattr(self.policy, section)
+        override: BaseModel | None = getattr(self.domains[domain], section)
+        if override is None:
+            return base
+        return base.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+    def hosts_with(self, service: Service) -> list[tuple[str, Host]]:
+        return [(name, host) for name, host in sorted(self.hosts.items()) if host.has(service)]
+
+    @property
+    def mailbox_host(self) -> tuple[str, Host] | None:
+        stores = [(n, h) for n, h in sorted(self.hosts.items()) if h.stores_mailboxes]
+        return stores[0] if stores else None
+
+    @property
+    def mx_hosts(self) -> list[tuple[str, Host]]:
+        """mx and backup-mx hosts, best priority first."""
+        hosts = [(n, h) for n, h in self.hosts.items() if h.receives_internet_mail]
+        return sorted(hosts, key=lambda item: (item[1].mx_priority or 0, item[0]))
+
+    @property
+    def hosted_domains(self) -> list[str]:
+        """Domains whose mail ends in this site's mailboxes (or is aliased on from here)."""
+        return sorted(d for d, dom in self.domains.items() if dom.receives_mail and not dom.relay_to)
+
+    @property
+    def relay_to_domains(self) -> list[str]:
+        return sorted(d for d, dom in self.domains.items() if dom.relay_to)

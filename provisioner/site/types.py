@@ -1,0 +1,365 @@
+"""Value types of the site file: each parses, normalises and refuses what could break a config line.
+
+Every validator raises `PydanticCustomError("provision", message, {"hint": ...})`, so the
+error that reaches the user is our sentence, not pydantic's, and carries a hint.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+import idna
+from pydantic import PlainValidator, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+
+def fail(message: str, hint: str = "") -> PydanticCustomError:
+    return PydanticCustomError("provision", message, {"hint": hint})
+
+
+# ---------------------------------------------------------------------------- domain names
+
+_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def to_a_label(value: Any, what: str = "domain name") -> str:
+    """Fold case, encode IDN to A-labels (IDNA 2008 with UTS 46 mapping), check LDH syntax."""
+    if not isinstance(value, str):
+        raise fail(f"expected a {what}, got {type(value).__name__}", "write it as text, e.g. example.com")
+    name = value.strip().rstrip(".")
+    if not name or any(c.isspace() for c in value):
+        raise fail(f"{value!r} is not a valid {what}", "no spaces or line breaks")
+    try:
+        ascii_name = name.encode("ascii").decode().lower() if name.isascii() else idna.encode(name, uts46=True).decode()
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise fail(f"{value!r} is not a valid {what}: {exc}", "use letters, digits and hyphens per label") from None
+    labels = ascii_name.split(".")
+    if len(labels) < 2 or len(ascii_name) > 253 or not all(_LDH_LABEL.match(label) for label in labels):
+        raise fail(
+            f"{value!r} is not a valid {what}",
+            "labels of letters, digits and hyphens joined by dots, e.g. mail.example.com (RFC 1123)",
+        )
+    if labels[-1].isdigit():
+        raise fail(f"{value!r} is not a valid {what}", "a name, not an IP address")
+    return ascii_name
+
+
+def _domain(value: Any) -> str:
+    return to_a_label(value)
+
+
+DomainName = Annotated[
+    str,
+    PlainValidator(_domain),
+    WithJsonSchema({"type": "string", "description": "DNS name; Unicode (IDN) is accepted and stored as A-label"}),
+]
+
+
+# ---------------------------------------------------------------------------- local parts, names
+
+_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_])?$")
+
+
+def _local_part(value: Any) -> str:
+    if not isinstance(value, str):
+        raise fail(f"expected a local part (the part before @), got {type(value).__name__}", "e.g. alice")
+    local = value.lower()
+    if not _LOCAL.match(local) or ".." in local or len(local) > 64:
+        raise fail(
+            f"{value!r} is not an accepted local part",
+            "letters, digits and . _ + - (not first or last, no '..'), at most 64 characters",
+        )
+    return local
+
+
+LocalPart = Annotated[
+    str,
+    PlainValidator(_local_part),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9](?:[A-Za-z0-9._+-]*[A-Za-z0-9_])?$", "maxLength": 64}),
+]
+
+
+def _address_or_local(value: Any) -> str:
+    """`alice` (same domain) or `someone@example.com` (domain stored as A-label)."""
+    if isinstance(value, str) and "@" in value:
+        local, _, domain = value.rpartition("@")
+        return f"{_local_part(local)}@{to_a_label(domain)}"
+    return _local_part(value)
+
+
+def _targets(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise fail("an empty list of targets", "name at least one mailbox or address")
+    out = tuple(_address_or_local(item) for item in items)
+    if len(set(out)) != len(out):
+        raise fail("the same target is listed twice", "list each target once")
+    return out
+
+
+Targets = Annotated[
+    tuple[str, ...],
+    PlainValidator(_targets),
+    WithJsonSchema(
+        {
+            "description": "local part of this domain, or a full address; one or a list",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+        }
+    ),
+]
+
+_SIMPLE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _simple_name(value: Any) -> str:
+    if not isinstance(value, str) or not _SIMPLE_NAME.match(value):
+        raise fail(f"{value!r} is not an accepted name", "lower-case letters, digits and '-', e.g. mx1")
+    return value
+
+
+SimpleName = Annotated[str, PlainValidator(_simple_name), WithJsonSchema({"type": "string", "pattern": _SIMPLE_NAME.pattern})]
+
+
+# ---------------------------------------------------------------------------- addresses, networks
+
+
+def _ipv4(value: Any) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise fail(f"{value!r} is not an IPv4 address", "e.g. 203.0.113.10") from None
+
+
+def _ipv6(value: Any) -> ipaddress.IPv6Address:
+    try:
+        return ipaddress.IPv6Address(str(value))
+    except ValueError:
+        raise fail(f"{value!r} is not an IPv6 address", "e.g. 2001:db8::10") from None
+
+
+IPv4 = Annotated[ipaddress.IPv4Address, PlainValidator(_ipv4), PlainSerializer(str), WithJsonSchema({"type": "string", "format": "ipv4"})]
+IPv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6), PlainSerializer(str), WithJsonSchema({"type": "string", "format": "ipv6"})]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(value: Any) -> Network:
+    text = str(value)
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            loose = ipaddress.ip_network(text, strict=False)
+            raise fail(f"{text!r} has host bits set", f"did you mean {loose}?") from None
+        raise fail(f"{text!r} is not a network", "CIDR notation, e.g. 192.168.10.0/24") from None
+    # mynetworks may relay without authentication: anything this wide makes an open relay.
+    too_wide = 8 if net.version == 4 else 16
+    if net.prefixlen < too_wide:
+        raise fail(
+            f"{text} is far too wide for a trusted network: every address in it may relay mail without a password",
+            "list only your own LAN or server networks, e.g. 192.168.10.0/24 (an open relay is abused within hours)",
+        )
+    return net
+
+
+RelayNetwork = Annotated[Network, PlainValidator(_network), PlainSerializer(str), WithJsonSchema({"type": "string", "description": "CIDR network"})]
+
+
+# ---------------------------------------------------------------------------- transports
+
+_TRANSPORT = re.compile(r"^(smtp|lmtp|relay):(\[[a-z0-9.-]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def _transport(value: Any) -> str:
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    found = _TRANSPORT.match(text)
+    if not found:
+        raise fail(
+            f"{value!r} is not an accepted transport",
+            'write TRANSPORT:[NEXT-HOP]:PORT, e.g. "smtp:[mx.partner.example]:25" (brackets: no MX lookup)',
+        )
+    host = found.group(2).strip("[]")
+    if not re.fullmatch(r"[0-9.]+", host):
+        to_a_label(host, "next-hop host name")
+    if found.group(3) and not 0 < int(found.group(3)[1:]) < 65536:
+        raise fail(f"{value!r} has an invalid port", "1-65535")
+    return text
+
+
+Transport = Annotated[
+    str,
+    PlainValidator(_transport),
+    WithJsonSchema({"type": "string", "pattern": _TRANSPORT.pattern, "examples": ["smtp:[mx.partner.example]:25"]}),
+]
+
+
+# ---------------------------------------------------------------------------- sizes
+
+_SIZE = re.compile(r"^([1-9][0-9]*)([KMGT]?)$")
+
+
+def _size(value: Any) -> str:
+    text = str(value).strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _SIZE.match(text):
+        raise fail(f"{value!r} is not a size", "a number with an optional K, M, G or T suffix, e.g. 2G")
+    return text
+
+
+Size = Annotated[str, PlainValidator(_size), WithJsonSchema({"type": ["string", "integer"], "examples": ["2G", "500M"]})]
+
+
+# ---------------------------------------------------------------------------- secrets
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+SECRET_REF_SCHEMA = {
+    "description": "a secret resolved at render time: {env: NAME} or {file: relative/path}",
+    "type": "object",
+    "properties": {"env": {"type": "string"}, "file": {"type": "string"}},
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": False,
+}
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret resolved at render time: from an environment variable or a file beside the site."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+
+def _secret_ref(value: dict[str, Any]) -> SecretRef:
+    keys = set(value)
+    if keys == {"env"}:
+        name = value["env"]
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise fail(f"{name!r} is not an environment variable name", "e.g. SMARTHOST_PASSWORD")
+        return SecretRef(env=name)
+    if keys == {"file"}:
+        rel = value["file"]
+        if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/") or "\n" in rel:
+            raise fail(f"{rel!r} is not an accepted secret file", "a path relative to the site file, without '..'")
+        return SecretRef(file=rel)
+    raise fail("a secret reference has exactly one key, env or file", "{env: NAME} or {file: relative/path}")
+
+
+def _secret(value: Any) -> SecretRef:
+    if isinstance(value, dict):
+        return _secret_ref(value)
+    raise fail(
+        "secrets are never written in the site file",
+        "use {env: NAME} or {file: relative/path}, resolved when rendering",
+    )
+
+
+SecretValue = Annotated[
+    SecretRef,
+    PlainValidator(_secret),
+    PlainSerializer(lambda s: {"env": s.env} if s.env else {"file": s.file}),
+    WithJsonSchema(SECRET_REF_SCHEMA),
+]
+
+# Dovecot password schemes we accept, strongest first (Dovecot password schemes docs).
+STRONG_SCHEMES = ("ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT")
+_HASH_FORMS = {
+    "ARGON2ID": re.compile(r"^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"),
+    "BLF-CRYPT": re.compile(r"^\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}$"),
+    "SHA512-CRYPT": re.compile(r"^\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$"),
+}
+_SCHEME = re.compile(r"^\{([A-Z0-9.-]+)\}(.*)$", re.S)
+
+
+def check_password_hash(text: str) -> str:
+    """A Dovecot scheme-prefixed hash of an accepted scheme, or an error that says what to do."""
+    found = _SCHEME.match(text)
+    if not found:
+        raise fail(
+            "plaintext is not accepted; a password must be a Dovecot scheme-prefixed hash",
+            "run `provision passwd` and paste the {ARGON2ID} hash it prints",
+        )
+    scheme, body = found.groups()
+    if scheme not in _HASH_FORMS:
+        raise fail(
+            f"the password scheme {{{scheme}}} is not accepted (weak or plaintext)",
+            "use {ARGON2ID}, {BLF-CRYPT} or {SHA512-CRYPT}; `provision passwd` prints an {ARGON2ID} hash",
+        )
+    if not _HASH_FORMS[scheme].match(body):
+        raise fail(f"this is not a well-formed {{{scheme}}} hash", "copy the whole hash, e.g. from `provision passwd`")
+    return text
+
+
+def _password(value: Any) -> str | SecretRef:
+    if isinstance(value, dict):
+        return _secret_ref(value)
+    if not isinstance(value, str):
+        raise fail("expected a password hash or {env:}/{file:} reference", "run `provision passwd` to make a hash")
+    return check_password_hash(value)
+
+
+Password = Annotated[
+    str | SecretRef,
+    PlainValidator(_password),
+    PlainSerializer(lambda s: s if isinstance(s, str) else ({"env": s.env} if s.env else {"file": s.file})),
+    WithJsonSchema(
+        {
+            "description": "Dovecot scheme-prefixed hash ({ARGON2ID}, {BLF-CRYPT}, {SHA512-CRYPT}) or a secret reference",
+            "oneOf": [{"type": "string", "pattern": "^\\{(ARGON2ID|BLF-CRYPT|SHA512-CRYPT)\\}"}, SECRET_REF_SCHEMA],
+        }
+    ),
+]
+
+
+# ---------------------------------------------------------------------------- closed sets
+
+
+class Service(str, Enum):
+    MX = "mx"
+    BACKUP_MX = "backup-mx"
+    SUBMISSION = "submission"
+    IMAP = "imap"
+    POP3 = "pop3"
+    RELAY = "relay"
+
+
+class SpfAll(str, Enum):
+    FAIL = "fail"
+    SOFTFAIL = "softfail"
+
+
+class DkimKeyType(str, Enum):
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+    ED25519 = "ed25519"
+
+
+class DmarcPolicy(str, Enum):
+    NONE = "none"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+
+class Alignment(str, Enum):
+    RELAXED = "r"
+    STRICT = "s"
+
+
+class MtaStsMode(str, Enum):
+    NONE = "none"
+    TESTING = "testing"
+    ENFORCE = "enforce"
+
+
+class TlsSource(str, Enum):
+    SELF_SIGNED = "self-signed"
+    FILES = "files"
+    ACME = "acme"

@@ -1,0 +1,331 @@
+"""From a file to a trusted Site, or every problem of the file with its line and column."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from provisioner.errors import Problem, SiteInvalid
+from provisioner.site.loader import PathKey, dotted, parse, read_text, source_map
+from provisioner.site.model import Domain, Site
+from provisioner.site.types import Service, to_a_label
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem before we know where it is in the file."""
+
+    path: PathKey
+    message: str
+    hint: str = ""
+    at_key: bool = False
+
+
+@dataclass(frozen=True)
+class LoadedSite:
+    site: Site
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def load_site(path: Path | str) -> LoadedSite:
+    """Read, parse and validate a site file. Raises SiteInvalid listing every problem."""
+    path = Path(path)
+    name = str(path)
+    text = read_text(path)
+    data = parse(text, name)
+    if data is None:
+        raise SiteInvalid([Problem(name, 1, 1, "", "the file is empty", "start from examples/all-in-one/site.yaml")])
+    if not isinstance(data, dict):
+        raise SiteInvalid([Problem(name, 1, 1, "", "the top level must be a mapping of keys (version, name, hosts, ...)", "")])
+    site, issues = validate_data(data)
+    if issues:
+        raise SiteInvalid(locate(name, text, issues))
+    assert site is not None
+    return LoadedSite(site=site, path=path)
+
+
+def locate(name: str, text: str, issues: list[Issue]) -> list[Problem]:
+    """Turn issues into problems with line and column (composes the file once more)."""
+    smap, _ = source_map(text)
+    problems = []
+    for issue in issues:
+        mark = smap.locate(_normalised_path(issue.path, smap), at_key=issue.at_key)
+        problems.append(Problem(name, mark.line, mark.column, dotted(issue.path), issue.message, issue.hint))
+    return problems
+
+
+def raise_issues(loaded: LoadedSite, issues: list[Issue]) -> None:
+    """For problems found after validation (secrets at render time): same format, same positions."""
+    if issues:
+        raise SiteInvalid(locate(str(loaded.path), read_text(loaded.path), issues))
+
+
+def validate_data(data: dict[str, Any]) -> tuple[Site | None, list[Issue]]:
+    """Validate parsed data. Returns the site (when valid) and every issue found."""
+    try:
+        site = Site.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        item_paths = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+        # A list whose items failed also fails min_length; the item errors say it better.
+        errors = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in item_paths)]
+        issues = [_from_pydantic(err) for err in errors]
+        issues.extend(_partial_domain_checks(data))
+        return None, _dedupe(issues)
+    issues = check_site(site)
+    return (None if issues else site), _dedupe(issues)
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    return list(dict.fromkeys(issues))
+
+
+# ---------------------------------------------------------------------------- pydantic errors
+
+_TYPE_WORDS = {
+    "dict_type": "expected a mapping (key: value lines)",
+    "model_type": "expected a mapping (key: value lines)",
+    "model_attributes_type": "expected a mapping (key: value lines)",
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+}
+
+
+def _from_pydantic(err: Any) -> Issue:
+    loc: list[str | int] = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p and p != "[key]"))]
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if loc and loc[-1] == "[key]":
+        loc.pop()
+        return Issue(tuple(loc), err["msg"], ctx.get("hint", ""), at_key=True)
+    path = tuple(loc)
+    if kind == "provision":
+        return Issue(path, err["msg"], ctx.get("hint", ""))
+    if kind == "extra_forbidden":
+        known = _known_keys(path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else ("known keys: " + ", ".join(known) if known else "")
+        return Issue(path, "unknown key", hint, at_key=True)
+    if kind == "missing":
+        return Issue(path, "required key is missing", f"add {path[-1]}:", at_key=True)
+    if kind in ("enum", "literal_error"):
+        expected = str(ctx.get("expected", ""))
+        choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip(" '")]
+        close = difflib.get_close_matches(str(err.get("input")), choices, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}?" if close else ""
+        return Issue(path, f"{err.get('input')!r} is not one of: {', '.join(choices)}", hint)
+    if kind == "string_pattern_mismatch":
+        return Issue(path, f"{err.get('input')!r} contains characters that are not accepted here", "no spaces, quotes, '#', ',' or line breaks")
+    if kind == "too_short":
+        return Issue(path, "must not be empty", "list at least one item")
+    if kind in _TYPE_WORDS:
+        return Issue(path, f"{_TYPE_WORDS[kind]}, got {_describe(err.get('input'))}")
+    message = err["msg"].removeprefix("Value error, ")
+    return Issue(path, message[:1].lower() + message[1:])
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value) if len(repr(value)) < 40 else type(value).__name__
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class reached through Optional, tuple, dict and Annotated wrappers."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+            return models[0] if models else None
+        elif origin in (tuple, list):
+            annotation = typing.get_args(annotation)[0]
+        elif origin is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return annotation
+
+
+def _known_keys(parent: PathKey) -> list[str]:
+    model: Any = Site
+    index = 0
+    while index < len(parent):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(parent[index]))
+        if field is None:
+            return []
+        annotation = field.annotation
+        origin = typing.get_origin(annotation)
+        model = _unwrap(annotation)
+        index += 1
+        if origin in (dict, tuple, list):
+            index += 1  # skip the key / index into the collection
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _normalised_path(path: PathKey, smap: Any) -> PathKey:
+    """Map A-label keys back to the spelling in the file (IDN domains, upper case)."""
+    out: list[str | int] = []
+    for part in path:
+        candidate = (*out, part)
+        if candidate not in smap.values and isinstance(part, str):
+            for key in smap.keys:
+                if len(key) == len(candidate) and key[:-1] == tuple(out) and isinstance(key[-1], str):
+                    try:
+                        if to_a_label(key[-1]) == part or key[-1].lower() == part:
+                            candidate = key
+                            break
+                    except Exception:  # noqa: BLE001 - not a domain name: keep looking
+                        continue
+        out = list(candidate)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------- semantic checks
+
+
+def _partial_domain_checks(data: dict[str, Any]) -> list[Issue]:
+    """Domain-local rules for the domains that are valid, so one bad domain hides nothing."""
+    issues: list[Issue] = []
+    domains = data.get("domains")
+    if not isinstance(domains, dict):
+        return issues
+    hosted = {str(k).lower() for k in domains}
+    for key, raw in domains.items():
+        try:
+            domain = Domain.model_validate(raw)
+            name = to_a_label(key)
+        except Exception:  # noqa: BLE001 - its own errors are already reported
+            continue
+        issues.extend(check_domain(name, domain, hosted))
+    return issues
+
+
+def check_domain(name: str, domain: Domain, hosted: set[str]) -> list[Issue]:
+    """Aliases and catch-alls resolve; nothing is declared twice; postmaster exists."""
+    base: PathKey = ("domains", name)
+    issues: list[Issue] = []
+    mailbox_aliases: dict[str, str] = {}
+    for local, mailbox in domain.mailboxes.items():
+        for alias in mailbox.aliases:
+            where = (*base, "mailboxes", local, "aliases")
+            if alias in domain.mailboxes:
+                issues.append(Issue(where, f"{alias!r} is a mailbox of its own", "remove it from the aliases"))
+            elif alias in domain.aliases:
+                issues.append(Issue(where, f"{alias!r} is also defined under domains.{name}.aliases", "keep one of the two"))
+            elif alias in mailbox_aliases:
+                issues.append(Issue(where, f"{alias!r} is already an alias of {mailbox_aliases[alias]}", "an address has one owner"))
+            else:
+                mailbox_aliases[alias] = local
+    for local in domain.aliases:
+        if local in domain.mailboxes:
+            issues.append(Issue((*base, "aliases", local), f"{local!r} is both a mailbox and an alias", "rename or remove the alias"))
+    known = set(domain.mailboxes) | set(domain.aliases) | set(mailbox_aliases)
+
+    def resolve(targets: tuple[str, ...], where: PathKey) -> None:
+        for target in targets:
+            local, at, other = target.partition("@")
+            if not at:
+                if local not in known:
+                    close = difflib.get_close_matches(local, sorted(known), n=1)
+                    hint = f"did you mean {close[0]}?" if close else "name a mailbox or alias of this domain, or a full address"
+                    issues.append(Issue(where, f"{local!r} is not a mailbox or alias of {name}", hint))
+            elif other == name and local not in known:
+                issues.append(Issue(where, f"{target!r} is not a mailbox or alias of {name}", "name an existing mailbox"))
+
+    for local, targets in domain.aliases.items():
+        resolve(targets, (*base, "aliases", local))
+    if domain.catch_all is not None:
+        resolve(domain.catch_all, (*base, "catch_all"))
+    if domain.relay_to and (domain.mailboxes or domain.aliases or domain.catch_all):
+        issues.append(Issue((*base, "relay_to"), "a relay_to domain is forwarded whole; it cannot also have mailboxes or aliases", "drop relay_to or the mailboxes"))
+    elif (domain.mailboxes or domain.aliases) and "postmaster" not in known and domain.catch_all is None:
+        # RFC 5321 §4.5.1: every domain that receives mail must accept postmaster@.
+        issues.append(Issue(base, "no postmaster address", "add `postmaster: <mailbox>` under aliases (RFC 5321 §4.5.1)", at_key=True))
+    return issues
+
+
+def check_site(site: Site) -> list[Issue]:
+    """Rules that involve more than one part of the site."""
+    issues: list[Issue] = []
+    hosted = set(site.domains)
+    for name, domain in site.domains.items():
+        issues.extend(check_domain(name, domain, hosted))
+
+    # Hosts: priorities, unique names and addresses.
+    fqdns: dict[str, str] = {}
+    addresses: dict[str, str] = {}
+    for name, host in sorted(site.hosts.items()):
+        where: PathKey = ("hosts", name)
+        if host.receives_internet_mail and host.mx_priority is None:
+            issues.append(Issue((*where, "mx_priority"), "required for a host with mx or backup-mx", "e.g. mx_priority: 10 (lower is preferred)", at_key=True))
+        if not host.receives_internet_mail and host.mx_priority is not None:
+            issues.append(Issue((*where, "mx_priority"), "only used on mx or backup-mx hosts", "remove it or add mx to services", at_key=True))
+        if host.fqdn in fqdns:
+            issues.append(Issue((*where, "fqdn"), f"{host.fqdn} is also the fqdn of host {fqdns[host.fqdn]}", "each host has its own name"))
+        fqdns.setdefault(host.fqdn, name)
+        for family in ("ipv4", "ipv6"):
+            for index, address in enumerate(getattr(host, family)):
+                if str(address) in addresses:
+                    issues.append(Issue((*where, family, index), f"{address} is also an address of host {addresses[str(address)]}", ""))
+                addresses.setdefault(str(address), name)
+        if not host.ipv4 and not host.ipv6 and (host.receives_internet_mail or host.signs_mail):
+            issues.append(Issue((*where, "ipv4"), "a host that receives or sends mail needs an address (for MX, SPF and PTR)", "add ipv4: [ADDRESS]", at_key=True))
+        if host.ansible and host.ansible.connection == "local" and host.ansible.host:
+            issues.append(Issue((*where, "ansible", "host"), "not used with connection: local", "remove host or the connection", at_key=True))
+
+    stores = [name for name, host in sorted(site.hosts.items()) if host.stores_mailboxes]
+    has_mailboxes = any(d.mailboxes for d in site.domains.values())
+    if len(stores) > 1:
+        for name in stores[1:]:
+            issues.append(Issue(("hosts", name, "services"), f"only one host may store mailboxes (imap/pop3); {stores[0]} already does", "move imap/pop3 to one host"))
+    if has_mailboxes and not stores:
+        issues.append(Issue(("hosts",), "mailboxes are declared but no host has imap or pop3 to store them", "add imap to the services of one host", at_key=True))
+    receiving = [d for d, dom in site.domains.items() if dom.receives_mail]
+    if receiving and not site.mx_hosts:
+        issues.append(Issue(("hosts",), f"domains receive mail ({receiving[0]}, ...) but no host has the mx service", "add mx to a host's services", at_key=True))
+    if site.mx_hosts and not any(h.has(Service.MX) for _, h in site.mx_hosts):
+        issues.append(Issue(("hosts",), "a backup-mx needs a primary: no host has the mx service", "add mx to a host's services", at_key=True))
+
+    # Relay: declared parts must be used.
+    if site.relay.networks and not site.hosts_with(Service.RELAY):
+        issues.append(Issue(("relay", "networks"), "trusted networks are declared but no host has the relay service", "add relay to a host's services, or remove relay.networks", at_key=True))
+    if site.hosts_with(Service.RELAY) and not site.relay.networks:
+        name = site.hosts_with(Service.RELAY)[0][0]
+        issues.append(Issue(("hosts", name, "services"), "a relay host needs relay.networks: the clients that may relay through it", "add relay: {networks: [192.168.10.0/24]}"))
+    for dest in site.relay.transports:
+        if dest in site.domains:
+            issues.append(Issue(("relay", "transports", dest), f"{dest} is a domain of this site", "use domains.<name>.relay_to to forward a whole domain", at_key=True))
+
+    # TLS: exactly the block the source needs.
+    tls = site.tls
+    if tls.source.value == "files" and tls.files is None:
+        issues.append(Issue(("tls", "source"), "source: files needs tls.files with cert and key", "add files: {cert: /path/fullchain.pem, key: /path/privkey.pem}"))
+    if tls.source.value != "files" and tls.files is not None:
+        issues.append(Issue(("tls", "files"), f"not used with source: {tls.source.value}", "set source: files or remove files", at_key=True))
+    if tls.source.value != "acme" and tls.acme is not None:
+        issues.append(Issue(("tls", "acme"), f"not used with source: {tls.source.value}", "set source: acme or remove acme", at_key=True))
+    return issues
