@@ -61,7 +61,8 @@ DomainName = Annotated[
 
 # ---------------------------------------------------------------------------- local parts, names
 
-_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_])?$")
+# No "+": it is the recipient delimiter (alice+tag@ reaches alice).
+_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?$")
 
 
 def _local_part(value: Any) -> str:
@@ -71,7 +72,7 @@ def _local_part(value: Any) -> str:
     if not _LOCAL.match(local) or ".." in local or len(local) > 64:
         raise fail(
             f"{value!r} is not an accepted local part",
-            "letters, digits and . _ + - (not first or last, no '..'), at most 64 characters",
+            "letters, digits and . _ - (not first or last, no '..'; + is the tag delimiter), at most 64 characters",
         )
     return local
 
@@ -79,7 +80,7 @@ def _local_part(value: Any) -> str:
 LocalPart = Annotated[
     str,
     PlainValidator(_local_part),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9](?:[A-Za-z0-9._+-]*[A-Za-z0-9_])?$", "maxLength": 64}),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$", "maxLength": 64}),
 ]
 
 
