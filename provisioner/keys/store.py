@@ -20,7 +20,7 @@ import string
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
@@ -35,7 +35,7 @@ from provisioner.site.types import DkimKeyType
 STATE_FILE = "dkim.yaml"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     ACTIVE = "active"
     STANDBY = "standby"
     RETIRED = "retired"  # still published, no longer signing
@@ -99,9 +99,7 @@ def load_state(state_dir: Path) -> KeyState:
     try:
         data = yaml_rs.loads(path.read_text(encoding="utf-8"), parse_datetime=False) or {}
         for domain, gens in (data.get("domains") or {}).items():
-            ks.domains[domain] = [
-                Generation(g["name"], Status(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens
-            ]
+            ks.domains[domain] = [Generation(g["name"], Status(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens]
     except (yaml_rs.YAMLDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ProvisionError(f"{path}: the DKIM state file is damaged ({exc}); restore it from version control") from None
     return ks

@@ -54,7 +54,9 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
     site = loaded.site
     missing = require_keys(site, keys)
     if missing:
-        raise ProvisionError(f"no DKIM keys for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} in {state_dir}; run `provision keys {loaded.path}`")
+        raise ProvisionError(
+            f"no DKIM keys for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} in {state_dir}; run `provision keys {loaded.path}`"
+        )
     secrets = resolve_secrets(loaded, env)
     trees: dict[str, HostTree] = {}
     for name, host in sorted(site.hosts.items()):

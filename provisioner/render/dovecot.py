@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from provisioner.render.postfix import VMAIL_UID
 from provisioner.render.tls import TlsPaths
 from provisioner.render.tree import HostTree, render_template
-from provisioner.site.model import Site
+from provisioner.site.model import Host, Site
 from provisioner.site.types import Service
-from provisioner.site.model import Host
 
 VMAIL_HOME = "/var/vmail"
 USERS_FILE = "/etc/dovecot/users"

@@ -342,14 +342,20 @@ def master_services(inp: PostfixInput) -> list[MasterService]:
     if host.has(Service.SUBMISSION):
         out.append(
             MasterService(
-                "submission", "inet", "smtpd", private="n",
+                "submission",
+                "inet",
+                "smtpd",
+                private="n",
                 options=("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_MUA_OPTIONS),
                 comment="587: STARTTLS required, then AUTH (RFC 6409, PF-06)",
             )
         )
         out.append(
             MasterService(
-                "submissions", "inet", "smtpd", private="n",
+                "submissions",
+                "inet",
+                "smtpd",
+                private="n",
                 options=("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_MUA_OPTIONS),
                 comment="465: implicit TLS (RFC 8314, PF-07)",
             )

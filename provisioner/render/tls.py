@@ -64,7 +64,7 @@ def add_tls(tree: HostTree, site: Site, host: Host, state_dir: Path, now: dt.dat
         return TlsPaths(cert=site.tls.files.cert, key=site.tls.files.key)
     if source is TlsSource.ACME:
         raise ProvisionError("tls.source: acme is not supported yet; use self-signed, or files with certificates you obtain yourself")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     stored = state_dir / "tls" / host.fqdn
     cert_file, key_file = stored / "cert.pem", stored / "key.pem"
     if not (key_file.exists() and _usable(cert_file, host.fqdn, now)):

@@ -122,7 +122,10 @@ def parse(text: str, name: str) -> Any:
     except yaml_rs.YAMLDecodeError as exc:
         fast_error = str(exc)
     smap, syntax = source_map(text)
-    problems = [Problem(name, m.line, m.column, dotted(p), "duplicate key", "each key may appear only once in a mapping; merge the two entries") for p, m in smap.duplicates]
+    problems = [
+        Problem(name, m.line, m.column, dotted(p), "duplicate key", "each key may appear only once in a mapping; merge the two entries")
+        for p, m in smap.duplicates
+    ]
     if syntax is not None:
         problems.append(Problem(name, syntax.line, syntax.column, "", syntax.message, syntax.hint))
     if not problems:

@@ -12,12 +12,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provisioner.site.types import (
-    IPv4,
-    IPv6,
     Alignment,
     DkimKeyType,
     DmarcPolicy,
     DomainName,
+    IPv4,
+    IPv6,
     LocalPart,
     MtaStsMode,
     Password,
@@ -91,7 +91,7 @@ class TlsRptPolicy(Frozen):
     def _uris(cls, rua: tuple[str, ...]) -> tuple[str, ...]:
         out = []
         for uri in rua:
-            if isinstance(uri, str) and uri.startswith("https://") and not any(c in uri for c in " ;,!\n\""):
+            if isinstance(uri, str) and uri.startswith("https://") and not any(c in uri for c in ' ;,!\n"'):
                 out.append(uri)
             else:
                 out.append(_mailto_uri(uri, "TLS-RPT rua"))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import idna
-from pydantic import PlainValidator, PlainSerializer, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 
@@ -227,6 +227,7 @@ SECRET_REF_SCHEMA = {
     "additionalProperties": False,
 }
 
+
 @dataclass(frozen=True)
 class SecretRef:
     """A secret resolved at render time: from an environment variable or a file beside the site."""
@@ -322,7 +323,7 @@ Password = Annotated[
 # ---------------------------------------------------------------------------- closed sets
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     MX = "mx"
     BACKUP_MX = "backup-mx"
     SUBMISSION = "submission"
@@ -331,36 +332,36 @@ class Service(str, Enum):
     RELAY = "relay"
 
 
-class SpfAll(str, Enum):
+class SpfAll(StrEnum):
     FAIL = "fail"
     SOFTFAIL = "softfail"
 
 
-class DkimKeyType(str, Enum):
+class DkimKeyType(StrEnum):
     RSA_2048 = "rsa-2048"
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
     ED25519 = "ed25519"
 
 
-class DmarcPolicy(str, Enum):
+class DmarcPolicy(StrEnum):
     NONE = "none"
     QUARANTINE = "quarantine"
     REJECT = "reject"
 
 
-class Alignment(str, Enum):
+class Alignment(StrEnum):
     RELAXED = "r"
     STRICT = "s"
 
 
-class MtaStsMode(str, Enum):
+class MtaStsMode(StrEnum):
     NONE = "none"
     TESTING = "testing"
     ENFORCE = "enforce"
 
 
-class TlsSource(str, Enum):
+class TlsSource(StrEnum):
     SELF_SIGNED = "self-signed"
     FILES = "files"
     ACME = "acme"

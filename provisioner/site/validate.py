@@ -262,7 +262,9 @@ def check_domain(name: str, domain: Domain, hosted: set[str]) -> list[Issue]:
     if domain.catch_all is not None:
         resolve(domain.catch_all, (*base, "catch_all"))
     if domain.relay_to and (domain.mailboxes or domain.aliases or domain.catch_all):
-        issues.append(Issue((*base, "relay_to"), "a relay_to domain is forwarded whole; it cannot also have mailboxes or aliases", "drop relay_to or the mailboxes"))
+        issues.append(
+            Issue((*base, "relay_to"), "a relay_to domain is forwarded whole; it cannot also have mailboxes or aliases", "drop relay_to or the mailboxes")
+        )
     elif (domain.mailboxes or domain.aliases) and "postmaster" not in known and domain.catch_all is None:
         # RFC 5321 §4.5.1: every domain that receives mail must accept postmaster@.
         issues.append(Issue(base, "no postmaster address", "add `postmaster: <mailbox>` under aliases (RFC 5321 §4.5.1)", at_key=True))
@@ -294,7 +296,9 @@ def check_site(site: Site) -> list[Issue]:
                     issues.append(Issue((*where, family, index), f"{address} is also an address of host {addresses[str(address)]}", ""))
                 addresses.setdefault(str(address), name)
         if not host.ipv4 and not host.ipv6 and (host.receives_internet_mail or host.signs_mail):
-            issues.append(Issue((*where, "ipv4"), "a host that receives or sends mail needs an address (for MX, SPF and PTR)", "add ipv4: [ADDRESS]", at_key=True))
+            issues.append(
+                Issue((*where, "ipv4"), "a host that receives or sends mail needs an address (for MX, SPF and PTR)", "add ipv4: [ADDRESS]", at_key=True)
+            )
         if host.ansible and host.ansible.connection == "local" and host.ansible.host:
             issues.append(Issue((*where, "ansible", "host"), "not used with connection: local", "remove host or the connection", at_key=True))
 
@@ -302,29 +306,52 @@ def check_site(site: Site) -> list[Issue]:
     has_mailboxes = any(d.mailboxes for d in site.domains.values())
     if len(stores) > 1:
         for name in stores[1:]:
-            issues.append(Issue(("hosts", name, "services"), f"only one host may store mailboxes (imap/pop3); {stores[0]} already does", "move imap/pop3 to one host"))
+            issues.append(
+                Issue(("hosts", name, "services"), f"only one host may store mailboxes (imap/pop3); {stores[0]} already does", "move imap/pop3 to one host")
+            )
     if has_mailboxes and not stores:
-        issues.append(Issue(("hosts",), "mailboxes are declared but no host has imap or pop3 to store them", "add imap to the services of one host", at_key=True))
+        issues.append(
+            Issue(("hosts",), "mailboxes are declared but no host has imap or pop3 to store them", "add imap to the services of one host", at_key=True)
+        )
     receiving = [d for d, dom in site.domains.items() if dom.receives_mail]
     if receiving and not site.mx_hosts:
-        issues.append(Issue(("hosts",), f"domains receive mail ({receiving[0]}, ...) but no host has the mx service", "add mx to a host's services", at_key=True))
+        issues.append(
+            Issue(("hosts",), f"domains receive mail ({receiving[0]}, ...) but no host has the mx service", "add mx to a host's services", at_key=True)
+        )
     if site.mx_hosts and not any(h.has(Service.MX) for _, h in site.mx_hosts):
         issues.append(Issue(("hosts",), "a backup-mx needs a primary: no host has the mx service", "add mx to a host's services", at_key=True))
 
     # Relay: declared parts must be used.
     if site.relay.networks and not site.hosts_with(Service.RELAY):
-        issues.append(Issue(("relay", "networks"), "trusted networks are declared but no host has the relay service", "add relay to a host's services, or remove relay.networks", at_key=True))
+        issues.append(
+            Issue(
+                ("relay", "networks"),
+                "trusted networks are declared but no host has the relay service",
+                "add relay to a host's services, or remove relay.networks",
+                at_key=True,
+            )
+        )
     if site.hosts_with(Service.RELAY) and not site.relay.networks:
         name = site.hosts_with(Service.RELAY)[0][0]
-        issues.append(Issue(("hosts", name, "services"), "a relay host needs relay.networks: the clients that may relay through it", "add relay: {networks: [192.168.10.0/24]}"))
+        issues.append(
+            Issue(
+                ("hosts", name, "services"),
+                "a relay host needs relay.networks: the clients that may relay through it",
+                "add relay: {networks: [192.168.10.0/24]}",
+            )
+        )
     for dest in site.relay.transports:
         if dest in site.domains:
-            issues.append(Issue(("relay", "transports", dest), f"{dest} is a domain of this site", "use domains.<name>.relay_to to forward a whole domain", at_key=True))
+            issues.append(
+                Issue(("relay", "transports", dest), f"{dest} is a domain of this site", "use domains.<name>.relay_to to forward a whole domain", at_key=True)
+            )
 
     # TLS: exactly the block the source needs.
     tls = site.tls
     if tls.source.value == "files" and tls.files is None:
-        issues.append(Issue(("tls", "source"), "source: files needs tls.files with cert and key", "add files: {cert: /path/fullchain.pem, key: /path/privkey.pem}"))
+        issues.append(
+            Issue(("tls", "source"), "source: files needs tls.files with cert and key", "add files: {cert: /path/fullchain.pem, key: /path/privkey.pem}")
+        )
     if tls.source.value != "files" and tls.files is not None:
         issues.append(Issue(("tls", "files"), f"not used with source: {tls.source.value}", "set source: files or remove files", at_key=True))
     if tls.source.value != "acme" and tls.acme is not None:

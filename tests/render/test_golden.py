@@ -24,12 +24,7 @@ def comparable(path: str, secret: bool) -> bool:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_rendered_files_match_golden(example: str, tmp_path: Path) -> None:
     trees, _ = render_example(example, tmp_path)
-    rendered = {
-        f"{host}/{f.path}": f.content
-        for host, tree in trees.items()
-        for f in tree.files.values()
-        if comparable(f.path, f.secret)
-    }
+    rendered = {f"{host}/{f.path}": f.content for host, tree in trees.items() for f in tree.files.values() if comparable(f.path, f.secret)}
     root = GOLDEN / example
     if os.environ.get("UPDATE_GOLDEN"):
         for rel, content in rendered.items():

@@ -48,12 +48,16 @@ CASES = [
     (
         "plaintext password",
         MINIMAL.replace(f'"{H}"', "hunter2"),
-        ["12:25: domains.t.example.mailboxes.alice.password: plaintext is not accepted; a password must be a Dovecot scheme-prefixed hash (hint: run `provision passwd` and paste the {ARGON2ID} hash it prints)"],
+        [
+            "12:25: domains.t.example.mailboxes.alice.password: plaintext is not accepted; a password must be a Dovecot scheme-prefixed hash (hint: run `provision passwd` and paste the {ARGON2ID} hash it prints)"
+        ],
     ),
     (
         "weak password scheme",
         MINIMAL.replace(f'"{H}"', '"{MD5}abc"'),
-        ["12:25: domains.t.example.mailboxes.alice.password: the password scheme {MD5} is not accepted (weak or plaintext) (hint: use {ARGON2ID}, {BLF-CRYPT} or {SHA512-CRYPT}; `provision passwd` prints an {ARGON2ID} hash)"],
+        [
+            "12:25: domains.t.example.mailboxes.alice.password: the password scheme {MD5} is not accepted (weak or plaintext) (hint: use {ARGON2ID}, {BLF-CRYPT} or {SHA512-CRYPT}; `provision passwd` prints an {ARGON2ID} hash)"
+        ],
     ),
     (
         "mx without priority",
@@ -68,7 +72,9 @@ CASES = [
     (
         "catch-all to nowhere",
         MINIMAL + "    catch_all: nobody\n",
-        ["14:16: domains.t.example.catch_all: 'nobody' is not a mailbox or alias of t.example (hint: name a mailbox or alias of this domain, or a full address)"],
+        [
+            "14:16: domains.t.example.catch_all: 'nobody' is not a mailbox or alias of t.example (hint: name a mailbox or alias of this domain, or a full address)"
+        ],
     ),
     (
         "no postmaster",
@@ -78,17 +84,23 @@ CASES = [
     (
         "relay network 0.0.0.0/0",
         MINIMAL.replace("[mx, submission, imap]", "[mx, submission, imap, relay]") + "relay: {networks: [0.0.0.0/0]}\n",
-        ["14:20: relay.networks[0]: 0.0.0.0/0 is far too wide for a trusted network: every address in it may relay mail without a password (hint: list only your own LAN or server networks, e.g. 192.168.10.0/24 (an open relay is abused within hours))"],
+        [
+            "14:20: relay.networks[0]: 0.0.0.0/0 is far too wide for a trusted network: every address in it may relay mail without a password (hint: list only your own LAN or server networks, e.g. 192.168.10.0/24 (an open relay is abused within hours))"
+        ],
     ),
     (
         "relay network ::/0",
         MINIMAL.replace("[mx, submission, imap]", "[mx, submission, imap, relay]") + "relay: {networks: ['::/0']}\n",
-        ["14:20: relay.networks[0]: ::/0 is far too wide for a trusted network: every address in it may relay mail without a password (hint: list only your own LAN or server networks, e.g. 192.168.10.0/24 (an open relay is abused within hours))"],
+        [
+            "14:20: relay.networks[0]: ::/0 is far too wide for a trusted network: every address in it may relay mail without a password (hint: list only your own LAN or server networks, e.g. 192.168.10.0/24 (an open relay is abused within hours))"
+        ],
     ),
     (
         "relay networks but no relay host",
         MINIMAL + "relay: {networks: [192.168.10.0/24]}\n",
-        ["14:9: relay.networks: trusted networks are declared but no host has the relay service (hint: add relay to a host's services, or remove relay.networks)"],
+        [
+            "14:9: relay.networks: trusted networks are declared but no host has the relay service (hint: add relay to a host's services, or remove relay.networks)"
+        ],
     ),
     (
         "two mailbox hosts",
@@ -108,17 +120,23 @@ CASES = [
     (
         "a local part with a comma",
         MINIMAL.replace("alice: {password", '"al,ice": {password'),
-        ["12:7: domains.t.example.mailboxes.al,ice: 'al,ice' is not an accepted local part (hint: letters, digits and . _ - (not first or last, no '..'; + is the tag delimiter), at most 64 characters)"],
+        [
+            "12:7: domains.t.example.mailboxes.al,ice: 'al,ice' is not an accepted local part (hint: letters, digits and . _ - (not first or last, no '..'; + is the tag delimiter), at most 64 characters)"
+        ],
     ),
     (
         "a transport with a space",
         MINIMAL + "relay: {transports: {partner.example: 'smtp:[mx.partner.example]:25 x'}}\n",
-        ["14:39: relay.transports.partner.example: 'smtp:[mx.partner.example]:25 x' is not an accepted transport (hint: write TRANSPORT:[NEXT-HOP]:PORT, e.g. \"smtp:[mx.partner.example]:25\" (brackets: no MX lookup))"],
+        [
+            "14:39: relay.transports.partner.example: 'smtp:[mx.partner.example]:25 x' is not an accepted transport (hint: write TRANSPORT:[NEXT-HOP]:PORT, e.g. \"smtp:[mx.partner.example]:25\" (brackets: no MX lookup))"
+        ],
     ),
     (
         "secret written inline",
         MINIMAL + "relay: {smarthost: {host: smtp.p.example, username: u, password: hunter2}}\n",
-        ["14:66: relay.smarthost.password: secrets are never written in the site file (hint: use {env: NAME} or {file: relative/path}, resolved when rendering)"],
+        [
+            "14:66: relay.smarthost.password: secrets are never written in the site file (hint: use {env: NAME} or {file: relative/path}, resolved when rendering)"
+        ],
     ),
     (
         "ed25519 alone",

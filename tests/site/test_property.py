@@ -12,10 +12,33 @@ from provisioner.errors import SiteInvalid
 from provisioner.site.validate import load_site
 from tests.conftest import MINIMAL
 
-KEYS = ["version", "name", "hosts", "domains", "policy", "relay", "tls", "fqdn", "services", "ipv4", "mailboxes", "aliases", "password", "mx1", "t.example", "catch_all", "relay_to", "quota"]
+KEYS = [
+    "version",
+    "name",
+    "hosts",
+    "domains",
+    "policy",
+    "relay",
+    "tls",
+    "fqdn",
+    "services",
+    "ipv4",
+    "mailboxes",
+    "aliases",
+    "password",
+    "mx1",
+    "t.example",
+    "catch_all",
+    "relay_to",
+    "quota",
+]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
-    st.text(alphabet=string.printable + "例え\u00e9", max_size=20), st.sampled_from(["mx", "relay", "2G", "{ARGON2ID}x", "0.0.0.0/0", "例え.jp"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False),
+    st.text(alphabet=string.printable + "例え\u00e9", max_size=20),
+    st.sampled_from(["mx", "relay", "2G", "{ARGON2ID}x", "0.0.0.0/0", "例え.jp"]),
 )
 documents = st.recursive(
     scalars,

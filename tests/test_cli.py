@@ -1,0 +1,136 @@
+"""The command line as a user runs it: exit codes, determinism, atomic output, no tracebacks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, MINIMAL
+
+PROVISION = [sys.executable, "-m", "provisioner.cli"]
+
+
+def provision(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([*PROVISION, *args], capture_output=True, text=True, env=full_env, input=stdin, check=False)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def site_copy(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site")
+    return tmp_path / "site" / "site.yaml"
+
+
+def test_help_lists_commands_with_examples() -> None:
+    result = provision("--help")
+    assert result.returncode == 0
+    for command in ("validate", "render", "keys", "passwd", "schema"):
+        assert command in result.stdout
+    assert "Example: provision render" in provision("render", "--help").stdout
+
+
+def test_validate_exit_codes(write_site) -> None:
+    assert provision("validate", str(EXAMPLES / "all-in-one/site.yaml")).returncode == 0
+    bad = provision("validate", str(write_site(MINIMAL.replace("name: t", "name: T"))))
+    assert bad.returncode == 1
+    assert ":2:7: name: 'T' is not an accepted name" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_validate_json(write_site) -> None:
+    import json
+
+    result = provision("validate", "--format", "json", str(write_site(MINIMAL.replace("name: t", "name: T"))))
+    data = json.loads(result.stdout)
+    assert data["valid"] is False and data["problems"][0]["line"] == 2
+
+
+def test_render_twice_gives_identical_trees(site_copy: Path, tmp_path: Path) -> None:
+    env = {"SMARTHOST_PASSWORD": "s3cret"}
+    first = provision("render", str(site_copy), "-o", str(tmp_path / "b1"), env=env)
+    assert first.returncode == 0, first.stderr
+    second = provision("render", str(site_copy), "-o", str(tmp_path / "b2"), env=env)
+    assert second.returncode == 0, second.stderr
+    assert tree_digest(tmp_path / "b1") == tree_digest(tmp_path / "b2")
+    assert "s3cret" not in first.stdout + first.stderr
+
+
+def test_failed_render_leaves_previous_build(site_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    assert provision("render", str(site_copy), "-o", str(out), env={"SMARTHOST_PASSWORD": "x"}).returncode == 0
+    before = tree_digest(out)
+    failed = provision("render", str(site_copy), "-o", str(out), env={"SMARTHOST_PASSWORD": ""})
+    assert failed.returncode == 1
+    assert "SMARTHOST_PASSWORD is not set" in failed.stderr
+    assert tree_digest(out) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".build")]  # no staging left
+
+
+def test_render_refuses_to_replace_a_foreign_directory(site_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = provision("render", str(site_copy), "-o", str(out), env={"SMARTHOST_PASSWORD": "x"})
+    assert result.returncode == 1 and "refusing" in result.stderr
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_keys_are_private_and_never_regenerated(site_copy: Path) -> None:
+    assert provision("keys", str(site_copy)).returncode == 0
+    state = site_copy.parent / "state"
+    keys = sorted((state / "dkim").rglob("*.pem"))
+    assert len(keys) == 3 * 2 * 2  # 3 domains x active+standby x rsa+ed25519
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    before = {k: k.read_bytes() for k in keys}
+    again = provision("keys", str(site_copy))
+    assert "all keys present" in again.stdout
+    assert {k: k.read_bytes() for k in keys} == before
+
+
+def test_schema_is_the_committed_one() -> None:
+    result = provision("schema")
+    assert result.returncode == 0
+    committed = (EXAMPLES.parent / "docs/site.schema.json").read_text()
+    assert result.stdout == committed, "run: provision schema > docs/site.schema.json"
+
+
+def test_examples_validate_against_the_schema_modeline() -> None:
+    for site in EXAMPLES.glob("*/site.yaml"):
+        first = site.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=")
+        assert (site.parent / first.split("=", 1)[1]).resolve().exists()
+
+
+def test_passwd_hash_is_verified_by_dovecot() -> None:
+    result = provision("passwd", stdin="correct horse\n")
+    assert result.returncode == 0
+    hashed = result.stdout.strip()
+    assert hashed.startswith("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$")
+    ok = subprocess.run(["doveadm", "pw", "-t", hashed, "-p", "correct horse"], capture_output=True, text=True)
+    assert "(verified)" in ok.stdout + ok.stderr
+    wrong = subprocess.run(["doveadm", "pw", "-t", hashed, "-p", "wrong horse"], capture_output=True, text=True)
+    assert wrong.returncode != 0
+
+
+def test_passwd_hash_is_accepted_in_a_site(write_site) -> None:
+    hashed = provision("passwd", stdin="pw\n").stdout.strip()
+    site = write_site(MINIMAL.replace(MINIMAL.split('password: "')[1].split('"')[0], hashed))
+    assert provision("validate", str(site)).returncode == 0
+
+
+def test_example_passwords_match_their_hashes() -> None:
+    """The documented example passwords really are what the example hashes hold."""
+    from tests.conftest import ALICE_HASH, ALICE_PASSWORD
+
+    ok = subprocess.run(["doveadm", "pw", "-t", ALICE_HASH, "-p", ALICE_PASSWORD], capture_output=True, text=True)
+    assert "(verified)" in ok.stdout + ok.stderr
