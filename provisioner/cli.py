@@ -20,7 +20,15 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="Turn one declarative site file into a standards-clean mail system.",
+    help=(
+        "Turn one declarative site file into a standards-clean mail system.\n\n"
+        "\b\nExamples:\n"
+        "  provision validate site.yaml\n"
+        "  provision keys site.yaml\n"
+        "  provision render site.yaml -o build/\n"
+        "  echo 'secret' | provision passwd\n"
+        "  provision schema > site.schema.json"
+    ),
     epilog="Docs: README.md and docs/ in the project. Exit codes: 0 success, 1 user error.",
 )
 out = Console(highlight=False)

@@ -72,6 +72,7 @@ def raise_issues(loaded: LoadedSite, issues: list[Issue]) -> None:
 
 def validate_data(data: dict[str, Any]) -> tuple[Site | None, list[Issue]]:
     """Validate parsed data. Returns the site (when valid) and every issue found."""
+    folded = _folded_duplicates(data)
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
@@ -81,9 +82,37 @@ def validate_data(data: dict[str, Any]) -> tuple[Site | None, list[Issue]]:
         errors = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in item_paths)]
         issues = [_from_pydantic(err) for err in errors]
         issues.extend(_partial_domain_checks(data))
-        return None, _dedupe(issues)
-    issues = check_site(site)
+        return None, _dedupe(folded + issues)
+    issues = folded + check_site(site)
     return (None if issues else site), _dedupe(issues)
+
+
+def _folded_duplicates(data: dict[str, Any]) -> list[Issue]:
+    """Keys that differ only in case or IDN spelling would silently merge: refuse them."""
+    issues: list[Issue] = []
+
+    def scan(mapping: Any, where: PathKey, fold: Any) -> None:
+        if not isinstance(mapping, dict):
+            return
+        seen: dict[str, str] = {}
+        for key in mapping:
+            try:
+                norm = fold(key)
+            except Exception:  # noqa: BLE001 - invalid keys are reported by the model
+                continue
+            if norm in seen:
+                issues.append(Issue((*where, key), f"{key!r} is the same as {seen[norm]!r} (names are case-insensitive)", "merge the two entries", at_key=True))
+            seen.setdefault(norm, key)
+
+    domains = data.get("domains")
+    scan(domains, ("domains",), to_a_label)
+    scan(data.get("hosts"), ("hosts",), lambda k: str(k).lower())
+    if isinstance(domains, dict):
+        for name, domain in domains.items():
+            if isinstance(domain, dict):
+                for part in ("mailboxes", "aliases"):
+                    scan(domain.get(part), ("domains", name, part), lambda k: str(k).lower())
+    return issues
 
 
 def _dedupe(issues: list[Issue]) -> list[Issue]:
@@ -287,6 +316,8 @@ def check_site(site: Site) -> list[Issue]:
             issues.append(Issue((*where, "mx_priority"), "required for a host with mx or backup-mx", "e.g. mx_priority: 10 (lower is preferred)", at_key=True))
         if not host.receives_internet_mail and host.mx_priority is not None:
             issues.append(Issue((*where, "mx_priority"), "only used on mx or backup-mx hosts", "remove it or add mx to services", at_key=True))
+        if host.fqdn in site.domains:
+            issues.append(Issue((*where, "fqdn"), f"{host.fqdn} is a mail domain of this site; a host needs its own name", f"e.g. mail.{host.fqdn}"))
         if host.fqdn in fqdns:
             issues.append(Issue((*where, "fqdn"), f"{host.fqdn} is also the fqdn of host {fqdns[host.fqdn]}", "each host has its own name"))
         fqdns.setdefault(host.fqdn, name)

@@ -154,6 +154,16 @@ CASES = [
         ["13:27: domains.xn--r8jz45g.jp.aliases.postmaster: 'alicia' is not a mailbox or alias of xn--r8jz45g.jp (hint: did you mean alice?)"],
     ),
     (
+        "two spellings of one domain",
+        MINIMAL + "  T.Example: {}\n",
+        ["14:3: domains.T.Example: 'T.Example' is the same as 't.example' (names are case-insensitive) (hint: merge the two entries)"],
+    ),
+    (
+        "host named like a mail domain",
+        MINIMAL.replace("fqdn: mx1.t.example", "fqdn: t.example"),
+        ["5:11: hosts.mx1.fqdn: t.example is a mail domain of this site; a host needs its own name (hint: e.g. mail.t.example)"],
+    ),
+    (
         "several problems in one run",
         MINIMAL.replace("name: t", "name: T_1").replace("192.0.2.10", "192.0.2.300").replace("[mx, submission, imap]", "[mx, smtp, imap]"),
         [
