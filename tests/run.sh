@@ -20,4 +20,5 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 .venv/bin/ruff check --quiet provisioner tests bench
+.venv/bin/mypy --no-error-summary provisioner
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

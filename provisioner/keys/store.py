@@ -98,6 +98,8 @@ def load_state(state_dir: Path) -> KeyState:
         return ks
     try:
         data = yaml_rs.loads(path.read_text(encoding="utf-8"), parse_datetime=False) or {}
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
         for domain, gens in (data.get("domains") or {}).items():
             ks.domains[domain] = [Generation(g["name"], Status(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens]
     except (yaml_rs.YAMLDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -35,7 +35,8 @@ def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
             where = ("domains", domain_name, "mailboxes", local, "password")
             password = mailbox.password
             if isinstance(password, SecretRef):
-                value, issue = resolve(password, loaded.base_dir, env, where)
+                ref = password
+                value, issue = resolve(ref, loaded.base_dir, env, where)
                 if issue:
                     issues.append(issue)
                     continue
@@ -43,7 +44,7 @@ def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
                 try:
                     password = check_password_hash(value)
                 except Exception as exc:  # noqa: BLE001 - PydanticCustomError carries our message
-                    issues.append(Issue(where, f"{password.describe()}: {exc}", "it must hold a hash from `provision passwd`"))
+                    issues.append(Issue(where, f"{ref.describe()}: {exc}", "it must hold a hash from `provision passwd`"))
                     continue
             entries.append(dovecot.PasswdEntry(f"{local}@{domain_name}", password, mailbox.quota))
     raise_issues(loaded, issues)
