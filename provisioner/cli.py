@@ -72,15 +72,33 @@ def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
         out.print(f"{site}: valid ({len(s.hosts)} hosts, {len(s.domains)} domains, {sum(len(d.mailboxes) for d in s.domains.values())} mailboxes)")
 
 
-@app.command(epilog="Example: provision keys examples/all-in-one/site.yaml")
-def keys(site: SiteArg, state: StateOpt = None) -> None:
-    """Make sure every domain has its DKIM keys (active and standby); never regenerates a key."""
+@app.command(epilog="Example: provision keys examples/all-in-one/site.yaml --rotate smallco.example")
+def keys(
+    site: SiteArg,
+    state: StateOpt = None,
+    rotate: Annotated[list[str] | None, typer.Option("--rotate", help="rotate this domain's keys (repeatable)")] = None,
+    rotate_all: Annotated[bool, typer.Option("--rotate-all", help="rotate every domain's keys")] = False,
+) -> None:
+    """Make sure every domain has its DKIM keys (active and standby); never regenerates a key.
+
+    With --rotate: the standby key becomes active, the active one is retired (still published
+    for 14 days), and a new standby is made. Run render and apply afterwards.
+    """
     from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.keys.store import rotate as rotate_keys
+    from provisioner.site.idn import to_a_label_or_error
     from provisioner.site.validate import load_site
 
     try:
         loaded = load_site(site)
         state_dir = state_dir_for(loaded.path, state)
+        if rotate or rotate_all:
+            targets = sorted(loaded.site.domains) if rotate_all else [to_a_label_or_error(d) for d in rotate or []]
+            ks = rotate_keys(loaded.site, state_dir, targets)
+            for domain in targets:
+                active = ", ".join(k.selector for k in ks.signing_keys(domain))
+                out.print(f"{domain}: now signing with {active}")
+            return
         with _progress() as bar:
             task = bar.add_task("generating DKIM keys", total=None)
             _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))

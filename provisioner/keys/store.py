@@ -33,6 +33,13 @@ from provisioner.site.model import DkimPolicy, Site
 from provisioner.site.types import DkimKeyType
 
 STATE_FILE = "dkim.yaml"
+# A retired selector stays published this long: mail signed just before a rotation may sit in
+# queues for up to 5 days (maximal_queue_lifetime) and be verified again when forwarded.
+RETIRED_DAYS = 14
+# Then it is published revoked (empty p=, RFC 6376 §3.6.1) so verifiers see "key revoked"
+# rather than "no key", and finally no longer published. The entry stays in dkim.yaml so the
+# selector name is never used again.
+WITHDRAWN_DAYS = 30
 
 
 class Status(StrEnum):
@@ -170,7 +177,7 @@ def ensure_keys(
     """
     today = today or dt.date.today()
     ks = load_state(state_dir)
-    changed = False
+    changed = advance(ks, today)
     jobs: list[tuple[str, str]] = []
     for domain in sorted(site.domains):
         policy = site.effective(domain, "dkim")
@@ -218,6 +225,40 @@ def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] 
             done += 1
             if progress:
                 progress(done, total)
+
+
+def _age(gen: Generation, today: dt.date) -> int:
+    return (today - dt.date.fromisoformat(gen.since)).days
+
+
+def advance(ks: KeyState, today: dt.date) -> bool:
+    """Move retired generations to withdrawn, and withdrawn ones out, when their time is up."""
+    changed = False
+    for domain, gens in ks.domains.items():
+        for gen in gens:
+            if gen.status is Status.RETIRED and _age(gen, today) >= RETIRED_DAYS:
+                gen.status, gen.since = Status.WITHDRAWN, today.isoformat()
+                for algorithm in gen.algorithms:
+                    ks.key_path(domain, gen.selector(algorithm)).unlink(missing_ok=True)
+                changed = True
+    return changed
+
+
+def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None) -> KeyState:
+    """Standby becomes active, the active one is retired, a new standby is made."""
+    today = today or dt.date.today()
+    ks, _ = ensure_keys(site, state_dir, today)
+    for domain in domains:
+        if domain not in site.domains:
+            raise ProvisionError(f"{domain} is not a domain of site {site.name}")
+        for gen in ks.domains[domain]:
+            if gen.status is Status.ACTIVE:
+                gen.status, gen.since = Status.RETIRED, today.isoformat()
+            elif gen.status is Status.STANDBY:
+                gen.status, gen.since = Status.ACTIVE, today.isoformat()
+    save_state(ks, site.name)
+    ks, _ = ensure_keys(site, state_dir, today)  # the new standby
+    return ks
 
 
 def require_keys(site: Site, ks: KeyState) -> list[str]:
