@@ -1,0 +1,284 @@
+"""One list of DNS records for the whole site; every output format is a view of it.
+
+Each record carries its owner name (A-label), type, TTL, value, level and a one-line
+purpose in English and Japanese. Rules come from ../shared/reference/mail-standards.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
+
+from provisioner.keys.public import cached_public_value
+from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, Status
+from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy, TlsRptPolicy
+from provisioner.site.types import MtaStsMode, Service, SpfAll
+
+TTL = 3600
+
+
+class Level(StrEnum):
+    REQUIRED = "Required"
+    RECOMMENDED = "Recommended"
+    OPTIONAL = "Optional"
+
+
+@dataclass(frozen=True)
+class Purpose:
+    en: str
+    ja: str
+
+
+@dataclass(frozen=True, order=True)
+class Record:
+    zone: str  # the zone the record is entered in (A-label, no trailing dot)
+    name: str  # absolute owner name, A-label, no trailing dot
+    type: str
+    value: str  # presentation form; TXT is the logical string, unquoted and unsplit
+    ttl: int
+    level: Level
+    purpose: Purpose
+    at_provider: bool = False  # PTR: set at the hosting/IP provider, not in the domain's zone
+
+    @property
+    def relative_name(self) -> str:
+        """The name as typed into a DNS panel for its zone: '@' for the apex."""
+        if self.name == self.zone:
+            return "@"
+        return self.name.removesuffix("." + self.zone)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the person entering the records must know or do that is not a record."""
+
+    domain: str
+    en: str
+    ja: str
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    records: list[Record]
+    notes: list[Note]
+    mta_sts_policies: dict[str, str]  # domain -> policy file text
+
+    def zones(self) -> list[str]:
+        return sorted({r.zone for r in self.records})
+
+    def in_zone(self, zone: str) -> list[Record]:
+        return [r for r in self.records if r.zone == zone]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def zone_of(name: str, site: Site) -> str:
+    """The site domain a name lives under (longest match), else its parent domain."""
+    best = ""
+    for domain in site.domains:
+        if (name == domain or name.endswith("." + domain)) and len(domain) > len(best):
+            best = domain
+    return best or name.split(".", 1)[1]
+
+
+def reverse_zone(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The /24 (IPv4) or /64 (IPv6, nibbles) reverse zone an address's PTR lives in."""
+    labels = address.reverse_pointer.split(".")
+    return ".".join(labels[1:] if address.version == 4 else labels[16:])
+
+
+def sending_hosts(site: Site) -> list[tuple[str, Host]]:
+    """Hosts whose addresses send mail: submission, relay, and mx/backup-mx (bounces)."""
+    return [(n, h) for n, h in sorted(site.hosts.items()) if h.signs_mail or h.receives_internet_mail or h.stores_mailboxes]
+
+
+def spf_value(site: Site, policy: SpfPolicy) -> str:
+    terms = ["v=spf1"]
+    for _, host in sending_hosts(site):
+        terms += [f"ip4:{a}" for a in host.ipv4] + [f"ip6:{a}" for a in host.ipv6]
+    terms += [f"include:{d}" for d in policy.include]
+    terms.append("-all" if policy.all is SpfAll.FAIL else "~all")
+    return " ".join(dict.fromkeys(terms))
+
+
+def spf_lookup_terms(value: str) -> int:
+    """RFC 7208 §4.6.4: include, a, mx, ptr, exists and redirect each cost a DNS lookup."""
+    count = 0
+    for term in value.split()[1:]:
+        mech = term.lstrip("+-~?").split(":", 1)[0].split("/", 1)[0].split("=", 1)[0]
+        if mech in ("include", "a", "mx", "ptr", "exists", "redirect"):
+            count += 1
+    return count
+
+
+def dmarc_value(policy: DmarcPolicyConfig) -> str:
+    """RFC 7489 §6.3 / RFC 9989: v first, p second; no pct (removed by DMARCbis)."""
+    tags = ["v=DMARC1", f"p={policy.p.value}"]
+    if policy.sp is not None:
+        tags.append(f"sp={policy.sp.value}")
+    if policy.np is not None:
+        tags.append(f"np={policy.np.value}")
+    if policy.rua:
+        tags.append("rua=" + ",".join(policy.rua))
+    tags += [f"adkim={policy.adkim.value}", f"aspf={policy.aspf.value}"]
+    return "; ".join(tags)
+
+
+def mta_sts_policy(site: Site, policy: MtaStsPolicy) -> str:
+    """RFC 8461 §3.2: version, mode, one mx line per MX host, max_age; CRLF line ends."""
+    lines = ["version: STSv1", f"mode: {policy.mode.value}"]
+    lines += [f"mx: {host.fqdn}" for _, host in site.mx_hosts]
+    lines.append(f"max_age: {policy.max_age}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def mta_sts_id(policy_text: str) -> str:
+    """RFC 8461 §3.1: id changes whenever the policy changes; here exactly then (a hash of it)."""
+    return hashlib.sha256(policy_text.encode()).hexdigest()[:20]
+
+
+def _mailto_domain(uri: str) -> str:
+    return uri.removeprefix("mailto:").rpartition("@")[2]
+
+
+# ---------------------------------------------------------------------------- the list
+
+
+def _private(ks: KeyState, key: DkimKey) -> bytes:
+    reader = getattr(ks, "read_private", None)
+    return reader(key) if reader else key.path.read_bytes()
+
+
+def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> RecordSet:
+    today = today or dt.date.today()
+    records: list[Record] = []
+    notes: list[Note] = []
+    policies: dict[str, str] = {}
+
+    def add(zone: str, name: str, rtype: str, value: str, level: Level, en: str, ja: str, at_provider: bool = False) -> None:
+        records.append(Record(zone, name, rtype, value, TTL, level, Purpose(en, ja), at_provider))
+
+    mailbox = site.mailbox_host
+    submission_hosts = site.hosts_with(Service.SUBMISSION)
+
+    # Hosts: forward names, reverse names, HELO SPF.
+    for _, host in sorted(site.hosts.items(), key=lambda item: item[1].fqdn):
+        zone = zone_of(host.fqdn, site)
+        for a in host.ipv4:
+            add(zone, host.fqdn, "A", str(a), Level.REQUIRED, "address of the mail host", "メールサーバのIPv4アドレス")
+        for a in host.ipv6:
+            add(zone, host.fqdn, "AAAA", str(a), Level.REQUIRED, "IPv6 address of the mail host", "メールサーバのIPv6アドレス")
+        if host.addresses:
+            helo = ["v=spf1"] + [f"ip4:{a}" for a in host.ipv4] + [f"ip6:{a}" for a in host.ipv6] + ["-all"]
+            add(zone, host.fqdn, "TXT", " ".join(helo), Level.RECOMMENDED, "SPF for the host's HELO name (RFC 7208 §2.3)", "HELO名のSPF（RFC 7208 §2.3）")
+        for address in (*host.ipv4, *host.ipv6):
+            add(
+                reverse_zone(address),
+                address.reverse_pointer,
+                "PTR",
+                host.fqdn + ".",
+                Level.REQUIRED,
+                "reverse DNS: the address names its host (FCrDNS); set at your hosting/IP provider",
+                "逆引き：IPアドレスからホスト名へ（FCrDNS）。ホスティング/IP提供事業者で設定",
+                at_provider=True,
+            )
+
+    for domain_name in sorted(site.domains):
+        domain = site.domains[domain_name]
+        receives = domain.receives_mail
+        # MX, or a null MX for a domain that never receives mail (RFC 7505).
+        if receives:
+            for _, host in site.mx_hosts:
+                add(domain_name, domain_name, "MX", f"{host.mx_priority} {host.fqdn}.", Level.REQUIRED, f"mail for the domain goes to {host.fqdn}", f"このドメイン宛のメールの配送先 {host.fqdn}")
+        else:
+            add(domain_name, domain_name, "MX", "0 .", Level.RECOMMENDED, "null MX: this domain receives no mail (RFC 7505)", "null MX：このドメインはメールを受け取らない（RFC 7505）")
+
+        spf = site.effective(domain_name, "spf")
+        assert isinstance(spf, SpfPolicy)
+        add(domain_name, domain_name, "TXT", spf_value(site, spf), Level.REQUIRED, "SPF: which servers may send for the domain", "SPF：このドメインのメールを送信してよいサーバ")
+        if site.relay.smarthost and not spf.include:
+            notes.append(
+                Note(
+                    domain_name,
+                    f"Outbound mail leaves through the smarthost {site.relay.smarthost.host}: add its SPF include under policy.spf.include.",
+                    f"送信メールはスマートホスト {site.relay.smarthost.host} 経由です。その事業者のSPF includeを policy.spf.include に追加してください。",
+                )
+            )
+
+        for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
+            k, p = cached_public_value(key.path, lambda key=key: _private(keys, key))
+            level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
+            what = {Status.ACTIVE: ("signing", "署名に使用中"), Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"), Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続")}[key.status]
+            add(domain_name, f"{key.selector}._domainkey.{domain_name}", "TXT", f"v=DKIM1; k={k}; p={p}", level, f"DKIM public key ({key.algorithm}, {what[0]})", f"DKIM公開鍵（{key.algorithm}、{what[1]}）")
+        for gen in keys.domains.get(domain_name, []):
+            if gen.status is Status.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
+                for algorithm in sorted(gen.algorithms):
+                    # RFC 6376 §3.6.1: an empty p= means the key is revoked.
+                    add(domain_name, f"{gen.selector(algorithm)}._domainkey.{domain_name}", "TXT", "v=DKIM1; p=", Level.RECOMMENDED, "revoked DKIM key (withdrawn selector)", "失効したDKIM鍵（取り下げたセレクタ）")
+
+        dmarc = site.effective(domain_name, "dmarc")
+        assert isinstance(dmarc, DmarcPolicyConfig)
+        add(domain_name, f"_dmarc.{domain_name}", "TXT", dmarc_value(dmarc), Level.REQUIRED, "DMARC policy and report address", "DMARCポリシーとレポート送付先")
+        for uri in dmarc.rua:
+            target = _mailto_domain(uri)
+            if target == domain_name or target.endswith("." + domain_name) or domain_name.endswith("." + target):
+                continue  # same organisation: no authorisation needed (RFC 7489 §7.1)
+            if target in site.domains:
+                # RFC 7489 §7.1: the report receiver authorises reports about another domain.
+                add(target, f"{domain_name}._report._dmarc.{target}", "TXT", "v=DMARC1", Level.REQUIRED, f"allows DMARC reports about {domain_name} to be sent to {target}", f"{domain_name} のDMARCレポートを {target} で受け取る許可")
+            else:
+                notes.append(
+                    Note(
+                        domain_name,
+                        f"DMARC reports go to {target}, outside this site: {target} must publish {domain_name}._report._dmarc.{target} TXT \"v=DMARC1\", or no reports arrive.",
+                        f"DMARCレポートの送付先 {target} はこのサイトの外です。{target} 側で {domain_name}._report._dmarc.{target} TXT \"v=DMARC1\" を公開してもらわないとレポートは届きません。",
+                    )
+                )
+
+        sts = site.effective(domain_name, "mta_sts")
+        assert isinstance(sts, MtaStsPolicy)
+        if receives and sts.mode is not MtaStsMode.NONE:
+            text = mta_sts_policy(site, sts)
+            policies[domain_name] = text
+            add(domain_name, f"_mta-sts.{domain_name}", "TXT", f"v=STSv1; id={mta_sts_id(text)}", Level.RECOMMENDED, "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)", "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）")
+            notes.append(
+                Note(
+                    domain_name,
+                    f"Serve build/dns/mta-sts/{domain_name}/.well-known/mta-sts.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
+                    f"build/dns/mta-sts/{domain_name}/.well-known/mta-sts.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
+                )
+            )
+        tls_rpt = site.effective(domain_name, "tls_rpt")
+        assert isinstance(tls_rpt, TlsRptPolicy)
+        if receives and tls_rpt.rua:
+            add(domain_name, f"_smtp._tls.{domain_name}", "TXT", "v=TLSRPTv1; rua=" + ",".join(tls_rpt.rua), Level.RECOMMENDED, "TLS-RPT: where senders report TLS problems (RFC 8460)", "TLS-RPT：TLSの問題の報告先（RFC 8460）")
+
+        # Client discovery for domains with mailboxes (RFC 6186, RFC 8314 §5.1).
+        if domain.mailboxes and mailbox is not None:
+            store = mailbox[1]
+            offered: dict[str, tuple[int, Host | None]] = {
+                "_submissions._tcp": (465, submission_hosts[0][1] if submission_hosts else None),
+                "_submission._tcp": (587, submission_hosts[0][1] if submission_hosts else None),
+                "_imaps._tcp": (993, store if store.has(Service.IMAP) else None),
+                "_pop3s._tcp": (995, store if store.has(Service.POP3) else None),
+                "_imap._tcp": (143, None),  # cleartext: never offered
+                "_pop3._tcp": (110, None),
+            }
+            for label, (port, host) in offered.items():
+                owner = f"{label}.{domain_name}"
+                if host is None:
+                    add(domain_name, owner, "SRV", "0 0 0 .", Level.OPTIONAL, f"service not offered (port {port})", f"このサービスは提供しない（ポート{port}）")
+                else:
+                    add(domain_name, owner, "SRV", f"0 1 {port} {host.fqdn}.", Level.OPTIONAL, f"mail programs find the server for port {port}", f"メールソフトがポート{port}のサーバを見つけるため")
+            add(domain_name, f"autoconfig.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Thunderbird autoconfig (serve build/dns/autoconfig/...)", "Thunderbirdの自動設定（build/dns/autoconfig/... を公開）")
+            add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
+
+    records.sort(key=lambda r: (r.zone, r.name, _TYPE_ORDER.get(r.type, 99), r.type, r.value))
+    return RecordSet(records, notes, policies)
+
+
+_TYPE_ORDER = {"SOA": 0, "NS": 1, "MX": 2, "A": 3, "AAAA": 4, "TXT": 5, "SRV": 6, "CNAME": 7, "PTR": 8}
