@@ -5,11 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(python3 python3-venv postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-pop3d
+packages=(python3 python3-venv postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-pop3d nsd
           dovecot-lmtpd opendkim opendkim-tools)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
+  # Installing must not start daemons (nsd on port 53, postfix, dovecot): the tests start
+  # their own, on loopback, and stop them. A temporary policy-rc.d says so to invoke-rc.d.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   # Postfix asks what kind of mail system this is; the tests bring their own configuration.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
