@@ -26,6 +26,7 @@ app = typer.Typer(
         "  provision validate site.yaml\n"
         "  provision keys site.yaml\n"
         "  provision render site.yaml -o build/\n"
+        "  provision dns site.yaml --format sheet --lang ja -o sheet.html\n"
         "  echo 'secret' | provision passwd\n"
         "  provision schema > site.schema.json"
     ),
@@ -114,10 +115,12 @@ def render(
     state: StateOpt = None,
     fmt: FormatOpt = "text",
 ) -> None:
-    """Render each host's Postfix, Dovecot and OpenDKIM files into OUTPUT/<host>/ plus manifest.json.
+    """Render each host's Postfix, Dovecot and OpenDKIM files into OUTPUT/<host>/, the DNS records into OUTPUT/dns/, and manifest.json.
 
     Missing DKIM keys and self-signed certificates are created in the state directory first.
     """
+    from provisioner.dns import build_outputs
+    from provisioner.dns.records import site_records
     from provisioner.keys.store import ensure_keys, state_dir_for
     from provisioner.render import render_site
     from provisioner.render.writer import write_build
@@ -131,7 +134,7 @@ def render(
             task = bar.add_task("DKIM keys", total=None)
             ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
         trees = render_site(loaded, ks, state_dir, process_env())
-        data = write_build(output, trees)
+        data = write_build(output, trees, build_outputs(loaded.site, site_records(loaded.site, ks)))
     except ProvisionError as exc:
         _fail(exc)
     if fmt == "json":
@@ -144,7 +147,45 @@ def render(
     for host, tree in sorted(trees.items()):
         table.add_row(host, str(len(tree.files)), "\n".join(f"/{p}" for p in sorted(tree.files)))
     out.print(table)
+    out.print(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, sheet.html, sheet.ja.html)")
     out.print(f"manifest: {output / 'manifest.json'}")
+
+
+@app.command(epilog="Example: provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html")
+def dns(
+    site: SiteArg,
+    fmt: Annotated[str, typer.Option("--format", help="zone, json, octodns, sheet or pdf")] = "zone",
+    lang: Annotated[str, typer.Option("--lang", help="en or ja (sheet and pdf)")] = "en",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None,
+    standalone: Annotated[bool, typer.Option("--standalone", help="zone: add SOA and NS so each zone stands alone")] = False,
+    state: StateOpt = None,
+) -> None:
+    """Print the DNS records to publish: zone fragments, JSON, octoDNS YAML, or the printable sheet.
+
+    Missing DKIM keys are created in the state directory first (their public keys are records).
+    """
+    from provisioner.dns import FORMATS, dns_output
+    from provisioner.dns.records import site_records
+    from provisioner.keys.store import atomic_write, ensure_keys, state_dir_for
+    from provisioner.site.validate import load_site
+
+    try:
+        if fmt not in FORMATS:
+            raise ProvisionError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        if lang not in ("en", "ja"):
+            raise ProvisionError(f"unknown language {lang!r}; choose en or ja")
+        if fmt == "pdf" and output is None:
+            raise ProvisionError("a PDF goes to a file: add -o sheet.pdf")
+        loaded = load_site(site)
+        state_dir = state_dir_for(loaded.path, state)
+        ks, _ = ensure_keys(loaded.site, state_dir)
+        data = dns_output(loaded.site, site_records(loaded.site, ks), fmt, lang, standalone)
+        if output is not None:
+            atomic_write(output, data, 0o644)
+        else:
+            sys.stdout.buffer.write(data)
+    except ProvisionError as exc:
+        _fail(exc)
 
 
 @app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")

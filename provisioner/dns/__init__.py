@@ -1,0 +1,39 @@
+"""DNS records to publish: one list (records.py), many views (formats.py, sheet.py)."""
+
+from __future__ import annotations
+
+import json
+
+from provisioner.dns.formats import json_doc, octodns_zone, zone_text
+from provisioner.dns.records import RecordSet
+from provisioner.errors import ProvisionError
+from provisioner.site.model import Site
+
+FORMATS = ("zone", "json", "octodns", "sheet", "pdf")
+
+
+def dns_output(site: Site, rs: RecordSet, fmt: str, lang: str = "en", standalone: bool = False) -> bytes:
+    """One output of the record list, as bytes (zone and octodns: every zone, one after another)."""
+    if fmt == "zone":
+        return "\n".join(zone_text(rs, z, standalone=standalone) for z in rs.zones()).encode()
+    if fmt == "json":
+        return (json.dumps(json_doc(rs), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    if fmt == "octodns":
+        return "".join(f"# {z}.yaml\n{octodns_zone(rs, z)}" for z in rs.zones()).encode()
+    if fmt in ("sheet", "pdf"):
+        from provisioner.dns.sheet import sheet_html, sheet_pdf
+
+        html = sheet_html(site, rs, lang)
+        return html.encode() if fmt == "sheet" else sheet_pdf(html)
+    raise ProvisionError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def build_outputs(site: Site, rs: RecordSet) -> dict[str, bytes]:
+    """Everything `render` writes under build/dns/: zones, records.json, octodns/, sheets, files to serve."""
+    from provisioner.dns.formats import build_files
+    from provisioner.dns.sheet import sheet_html
+
+    files = build_files(site, rs)
+    files["dns/sheet.html"] = sheet_html(site, rs, "en").encode()
+    files["dns/sheet.ja.html"] = sheet_html(site, rs, "ja").encode()
+    return files

@@ -63,7 +63,7 @@ def serve(zones: dict[str, str], workdir: Path, address: str = NSD_ADDRESS, port
     conf = workdir / "nsd.conf"
     conf.write_text(
         "server:\n"
-        f'  ip-address: {address}@{port}\n'
+        f"  ip-address: {address}@{port}\n"
         "  do-ip6: no\n"
         '  username: ""\n'
         '  chroot: ""\n'

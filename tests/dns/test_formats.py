@@ -97,7 +97,15 @@ def test_reverse_zones() -> None:
     assert reverse_zone(ipaddress.ip_address("2001:db8::10")) == "0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
 
 
-@pytest.mark.parametrize(("value", "count"), [("v=spf1 ip4:1.2.3.4 -all", 0), ("v=spf1 a mx include:x.example -all", 3), ("v=spf1 ip6:::1 redirect=y.example", 1), ("v=spf1 +a/24 ~mx:z.example/24 exists:%{i}.x ptr -all", 4)])
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        ("v=spf1 ip4:1.2.3.4 -all", 0),
+        ("v=spf1 a mx include:x.example -all", 3),
+        ("v=spf1 ip6:::1 redirect=y.example", 1),
+        ("v=spf1 +a/24 ~mx:z.example/24 exists:%{i}.x ptr -all", 4),
+    ],
+)
 def test_spf_lookup_counting(value: str, count: int) -> None:
     assert spf_lookup_terms(value) == count
 

@@ -56,7 +56,9 @@ def test_opendkim_testkey_says_key_ok(served: Served) -> None:
             pem = served.workdir / f"{key.selector}.{domain}.private"
             pem.write_bytes(served.keys.read_private(key) if hasattr(served.keys, "read_private") else key.path.read_bytes())
             pem.chmod(0o600)
-            result = subprocess.run(["opendkim-testkey", "-x", str(conf), "-d", domain, "-s", key.selector, "-k", str(pem), "-vvv"], capture_output=True, text=True)
+            result = subprocess.run(
+                ["opendkim-testkey", "-x", str(conf), "-d", domain, "-s", key.selector, "-k", str(pem), "-vvv"], capture_output=True, text=True
+            )
             assert "key OK" in result.stdout + result.stderr, (domain, key.selector, result.stdout, result.stderr)
             checked += 1
     assert checked >= 2
