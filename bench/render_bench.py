@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVISION = ROOT / ".venv" / "bin" / "provision"
@@ -52,12 +53,14 @@ def measure(cmd: list[str]) -> tuple[float, float]:
         if proc.returncode != 0:
             raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
         return wall, int(proc.stderr.strip().splitlines()[-1].split()[1]) / 1024
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"failed ({child.returncode}): {' '.join(cmd)}\n{child.stderr.read().decode()}")
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing is read before wait4
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise SystemExit(f"failed ({code}): {' '.join(cmd)}\n{err.read().decode()}")
     return wall, usage.ru_maxrss / 1024  # Linux: ru_maxrss is in KiB
 
 
@@ -70,7 +73,13 @@ def warm_keys(site_path: Path, state: Path) -> int:
     """
     made: dict[str, bytes] = {}
     real = store.generate_private_key
-    store.generate_private_key = lambda alg: made.setdefault(alg, real(alg))
+
+    def one_key(algorithm: str) -> bytes:
+        if algorithm not in made:
+            made[algorithm] = real(algorithm)
+        return made[algorithm]
+
+    store.generate_private_key = one_key
     try:
         _, count = store.ensure_keys(load_site(site_path).site, state, workers=1)
     finally:
@@ -78,7 +87,7 @@ def warm_keys(site_path: Path, state: Path) -> int:
     return count
 
 
-def bench(n: int, repeat: int, work: Path) -> dict[str, float | int]:
+def bench(n: int, repeat: int, work: Path) -> dict[str, Any]:
     d = work / f"n{n}"
     d.mkdir()
     site, state, out = d / "site.yaml", d / "state", d / "out"
@@ -154,6 +163,9 @@ def main() -> None:
         + ", ".join(f"{n}: {v:.2f}" for n, v in per.items())
         + f"; ratio {growth:.2f})"
     )
+    if len(rows) > 1:  # fixed start-up cost inflates small N; the marginal cost per domain shows the slope
+        marginal = (rows[-1]["render_s"] - rows[0]["render_s"]) / (counts[-1] - counts[0]) * 1000
+        linear += f"; marginal {marginal:.2f} ms/domain between {counts[0]} and {counts[-1]}"
     print()
     print(linear)
     for note in notes:

@@ -28,12 +28,18 @@ def dns_output(site: Site, rs: RecordSet, fmt: str, lang: str = "en", standalone
     raise ProvisionError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+# A printed sheet is for a person entering records by hand: beyond this many domains it is
+# thousands of pages and costs most of the render, so render leaves it to `provision dns`.
+SHEET_MAX_DOMAINS = 100
+
+
 def build_outputs(site: Site, rs: RecordSet) -> dict[str, bytes]:
     """Everything `render` writes under build/dns/: zones, records.json, octodns/, sheets, files to serve."""
     from provisioner.dns.formats import build_files
     from provisioner.dns.sheet import sheet_html
 
     files = build_files(site, rs)
-    files["dns/sheet.html"] = sheet_html(site, rs, "en").encode()
-    files["dns/sheet.ja.html"] = sheet_html(site, rs, "ja").encode()
+    if len(site.domains) <= SHEET_MAX_DOMAINS:
+        files["dns/sheet.html"] = sheet_html(site, rs, "en").encode()
+        files["dns/sheet.ja.html"] = sheet_html(site, rs, "ja").encode()
     return files

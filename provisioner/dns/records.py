@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from provisioner.keys.public import cached_public_value
-from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, Status
+from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, Status
 from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy, TlsRptPolicy
 from provisioner.site.types import MtaStsMode, Service, SpfAll
 
@@ -65,12 +65,18 @@ class RecordSet:
     records: list[Record]
     notes: list[Note]
     mta_sts_policies: dict[str, str]  # domain -> policy file text
+    by_zone: dict[str, list[Record]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Grouped once: a site of 5,000 zones must not scan every record per zone.
+        for record in self.records:
+            self.by_zone.setdefault(record.zone, []).append(record)
 
     def zones(self) -> list[str]:
-        return sorted({r.zone for r in self.records})
+        return sorted(self.by_zone)
 
     def in_zone(self, zone: str) -> list[Record]:
-        return [r for r in self.records if r.zone == zone]
+        return self.by_zone.get(zone, [])
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -148,11 +154,6 @@ def _mailto_domain(uri: str) -> str:
 # ---------------------------------------------------------------------------- the list
 
 
-def _private(ks: KeyState, key: DkimKey) -> bytes:
-    reader = getattr(ks, "read_private", None)
-    return reader(key) if reader else key.path.read_bytes()
-
-
 def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> RecordSet:
     today = today or dt.date.today()
     records: list[Record] = []
@@ -193,13 +194,37 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
         # MX, or a null MX for a domain that never receives mail (RFC 7505).
         if receives:
             for _, host in site.mx_hosts:
-                add(domain_name, domain_name, "MX", f"{host.mx_priority} {host.fqdn}.", Level.REQUIRED, f"mail for the domain goes to {host.fqdn}", f"このドメイン宛のメールの配送先 {host.fqdn}")
+                add(
+                    domain_name,
+                    domain_name,
+                    "MX",
+                    f"{host.mx_priority} {host.fqdn}.",
+                    Level.REQUIRED,
+                    f"mail for the domain goes to {host.fqdn}",
+                    f"このドメイン宛のメールの配送先 {host.fqdn}",
+                )
         else:
-            add(domain_name, domain_name, "MX", "0 .", Level.RECOMMENDED, "null MX: this domain receives no mail (RFC 7505)", "null MX：このドメインはメールを受け取らない（RFC 7505）")
+            add(
+                domain_name,
+                domain_name,
+                "MX",
+                "0 .",
+                Level.RECOMMENDED,
+                "null MX: this domain receives no mail (RFC 7505)",
+                "null MX：このドメインはメールを受け取らない（RFC 7505）",
+            )
 
         spf = site.effective(domain_name, "spf")
         assert isinstance(spf, SpfPolicy)
-        add(domain_name, domain_name, "TXT", spf_value(site, spf), Level.REQUIRED, "SPF: which servers may send for the domain", "SPF：このドメインのメールを送信してよいサーバ")
+        add(
+            domain_name,
+            domain_name,
+            "TXT",
+            spf_value(site, spf),
+            Level.REQUIRED,
+            "SPF: which servers may send for the domain",
+            "SPF：このドメインのメールを送信してよいサーバ",
+        )
         if site.relay.smarthost and not spf.include:
             notes.append(
                 Note(
@@ -210,15 +235,35 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
             )
 
         for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
-            k, p = cached_public_value(key.path, lambda key=key: _private(keys, key))
+            k, p = cached_public_value(key.path, lambda key=key: keys.read_private(key))
             level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
-            what = {Status.ACTIVE: ("signing", "署名に使用中"), Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"), Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続")}[key.status]
-            add(domain_name, f"{key.selector}._domainkey.{domain_name}", "TXT", f"v=DKIM1; k={k}; p={p}", level, f"DKIM public key ({key.algorithm}, {what[0]})", f"DKIM公開鍵（{key.algorithm}、{what[1]}）")
+            what = {
+                Status.ACTIVE: ("signing", "署名に使用中"),
+                Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"),
+                Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続"),
+            }[key.status]
+            add(
+                domain_name,
+                f"{key.selector}._domainkey.{domain_name}",
+                "TXT",
+                f"v=DKIM1; k={k}; p={p}",
+                level,
+                f"DKIM public key ({key.algorithm}, {what[0]})",
+                f"DKIM公開鍵（{key.algorithm}、{what[1]}）",
+            )
         for gen in keys.domains.get(domain_name, []):
             if gen.status is Status.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
                 for algorithm in sorted(gen.algorithms):
                     # RFC 6376 §3.6.1: an empty p= means the key is revoked.
-                    add(domain_name, f"{gen.selector(algorithm)}._domainkey.{domain_name}", "TXT", "v=DKIM1; p=", Level.RECOMMENDED, "revoked DKIM key (withdrawn selector)", "失効したDKIM鍵（取り下げたセレクタ）")
+                    add(
+                        domain_name,
+                        f"{gen.selector(algorithm)}._domainkey.{domain_name}",
+                        "TXT",
+                        "v=DKIM1; p=",
+                        Level.RECOMMENDED,
+                        "revoked DKIM key (withdrawn selector)",
+                        "失効したDKIM鍵（取り下げたセレクタ）",
+                    )
 
         dmarc = site.effective(domain_name, "dmarc")
         assert isinstance(dmarc, DmarcPolicyConfig)
@@ -229,13 +274,21 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 continue  # same organisation: no authorisation needed (RFC 7489 §7.1)
             if target in site.domains:
                 # RFC 7489 §7.1: the report receiver authorises reports about another domain.
-                add(target, f"{domain_name}._report._dmarc.{target}", "TXT", "v=DMARC1", Level.REQUIRED, f"allows DMARC reports about {domain_name} to be sent to {target}", f"{domain_name} のDMARCレポートを {target} で受け取る許可")
+                add(
+                    target,
+                    f"{domain_name}._report._dmarc.{target}",
+                    "TXT",
+                    "v=DMARC1",
+                    Level.REQUIRED,
+                    f"allows DMARC reports about {domain_name} to be sent to {target}",
+                    f"{domain_name} のDMARCレポートを {target} で受け取る許可",
+                )
             else:
                 notes.append(
                     Note(
                         domain_name,
-                        f"DMARC reports go to {target}, outside this site: {target} must publish {domain_name}._report._dmarc.{target} TXT \"v=DMARC1\", or no reports arrive.",
-                        f"DMARCレポートの送付先 {target} はこのサイトの外です。{target} 側で {domain_name}._report._dmarc.{target} TXT \"v=DMARC1\" を公開してもらわないとレポートは届きません。",
+                        f'DMARC reports go to {target}, outside this site: {target} must publish {domain_name}._report._dmarc.{target} TXT "v=DMARC1", or no reports arrive.',
+                        f'DMARCレポートの送付先 {target} はこのサイトの外です。{target} 側で {domain_name}._report._dmarc.{target} TXT "v=DMARC1" を公開してもらわないとレポートは届きません。',
                     )
                 )
 
@@ -244,7 +297,15 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
         if receives and sts.mode is not MtaStsMode.NONE:
             text = mta_sts_policy(site, sts)
             policies[domain_name] = text
-            add(domain_name, f"_mta-sts.{domain_name}", "TXT", f"v=STSv1; id={mta_sts_id(text)}", Level.RECOMMENDED, "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)", "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）")
+            add(
+                domain_name,
+                f"_mta-sts.{domain_name}",
+                "TXT",
+                f"v=STSv1; id={mta_sts_id(text)}",
+                Level.RECOMMENDED,
+                "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)",
+                "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）",
+            )
             notes.append(
                 Note(
                     domain_name,
@@ -255,7 +316,15 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
         tls_rpt = site.effective(domain_name, "tls_rpt")
         assert isinstance(tls_rpt, TlsRptPolicy)
         if receives and tls_rpt.rua:
-            add(domain_name, f"_smtp._tls.{domain_name}", "TXT", "v=TLSRPTv1; rua=" + ",".join(tls_rpt.rua), Level.RECOMMENDED, "TLS-RPT: where senders report TLS problems (RFC 8460)", "TLS-RPT：TLSの問題の報告先（RFC 8460）")
+            add(
+                domain_name,
+                f"_smtp._tls.{domain_name}",
+                "TXT",
+                "v=TLSRPTv1; rua=" + ",".join(tls_rpt.rua),
+                Level.RECOMMENDED,
+                "TLS-RPT: where senders report TLS problems (RFC 8460)",
+                "TLS-RPT：TLSの問題の報告先（RFC 8460）",
+            )
 
         # Client discovery for domains with mailboxes (RFC 6186, RFC 8314 §5.1).
         if domain.mailboxes and mailbox is not None:
@@ -273,8 +342,24 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 if host is None:
                     add(domain_name, owner, "SRV", "0 0 0 .", Level.OPTIONAL, f"service not offered (port {port})", f"このサービスは提供しない（ポート{port}）")
                 else:
-                    add(domain_name, owner, "SRV", f"0 1 {port} {host.fqdn}.", Level.OPTIONAL, f"mail programs find the server for port {port}", f"メールソフトがポート{port}のサーバを見つけるため")
-            add(domain_name, f"autoconfig.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Thunderbird autoconfig (serve build/dns/autoconfig/...)", "Thunderbirdの自動設定（build/dns/autoconfig/... を公開）")
+                    add(
+                        domain_name,
+                        owner,
+                        "SRV",
+                        f"0 1 {port} {host.fqdn}.",
+                        Level.OPTIONAL,
+                        f"mail programs find the server for port {port}",
+                        f"メールソフトがポート{port}のサーバを見つけるため",
+                    )
+            add(
+                domain_name,
+                f"autoconfig.{domain_name}",
+                "CNAME",
+                f"{store.fqdn}.",
+                Level.OPTIONAL,
+                "Thunderbird autoconfig (serve build/dns/autoconfig/...)",
+                "Thunderbirdの自動設定（build/dns/autoconfig/... を公開）",
+            )
             add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
 
     records.sort(key=lambda r: (r.zone, r.name, _TYPE_ORDER.get(r.type, 99), r.type, r.value))

@@ -5,6 +5,12 @@ Layout of STATE (default `state/` beside the site file):
     dkim.yaml                       which selector generation is active, standby, retired
     dkim/<a-label-domain>/<selector>.pem   private keys, PKCS#8 PEM, mode 0600
 
+With a vault password (`--vault-password-file FILE` or ANSIBLE_VAULT_PASSWORD_FILE), new private
+keys are written as ansible-vault files (`$ANSIBLE_VAULT;1.1;AES256`, made by ansible-core's own
+VaultLib, same names, mode 0600), so the state directory can live in Git; `ansible-vault view`
+opens them. Read keys through `KeyState.read_private`, which accepts plaintext and vault files
+alike. Existing keys are never rewritten: a plaintext key stays plaintext until it is rotated out.
+
 Each domain has generations. A generation is named like `s202611a` (year, month, a letter
 that is never reused for the domain) and holds one key per algorithm of `policy.dkim.keys`:
 the RSA key's selector is the generation name, the ed25519 key's is `<name>-ed`.
@@ -17,20 +23,22 @@ from __future__ import annotations
 import datetime as dt
 import os
 import string
-from collections.abc import Callable, Iterable
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
 import yaml_rs
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from provisioner.errors import ProvisionError
 from provisioner.site.model import DkimPolicy, Site
 from provisioner.site.types import DkimKeyType
+
+if TYPE_CHECKING:
+    from ansible.parsing.vault import VaultLib
 
 STATE_FILE = "dkim.yaml"
 # A retired selector stays published this long: mail signed just before a rotation may sit in
@@ -40,6 +48,8 @@ RETIRED_DAYS = 14
 # rather than "no key", and finally no longer published. The entry stays in dkim.yaml so the
 # selector name is never used again.
 WITHDRAWN_DAYS = 30
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
+VAULT_PASSWORD_ENV = "ANSIBLE_VAULT_PASSWORD_FILE"
 
 
 class Status(StrEnum):
@@ -76,6 +86,37 @@ class DkimKey:
 class KeyState:
     state_dir: Path
     domains: dict[str, list[Generation]] = field(default_factory=dict)
+    vault_password: bytes | None = None
+    _vault: VaultLib | None = field(default=None, init=False, repr=False, compare=False)
+
+    def vault(self) -> VaultLib:
+        """ansible-core's VaultLib for vault_password (made on first use: importing ansible takes ~0.3 s)."""
+        if not self.vault_password:
+            raise ProvisionError("the vault password is empty")  # ansible-vault refuses it too
+        if self._vault is None:
+            self._vault = _vault_lib(self.vault_password)
+        return self._vault
+
+    def read_private(self, key: DkimKey) -> bytes:
+        """The private key of `key` as plaintext PEM, decrypting an ansible-vault file."""
+        path = key.path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ProvisionError(f"cannot read DKIM key {path}: {exc.strerror or exc}; run `provision keys` to create missing keys") from None
+        if not data.startswith(VAULT_HEADER):
+            return data
+        if self.vault_password is None:
+            raise ProvisionError(f"{path} is encrypted with ansible-vault; pass --vault-password-file FILE or set {VAULT_PASSWORD_ENV}")
+        from ansible.errors import AnsibleError
+        from ansible.parsing.vault import AnsibleVaultFormatError
+
+        try:
+            return self.vault().decrypt(data)
+        except AnsibleVaultFormatError as exc:
+            raise ProvisionError(f"cannot decrypt {path}: the ansible-vault file is damaged ({exc}); restore it from version control") from None
+        except AnsibleError:
+            raise ProvisionError(f"cannot decrypt {path}: wrong vault password?") from None
 
     def key_path(self, domain: str, selector: str) -> Path:
         return self.state_dir / "dkim" / domain / f"{selector}.pem"
@@ -98,9 +139,51 @@ def state_dir_for(site_path: Path, state: Path | None) -> Path:
     return state if state is not None else site_path.parent / "state"
 
 
-def load_state(state_dir: Path) -> KeyState:
+def _vault_lib(password: bytes) -> VaultLib:
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    return VaultLib([("default", VaultSecret(password))])
+
+
+def vault_password_from(file: Path | None, env: Mapping[str, str]) -> bytes | None:
+    """The vault password from `file`, else from the file named by $ANSIBLE_VAULT_PASSWORD_FILE; None if neither.
+
+    Read as ansible-vault does, so both agree on the password: surrounding whitespace and line
+    ends are stripped, an empty password is refused, and an executable file is run as a script
+    whose standard output is the password (a `*-client` script gets `--vault-id default`).
+    """
+    if file is None:
+        named = env.get(VAULT_PASSWORD_ENV, "")
+        if not named:
+            return None
+        file, source = Path(named).expanduser(), f" (from ${VAULT_PASSWORD_ENV})"
+    else:
+        source = ""
+    if file.is_dir():
+        raise ProvisionError(f"vault password file {file}{source} is a directory")
+    if file.is_file() and os.access(file, os.X_OK):
+        script_name = os.path.splitext(file.name)[0]
+        cmd = [str(file.resolve())] + (["--vault-id", "default"] if script_name.endswith("-client") else [])
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, check=False)  # stderr stays the user's, as with ansible
+        except OSError as exc:
+            raise ProvisionError(f"cannot run vault password script {file}{source}: {exc.strerror or exc}") from None
+        if proc.returncode != 0:
+            raise ProvisionError(f"vault password script {file}{source} exited with status {proc.returncode}")
+        password = proc.stdout.strip(b"\r\n")
+    else:
+        try:
+            password = file.read_bytes().strip()
+        except OSError as exc:
+            raise ProvisionError(f"cannot read vault password file {file}{source}: {exc.strerror or exc}") from None
+    if not password:
+        raise ProvisionError(f"vault password file {file}{source} gives an empty password")
+    return password
+
+
+def load_state(state_dir: Path, vault_password: bytes | None = None) -> KeyState:
     path = state_dir / STATE_FILE
-    ks = KeyState(state_dir)
+    ks = KeyState(state_dir, vault_password=vault_password)
     if not path.exists():
         return ks
     try:
@@ -115,6 +198,8 @@ def load_state(state_dir: Path) -> KeyState:
 
 
 def save_state(ks: KeyState, site_name: str) -> None:
+    import yaml
+
     header = (
         f"# DKIM key state of site {site_name}, kept by `provision keys`.\n"
         "# Generations per domain: active signs, standby is published for the next rotation,\n"
@@ -143,6 +228,11 @@ def atomic_write(path: Path, content: str | bytes, mode: int) -> None:
 
 def generate_private_key(algorithm: str) -> bytes:
     """A new private key as PKCS#8 PEM (RSA: e=65537; RFC 8301 §3.2 requires >= 1024, we use >= 2048)."""
+    # Imported here, like yaml in save_state: a run with nothing to do (10,000 keys present)
+    # should not pay ~40 ms importing what it does not use.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     if algorithm == DkimKeyType.ED25519.value:
         key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey = ed25519.Ed25519PrivateKey.generate()
     else:
@@ -170,15 +260,21 @@ def ensure_keys(
     today: dt.date | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    vault_password: bytes | None = None,
 ) -> tuple[KeyState, int]:
     """Every domain gets an active and a standby generation with a key per algorithm.
 
-    Existing keys are never touched. Returns the state and how many keys were generated.
+    Existing keys are never touched (nor re-encrypted). With `vault_password`, new keys are
+    written as ansible-vault files. Returns the state and how many keys were generated.
     """
     today = today or dt.date.today()
-    ks = load_state(state_dir)
+    ks = load_state(state_dir, vault_password)
     changed = advance(ks, today)
     jobs: list[tuple[str, str]] = []
+    # Paths as plain strings (== str(ks.key_path(...))): with 10,000 keys, building Path objects
+    # took more time than the stat calls themselves on a run where nothing changes.
+    key_dir = os.fspath(state_dir / "dkim")
+    exists = os.path.exists
     for domain in sorted(site.domains):
         policy = site.effective(domain, "dkim")
         assert isinstance(policy, DkimPolicy)
@@ -198,33 +294,40 @@ def ensure_keys(
                 if algorithm not in gen.algorithms:
                     gen.algorithms.append(algorithm)
                     changed = True
-                path = ks.key_path(domain, gen.selector(algorithm))
-                if not path.exists():
-                    jobs.append((str(path), algorithm))
+                path = f"{key_dir}/{domain}/{gen.selector(algorithm)}.pem"
+                if not exists(path):
+                    jobs.append((path, algorithm))
     if jobs:
-        _run_jobs(jobs, progress, workers)
+        _run_jobs(jobs, progress, workers, ks.vault() if ks.vault_password is not None else None)
     if changed or not (state_dir / STATE_FILE).exists():
         save_state(ks, site.name)
     return ks, len(jobs)
 
 
-def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] | None, workers: int | None) -> None:
+def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] | None, workers: int | None, vault: VaultLib | None) -> None:
+    """Generate keys (in worker processes unless workers == 1) and write them here, encrypting
+    with `vault` in this process: the plaintext PEM never touches the disk when a vault is given."""
     done = 0
     total = len(jobs)
-    if total == 1 or workers == 1:
-        results: Iterable[tuple[str, bytes]] = map(_generate_job, jobs)
+
+    def write(results: Iterable[tuple[str, bytes]]) -> None:
+        from provisioner.keys.public import dkim_public_value
+
+        nonlocal done
         for path, pem in results:
-            atomic_write(Path(path), pem, 0o600)
+            atomic_write(Path(path), vault.encrypt(pem) if vault is not None else pem, 0o600)
+            # The public half (not secret) beside it: records never need to decrypt the key.
+            k, p = dkim_public_value(pem)
+            atomic_write(Path(path).with_suffix(".pub"), f"{k} {p}\n", 0o644)
             done += 1
             if progress:
                 progress(done, total)
+
+    if total == 1 or workers == 1:
+        write(map(_generate_job, jobs))
         return
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        for path, pem in pool.map(_generate_job, jobs, chunksize=max(1, min(64, total // 32))):
-            atomic_write(Path(path), pem, 0o600)
-            done += 1
-            if progress:
-                progress(done, total)
+        write(pool.map(_generate_job, jobs, chunksize=max(1, min(64, total // 32))))
 
 
 def _age(gen: Generation, today: dt.date) -> int:
@@ -244,10 +347,10 @@ def advance(ks: KeyState, today: dt.date) -> bool:
     return changed
 
 
-def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None) -> KeyState:
-    """Standby becomes active, the active one is retired, a new standby is made."""
+def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None) -> KeyState:
+    """Standby becomes active, the active one is retired, a new standby is made (vault-encrypted with `vault_password`)."""
     today = today or dt.date.today()
-    ks, _ = ensure_keys(site, state_dir, today)
+    ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)
     for domain in domains:
         if domain not in site.domains:
             raise ProvisionError(f"{domain} is not a domain of site {site.name}")
@@ -257,7 +360,7 @@ def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | Non
             elif gen.status is Status.STANDBY:
                 gen.status, gen.since = Status.ACTIVE, today.isoformat()
     save_state(ks, site.name)
-    ks, _ = ensure_keys(site, state_dir, today)  # the new standby
+    ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)  # the new standby
     return ks
 
 

@@ -41,7 +41,7 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
                 name = f"{key.selector}._domainkey.{domain}"
                 key_table.append(f"{name} {domain}:{key.selector}:{target}")
                 signing_table.append(f"*@{domain} {name}")
-                tree.add(target[1:], key.path.read_bytes(), 0o640, "root", "opendkim", secret=True)
+                tree.add(target[1:], keys.read_private(key), 0o640, "root", "opendkim", secret=True)
     internal = list(LOOPBACK)
     if host.has(Service.RELAY):
         internal += [str(n) for n in site.relay.networks]

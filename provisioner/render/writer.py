@@ -49,15 +49,16 @@ def write_build(out: Path, trees: dict[str, HostTree], extra: dict[str, bytes] |
         raise ProvisionError(f"{out} is not empty and holds no {MANIFEST}: refusing to replace a directory provisioner did not write")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    made: set[str] = set()
     try:
         os.chmod(staging, 0o755)
         for name, tree in trees.items():
             for f in tree.files.values():
-                _write(staging / name / f.path, f.content, f.mode)
+                _write(f"{staging}/{name}/{f.path}", f.content, f.mode, made)
         for rel, content in extra.items():
-            _write(staging / rel, content, 0o644)
+            _write(f"{staging}/{rel}", content, 0o644, made)
         data = manifest(trees, extra)
-        _write(staging / MANIFEST, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+        _write(f"{staging}/{MANIFEST}", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o644, made)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.rename(out, old / "build")
@@ -71,8 +72,11 @@ def write_build(out: Path, trees: dict[str, HostTree], extra: dict[str, bytes] |
     return data
 
 
-def _write(path: Path, content: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write(path: str, content: bytes, mode: int, made: set[str]) -> None:
+    parent = path.rpartition("/")[0]
+    if parent not in made:
+        os.makedirs(parent, exist_ok=True)
+        made.add(parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, content)

@@ -378,16 +378,34 @@ def check_site(site: Site) -> list[Issue]:
             )
 
     # SPF: RFC 7208 §4.6.4 allows 10 DNS-querying terms; ours are includes (hosts are ip4/ip6).
-    for where, spf in [(("policy", "spf", "include"), site.policy.spf)] + [(("domains", d, "spf", "include"), dom.spf) for d, dom in site.domains.items() if dom.spf]:
+    for where, spf in [(("policy", "spf", "include"), site.policy.spf)] + [
+        (("domains", d, "spf", "include"), dom.spf) for d, dom in site.domains.items() if dom.spf
+    ]:
         if spf is not None and len(spf.include) > 10:
-            issues.append(Issue(where, f"{len(spf.include)} includes: SPF allows at most 10 DNS lookups (RFC 7208 §4.6.4), receivers would return permerror", "drop includes, or ask the providers for ip4/ip6 ranges"))
+            issues.append(
+                Issue(
+                    where,
+                    f"{len(spf.include)} includes: SPF allows at most 10 DNS lookups (RFC 7208 §4.6.4), receivers would return permerror",
+                    "drop includes, or ask the providers for ip4/ip6 ranges",
+                )
+            )
     # MTA-STS enforce with a certificate no sender trusts loses inbound mail (RFC 8461 §4.2).
     if site.tls.source.value == "self-signed":
         for d in sorted(site.domains):
             mode = site.effective(d, "mta_sts").mode  # type: ignore[attr-defined]
             if mode.value == "enforce":
-                where = ("domains", d, "mta_sts", "mode") if site.domains[d].mta_sts and "mode" in site.domains[d].mta_sts.model_fields_set else ("policy", "mta_sts", "mode")
-                issues.append(Issue(where, "enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver", "use testing until the hosts have certificates from a public CA (tls.source: files)"))
+                where = (
+                    ("domains", d, "mta_sts", "mode")
+                    if site.domains[d].mta_sts and "mode" in site.domains[d].mta_sts.model_fields_set
+                    else ("policy", "mta_sts", "mode")
+                )
+                issues.append(
+                    Issue(
+                        where,
+                        "enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver",
+                        "use testing until the hosts have certificates from a public CA (tls.source: files)",
+                    )
+                )
                 break
 
     # TLS: exactly the block the source needs.

@@ -54,7 +54,7 @@ def test_opendkim_testkey_says_key_ok(served: Served) -> None:
             if key.algorithm == "ed25519":
                 continue  # opendkim-testkey 2.11 parses only RSA; ed25519 is judged by dkimpy below
             pem = served.workdir / f"{key.selector}.{domain}.private"
-            pem.write_bytes(served.keys.read_private(key) if hasattr(served.keys, "read_private") else key.path.read_bytes())
+            pem.write_bytes(served.keys.read_private(key))
             pem.chmod(0o600)
             result = subprocess.run(
                 ["opendkim-testkey", "-x", str(conf), "-d", domain, "-s", key.selector, "-k", str(pem), "-vvv"], capture_output=True, text=True
@@ -99,7 +99,7 @@ def test_dkimpy_verifies_messages_signed_with_our_keys(served: Served) -> None:
 
 def _sign_and_verify(served: Served, domain: str, key) -> None:
     algorithm = key.algorithm
-    pem = served.keys.read_private(key) if hasattr(served.keys, "read_private") else key.path.read_bytes()
+    pem = served.keys.read_private(key)
     if algorithm == "ed25519":
         private = serialization.load_pem_private_key(pem, None)
         assert isinstance(private, ed25519.Ed25519PrivateKey)
