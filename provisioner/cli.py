@@ -134,7 +134,8 @@ def render(
             task = bar.add_task("DKIM keys", total=None)
             ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
         trees = render_site(loaded, ks, state_dir, process_env())
-        data = write_build(output, trees, build_outputs(loaded.site, site_records(loaded.site, ks)))
+        dns_files = build_outputs(loaded.site, site_records(loaded.site, ks))
+        data = write_build(output, trees, dns_files)
     except ProvisionError as exc:
         _fail(exc)
     if fmt == "json":
@@ -145,9 +146,13 @@ def render(
     table.add_column("files", justify="right")
     table.add_column("written")
     for host, tree in sorted(trees.items()):
-        table.add_row(host, str(len(tree.files)), "\n".join(f"/{p}" for p in sorted(tree.files)))
+        paths = [f"/{p}" for p in sorted(tree.files) if "/opendkim/keys/" not in p]
+        keys = len(tree.files) - len(paths)
+        shown = paths[:15] + [f"... and {len(paths) - 15} more"] * (len(paths) > 15) + [f"{keys} DKIM private keys in /etc/opendkim/keys/"] * bool(keys)
+        table.add_row(host, str(len(tree.files)), "\n".join(shown))
     out.print(table)
-    out.print(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, sheet.html, sheet.ja.html)")
+    sheets = "sheet.html, sheet.ja.html" if "dns/sheet.html" in dns_files else "no sheet for this many domains: provision dns --format sheet"
+    out.print(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, {sheets})")
     out.print(f"manifest: {output / 'manifest.json'}")
 
 

@@ -144,3 +144,20 @@ def test_keys_rotate_from_the_command_line(site_copy: Path) -> None:
     assert "retired" in (site_copy.parent / "state/dkim.yaml").read_text()
     unknown = provision("keys", str(site_copy), "--rotate", "other.example")
     assert unknown.returncode == 1 and "not a domain of site acme" in unknown.stderr
+
+
+def test_rerender_reuses_unchanged_files_and_rewrites_changed_ones(site_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    env = {"SMARTHOST_PASSWORD": "x"}
+    assert provision("render", str(site_copy), "-o", str(out), env=env).returncode == 0
+    main_cf = out / "mx1/etc/postfix/main.cf"
+    transport = out / "mx1/etc/postfix/transport"
+    virtual = out / "mx1/etc/postfix/virtual"
+    inode = main_cf.stat().st_ino
+    expected_virtual = virtual.read_text()
+    virtual.write_text("edited by hand\n")  # unchanged by the site edit, but must not survive a render
+    site_copy.write_text(site_copy.read_text().replace("partner.example:", "partner2.example:"))
+    assert provision("render", str(site_copy), "-o", str(out), env=env).returncode == 0
+    assert main_cf.stat().st_ino == inode  # unchanged: linked, not rewritten
+    assert "partner2.example\tsmtp:[mx.partner.example]:25" in transport.read_text()
+    assert virtual.read_text() == expected_virtual

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape
 
-from provisioner.dns.records import Record, RecordSet
+from provisioner.dns.records import Record, RecordSet, mta_sts_id
 from provisioner.site.model import Site
 from provisioner.site.types import Service
 
@@ -125,10 +125,15 @@ def octodns_zone(rs: RecordSet, zone: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def autoconfig_xml(site: Site, domain: str) -> str | None:
-    """Thunderbird autoconfig (config-v1.1.xml) for a domain with mailboxes."""
+def autoconfig_xml(site: Site) -> str | None:
+    """Thunderbird autoconfig (config-v1.1.xml) listing every domain with mailboxes.
+
+    One file serves every autoconfig.DOMAIN: the servers are the same for all the site's
+    domains, and the format lists the domains it applies to.
+    """
     found = site.mailbox_host
-    if found is None or not site.domains[domain].mailboxes:
+    domains = [d for d in sorted(site.domains) if site.domains[d].mailboxes]
+    if found is None or not domains:
         return None
     store = found[1]
     submission = site.hosts_with(Service.SUBMISSION)
@@ -150,16 +155,27 @@ def autoconfig_xml(site: Site, domain: str) -> str | None:
         f"    </{tag}>\n"
         for tag, kind, host, port, sock in servers
     )
+    listed = "".join(f"    <domain>{escape(d)}</domain>\n" for d in domains)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<clientConfig version="1.1">\n'
-        f'  <emailProvider id="{escape(domain)}">\n'
-        f"    <domain>{escape(domain)}</domain>\n"
-        f"    <displayName>{escape(domain)}</displayName>\n"
+        f'  <emailProvider id="{escape(site.name)}">\n'
+        f"{listed}"
+        f"    <displayName>{escape(site.name)}</displayName>\n"
+        f"    <displayShortName>{escape(site.name)}</displayShortName>\n"
         f"{body}"
         "  </emailProvider>\n"
         "</clientConfig>\n"
     )
+
+
+def json_lines(doc: dict[str, Any], list_key: str) -> str:
+    """JSON with one list item per line: diffs show changed records, and the C encoder runs
+    (json.dumps with indent= falls back to pure Python, 4 s for a 5,000-domain site)."""
+    head = {k: v for k, v in doc.items() if k != list_key}
+    items = ",\n".join(json.dumps(item, sort_keys=True, ensure_ascii=False) for item in doc[list_key])
+    prefix = json.dumps(head, sort_keys=True, ensure_ascii=False)[:-1]
+    return f'{prefix}{", " if head else ""}"{list_key}": [\n{items}\n]}}\n'
 
 
 def build_files(site: Site, rs: RecordSet) -> dict[str, bytes]:
@@ -168,11 +184,17 @@ def build_files(site: Site, rs: RecordSet) -> dict[str, bytes]:
     for zone in rs.zones():
         files[f"dns/{zone}.zone"] = zone_text(rs, zone).encode()
         files[f"dns/octodns/{zone}.yaml"] = octodns_zone(rs, zone).encode()
-    files["dns/records.json"] = (json.dumps(json_doc(rs), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    for domain, policy in rs.mta_sts_policies.items():
-        files[f"dns/mta-sts/{domain}/.well-known/mta-sts.txt"] = policy.encode()
-    for domain in sorted(site.domains):
-        xml = autoconfig_xml(site, domain)
-        if xml:
-            files[f"dns/autoconfig/{domain}/mail/config-v1.1.xml"] = xml.encode()
+    files["dns/records.json"] = json_lines(json_doc(rs), "records").encode()
+    # One file per distinct policy (usually one for the whole site) and a map of which
+    # mta-sts.DOMAIN serves which: thousands of identical files help nobody.
+    hosts = []
+    for domain, policy in sorted(rs.mta_sts_policies.items()):
+        policy_id = mta_sts_id(policy)
+        files[f"dns/mta-sts/{policy_id}.txt"] = policy.encode()
+        hosts.append(f"mta-sts.{domain} {policy_id}.txt\n")
+    if hosts:
+        files["dns/mta-sts/hosts.txt"] = ("# serve FILE as https://NAME/.well-known/mta-sts.txt\n" + "".join(hosts)).encode()
+    xml = autoconfig_xml(site)
+    if xml:
+        files["dns/autoconfig/config-v1.1.xml"] = xml.encode()
     return files

@@ -7,6 +7,7 @@ purpose in English and Japanese. Rules come from ../shared/reference/mail-standa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -169,14 +170,15 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
     # Hosts: forward names, reverse names, HELO SPF.
     for _, host in sorted(site.hosts.items(), key=lambda item: item[1].fqdn):
         zone = zone_of(host.fqdn, site)
-        for a in host.ipv4:
-            add(zone, host.fqdn, "A", str(a), Level.REQUIRED, "address of the mail host", "メールサーバのIPv4アドレス")
-        for a in host.ipv6:
-            add(zone, host.fqdn, "AAAA", str(a), Level.REQUIRED, "IPv6 address of the mail host", "メールサーバのIPv6アドレス")
+        for a4 in host.ipv4:
+            add(zone, host.fqdn, "A", str(a4), Level.REQUIRED, "address of the mail host", "メールサーバのIPv4アドレス")
+        for a6 in host.ipv6:
+            add(zone, host.fqdn, "AAAA", str(a6), Level.REQUIRED, "IPv6 address of the mail host", "メールサーバのIPv6アドレス")
         if host.addresses:
             helo = ["v=spf1"] + [f"ip4:{a}" for a in host.ipv4] + [f"ip6:{a}" for a in host.ipv6] + ["-all"]
             add(zone, host.fqdn, "TXT", " ".join(helo), Level.RECOMMENDED, "SPF for the host's HELO name (RFC 7208 §2.3)", "HELO名のSPF（RFC 7208 §2.3）")
-        for address in (*host.ipv4, *host.ipv6):
+        addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [*host.ipv4, *host.ipv6]
+        for address in addresses:
             add(
                 reverse_zone(address),
                 address.reverse_pointer,
@@ -235,7 +237,7 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
             )
 
         for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
-            k, p = cached_public_value(key.path, lambda key=key: keys.read_private(key))
+            k, p = cached_public_value(key.path, functools.partial(keys.read_private, key))
             level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
             what = {
                 Status.ACTIVE: ("signing", "署名に使用中"),
@@ -309,8 +311,8 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
             notes.append(
                 Note(
                     domain_name,
-                    f"Serve build/dns/mta-sts/{domain_name}/.well-known/mta-sts.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
-                    f"build/dns/mta-sts/{domain_name}/.well-known/mta-sts.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
+                    f"Serve build/dns/mta-sts/{mta_sts_id(text)}.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
+                    f"build/dns/mta-sts/{mta_sts_id(text)}.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
                 )
             )
         tls_rpt = site.effective(domain_name, "tls_rpt")
@@ -337,16 +339,16 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 "_imap._tcp": (143, None),  # cleartext: never offered
                 "_pop3._tcp": (110, None),
             }
-            for label, (port, host) in offered.items():
+            for label, (port, server) in offered.items():
                 owner = f"{label}.{domain_name}"
-                if host is None:
+                if server is None:
                     add(domain_name, owner, "SRV", "0 0 0 .", Level.OPTIONAL, f"service not offered (port {port})", f"このサービスは提供しない（ポート{port}）")
                 else:
                     add(
                         domain_name,
                         owner,
                         "SRV",
-                        f"0 1 {port} {host.fqdn}.",
+                        f"0 1 {port} {server.fqdn}.",
                         Level.OPTIONAL,
                         f"mail programs find the server for port {port}",
                         f"メールソフトがポート{port}のサーバを見つけるため",
@@ -357,8 +359,8 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 "CNAME",
                 f"{store.fqdn}.",
                 Level.OPTIONAL,
-                "Thunderbird autoconfig (serve build/dns/autoconfig/...)",
-                "Thunderbirdの自動設定（build/dns/autoconfig/... を公開）",
+                "Thunderbird autoconfig (serve build/dns/autoconfig/config-v1.1.xml)",
+                "Thunderbirdの自動設定（build/dns/autoconfig/config-v1.1.xml を公開）",
             )
             add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
 

@@ -37,8 +37,8 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
     if signs:
         for domain in sorted(site.domains):
             for key in keys.signing_keys(domain):
-                target = f"{KEY_DIR}/{domain}/{key.selector}.private"
                 name = f"{key.selector}._domainkey.{domain}"
+                target = f"{KEY_DIR}/{name}.private"  # flat: one directory, not one per domain
                 key_table.append(f"{name} {domain}:{key.selector}:{target}")
                 signing_table.append(f"*@{domain} {name}")
                 tree.add(target[1:], keys.read_private(key), 0o640, "root", "opendkim", secret=True)

@@ -396,7 +396,7 @@ def check_site(site: Site) -> list[Issue]:
             if mode.value == "enforce":
                 where = (
                     ("domains", d, "mta_sts", "mode")
-                    if site.domains[d].mta_sts and "mode" in site.domains[d].mta_sts.model_fields_set
+                    if (override := site.domains[d].mta_sts) is not None and "mode" in override.model_fields_set
                     else ("policy", "mta_sts", "mode")
                 )
                 issues.append(

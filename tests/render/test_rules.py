@@ -126,8 +126,8 @@ def test_opendkim_tables_name_the_active_selectors(multi) -> None:
     assert "*@acme.example s202611a-ed._domainkey.acme.example\n" in signing
     assert "s202611b" not in signing  # the standby is published, not used
     keytable = text(multi, "mx1", "etc/opendkim/KeyTable")
-    assert "s202611a._domainkey.acme.example acme.example:s202611a:/etc/opendkim/keys/acme.example/s202611a.private" in keytable
-    key = multi["mx1"].files["etc/opendkim/keys/acme.example/s202611a.private"]
+    assert "s202611a._domainkey.acme.example acme.example:s202611a:/etc/opendkim/keys/s202611a._domainkey.acme.example.private" in keytable
+    key = multi["mx1"].files["etc/opendkim/keys/s202611a._domainkey.acme.example.private"]
     assert (key.mode, key.owner, key.group, key.secret) == (0o640, "root", "opendkim", True)
     assert not any("opendkim/keys" in p for p in multi["mx2"].files)  # only signing hosts hold keys
 

@@ -165,13 +165,18 @@ CASES = [
     ),
     (
         "SPF over ten lookups",
-        MINIMAL + "policy: {spf: {include: [a.example, b.example, c.example, d.example, e.example, f.example, g.example, h.example, i.example, j.example, k.example]}}\n",
-        ["14:25: policy.spf.include: 11 includes: SPF allows at most 10 DNS lookups (RFC 7208 §4.6.4), receivers would return permerror (hint: drop includes, or ask the providers for ip4/ip6 ranges)"],
+        MINIMAL
+        + "policy: {spf: {include: [a.example, b.example, c.example, d.example, e.example, f.example, g.example, h.example, i.example, j.example, k.example]}}\n",
+        [
+            "14:25: policy.spf.include: 11 includes: SPF allows at most 10 DNS lookups (RFC 7208 §4.6.4), receivers would return permerror (hint: drop includes, or ask the providers for ip4/ip6 ranges)"
+        ],
     ),
     (
         "MTA-STS enforce with self-signed certificates",
         MINIMAL + "policy: {mta_sts: {mode: enforce}}\n",
-        ["14:26: policy.mta_sts.mode: enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver (hint: use testing until the hosts have certificates from a public CA (tls.source: files))"],
+        [
+            "14:26: policy.mta_sts.mode: enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver (hint: use testing until the hosts have certificates from a public CA (tls.source: files))"
+        ],
     ),
     (
         "several problems in one run",
