@@ -38,6 +38,10 @@ err = Console(stderr=True, highlight=False)
 SiteArg = Annotated[Path, typer.Argument(help="the site file (site.yaml)", show_default=False)]
 StateOpt = Annotated[Path | None, typer.Option("--state", help="state directory (default: state/ beside the site file)")]
 FormatOpt = Annotated[str, typer.Option("--format", help="text or json")]
+VaultOpt = Annotated[
+    Path | None,
+    typer.Option("--vault-password-file", help="ansible-vault password file: DKIM keys are written and read encrypted (or set ANSIBLE_VAULT_PASSWORD_FILE)"),
+]
 
 
 def _fail(exc: ProvisionError) -> NoReturn:
@@ -79,13 +83,14 @@ def keys(
     state: StateOpt = None,
     rotate: Annotated[list[str] | None, typer.Option("--rotate", help="rotate this domain's keys (repeatable)")] = None,
     rotate_all: Annotated[bool, typer.Option("--rotate-all", help="rotate every domain's keys")] = False,
+    vault_password_file: VaultOpt = None,
 ) -> None:
     """Make sure every domain has its DKIM keys (active and standby); never regenerates a key.
 
     With --rotate: the standby key becomes active, the active one is retired (still published
     for 14 days), and a new standby is made. Run render and apply afterwards.
     """
-    from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
     from provisioner.keys.store import rotate as rotate_keys
     from provisioner.site.idn import to_a_label_or_error
     from provisioner.site.validate import load_site
@@ -93,16 +98,17 @@ def keys(
     try:
         loaded = load_site(site)
         state_dir = state_dir_for(loaded.path, state)
+        vault = vault_password_from(vault_password_file, os.environ)
         if rotate or rotate_all:
             targets = sorted(loaded.site.domains) if rotate_all else [to_a_label_or_error(d) for d in rotate or []]
-            ks = rotate_keys(loaded.site, state_dir, targets)
+            ks = rotate_keys(loaded.site, state_dir, targets, vault_password=vault)
             for domain in targets:
                 active = ", ".join(k.selector for k in ks.signing_keys(domain))
                 out.print(f"{domain}: now signing with {active}")
             return
         with _progress() as bar:
             task = bar.add_task("generating DKIM keys", total=None)
-            _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total), vault_password=vault)
     except ProvisionError as exc:
         _fail(exc)
     out.print(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}")
@@ -114,6 +120,7 @@ def render(
     output: Annotated[Path, typer.Option("-o", "--output", help="build directory")] = Path("build"),
     state: StateOpt = None,
     fmt: FormatOpt = "text",
+    vault_password_file: VaultOpt = None,
 ) -> None:
     """Render each host's Postfix, Dovecot and OpenDKIM files into OUTPUT/<host>/, the DNS records into OUTPUT/dns/, and manifest.json.
 
@@ -121,7 +128,7 @@ def render(
     """
     from provisioner.dns import build_outputs
     from provisioner.dns.records import site_records
-    from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
     from provisioner.render import render_site
     from provisioner.render.writer import write_build
     from provisioner.secrets import process_env
@@ -132,7 +139,8 @@ def render(
         state_dir = state_dir_for(loaded.path, state)
         with _progress() as bar:
             task = bar.add_task("DKIM keys", total=None)
-            ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            vault = vault_password_from(vault_password_file, os.environ)
+            ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total), vault_password=vault)
         trees = render_site(loaded, ks, state_dir, process_env())
         dns_files = build_outputs(loaded.site, site_records(loaded.site, ks))
         data = write_build(output, trees, dns_files)
@@ -164,6 +172,7 @@ def dns(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None,
     standalone: Annotated[bool, typer.Option("--standalone", help="zone: add SOA and NS so each zone stands alone")] = False,
     state: StateOpt = None,
+    vault_password_file: VaultOpt = None,
 ) -> None:
     """Print the DNS records to publish: zone fragments, JSON, octoDNS YAML, or the printable sheet.
 
@@ -171,7 +180,7 @@ def dns(
     """
     from provisioner.dns import FORMATS, dns_output
     from provisioner.dns.records import site_records
-    from provisioner.keys.store import atomic_write, ensure_keys, state_dir_for
+    from provisioner.keys.store import atomic_write, ensure_keys, state_dir_for, vault_password_from
     from provisioner.site.validate import load_site
 
     try:
@@ -183,7 +192,7 @@ def dns(
             raise ProvisionError("a PDF goes to a file: add -o sheet.pdf")
         loaded = load_site(site)
         state_dir = state_dir_for(loaded.path, state)
-        ks, _ = ensure_keys(loaded.site, state_dir)
+        ks, _ = ensure_keys(loaded.site, state_dir, vault_password=vault_password_from(vault_password_file, os.environ))
         data = dns_output(loaded.site, site_records(loaded.site, ks), fmt, lang, standalone)
         if output is not None:
             atomic_write(output, data, 0o644)

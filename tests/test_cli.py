@@ -161,3 +161,21 @@ def test_rerender_reuses_unchanged_files_and_rewrites_changed_ones(site_copy: Pa
     assert main_cf.stat().st_ino == inode  # unchanged: linked, not rewritten
     assert "partner2.example\tsmtp:[mx.partner.example]:25" in transport.read_text()
     assert virtual.read_text() == expected_virtual
+
+
+def test_vault_encrypted_keys_end_to_end(site_copy: Path, tmp_path: Path) -> None:
+    """GitOps: keys committed encrypted; render needs the password and ships plaintext keys to hosts."""
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse battery staple\n")
+    env = {"SMARTHOST_PASSWORD": "x"}
+    assert provision("keys", str(site_copy), "--vault-password-file", str(password)).returncode == 0
+    keys = sorted((site_copy.parent / "state/dkim").rglob("*.pem"))
+    assert keys and all(k.read_bytes().startswith(b"$ANSIBLE_VAULT;1.1;AES256") for k in keys)
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    without = provision("render", str(site_copy), "-o", str(tmp_path / "b0"), env=env)
+    assert without.returncode == 1 and "encrypted with ansible-vault" in without.stderr
+    with_env = provision("render", str(site_copy), "-o", str(tmp_path / "b1"), env={**env, "ANSIBLE_VAULT_PASSWORD_FILE": str(password)})
+    assert with_env.returncode == 0, with_env.stderr
+    shipped = next((tmp_path / "b1/mx1/etc/opendkim/keys").iterdir())
+    assert shipped.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert "PRIVATE KEY" not in with_env.stdout + with_env.stderr
