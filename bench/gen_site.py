@@ -42,7 +42,8 @@ def generate(domains: int, mailboxes: int = 10, aliases: int = 4) -> str:
             out.append("        quota: 1G")
             if m == 0:
                 out.append("        aliases: [postmaster, abuse]")
-        out.append("    aliases:")
+        if aliases:
+            out.append("    aliases:")
         for a in range(aliases):
             out.append(f"      team{a:02d}: [user{a:02d}, user{(a + 1) % mailboxes:02d}]")
     return "\n".join(out) + "\n"

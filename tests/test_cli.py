@@ -179,3 +179,22 @@ def test_vault_encrypted_keys_end_to_end(site_copy: Path, tmp_path: Path) -> Non
     shipped = next((tmp_path / "b1/mx1/etc/opendkim/keys").iterdir())
     assert shipped.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
     assert "PRIVATE KEY" not in with_env.stdout + with_env.stderr
+
+
+def test_dns_command_formats(site_copy: Path, tmp_path: Path) -> None:
+    import json
+
+    zone = provision("dns", str(site_copy), "--format", "zone", "--standalone")
+    assert zone.returncode == 0, zone.stderr
+    assert "acme.example. 3600 IN MX 10 mx1.acme.example." in zone.stdout and "IN SOA" in zone.stdout
+    data = json.loads(provision("dns", str(site_copy), "--format", "json").stdout)
+    assert {r["type"] for r in data["records"]} >= {"MX", "TXT", "A", "AAAA", "PTR", "SRV", "CNAME"}
+    assert "xn--r8jz45g.jp" in provision("dns", str(site_copy), "--format", "octodns").stdout
+    sheet = provision("dns", str(site_copy), "--format", "sheet", "--lang", "ja")
+    assert sheet.returncode == 0 and '<html lang="ja"' in sheet.stdout and "例え.jp" in sheet.stdout
+    pdf = tmp_path / "sheet.pdf"
+    assert provision("dns", str(site_copy), "--format", "pdf", "-o", str(pdf)).returncode == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+    bad = provision("dns", str(site_copy), "--format", "bind")
+    assert bad.returncode == 1 and "unknown format 'bind'" in bad.stderr
+    assert provision("dns", str(site_copy), "--format", "pdf").returncode == 1  # a PDF needs -o
