@@ -86,8 +86,12 @@ def _octodns_value(r: Record) -> Any:
 
 
 def _yaml_scalar(value: Any) -> str:
-    # A JSON string is a YAML double-quoted scalar; numbers are plain.
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+    # A YAML double-quoted scalar (escapes as JSON's); numbers are plain.
+    if not isinstance(value, str):
+        return str(value)
+    if value.isascii() and value.isprintable():
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def octodns_zone(rs: RecordSet, zone: str) -> str:

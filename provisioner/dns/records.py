@@ -166,6 +166,7 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
 
     mailbox = site.mailbox_host
     submission_hosts = site.hosts_with(Service.SUBMISSION)
+    spf_values: dict[SpfPolicy, str] = {}
 
     # Hosts: forward names, reverse names, HELO SPF.
     for _, host in sorted(site.hosts.items(), key=lambda item: item[1].fqdn):
@@ -218,11 +219,13 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
 
         spf = site.effective(domain_name, "spf")
         assert isinstance(spf, SpfPolicy)
+        if spf not in spf_values:  # the same for every domain on the site policy: build it once
+            spf_values[spf] = spf_value(site, spf)
         add(
             domain_name,
             domain_name,
             "TXT",
-            spf_value(site, spf),
+            spf_values[spf],
             Level.REQUIRED,
             "SPF: which servers may send for the domain",
             "SPF：このドメインのメールを送信してよいサーバ",
