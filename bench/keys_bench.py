@@ -44,6 +44,7 @@ REQUIRED_WARM_S = 1.0
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_site import generate  # noqa: E402
+from render_bench import warm_keys  # noqa: E402
 
 import provisioner.keys.store as store  # noqa: E402
 from provisioner.site.validate import load_site  # noqa: E402
@@ -74,25 +75,6 @@ def per_key_ms(fn, samples: int) -> float:
     for _ in range(samples):
         fn()
     return (time.perf_counter() - start) / samples * 1000
-
-
-def make_warm_state(site_path: Path, state: Path) -> int:
-    """dkim.yaml + one PEM per selector, untimed: generate_private_key is patched to hand out one
-    pre-made key per algorithm; workers=1 keeps generation in this process, where the patch applies."""
-    made: dict[str, bytes] = {}
-    real = store.generate_private_key
-
-    def one_key(algorithm: str) -> bytes:
-        if algorithm not in made:
-            made[algorithm] = real(algorithm)
-        return made[algorithm]
-
-    store.generate_private_key = one_key
-    try:
-        _, count = store.ensure_keys(load_site(site_path).site, state, workers=1)
-    finally:
-        store.generate_private_key = real
-    return count
 
 
 def bench_cold(n: int, work: Path) -> dict[str, float | int]:
@@ -142,7 +124,7 @@ def bench_warm(n: int, repeat: int, work: Path) -> dict[str, float | int]:
     d.mkdir()
     site, state = d / "site.yaml", d / "state"
     write_site(site, n)
-    keys = make_warm_state(site, state)
+    keys = warm_keys(site, state)
     cmd = [str(PROVISION), "keys", str(site), "--state", str(state)]
     run(cmd, d / "log")  # untimed: page cache
     runs = []
