@@ -27,6 +27,7 @@ app = typer.Typer(
         "  provision keys site.yaml\n"
         "  provision render site.yaml -o build/\n"
         "  provision dns site.yaml --format sheet --lang ja -o sheet.html\n"
+        "  provision check site.yaml --nameserver 192.0.2.53\n"
         "  echo 'secret' | provision passwd\n"
         "  provision schema > site.schema.json"
     ),
@@ -200,6 +201,62 @@ def dns(
             sys.stdout.buffer.write(data)
     except ProvisionError as exc:
         _fail(exc)
+
+
+@app.command(epilog="Example: provision check examples/all-in-one/site.yaml --nameserver 127.0.0.1:5353")
+def check(
+    site: SiteArg,
+    nameserver: Annotated[list[str] | None, typer.Option("--nameserver", help="ask this server, IP[:PORT] (repeatable); default: the system resolver")] = None,
+    dnsbl_nameserver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dnsbl-nameserver", help="resolver for blocklist queries, IP[:PORT]; not a public resolver (Spamhaus answers those with 127.255.255.254)"
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
+    problems_only: Annotated[bool, typer.Option("--problems-only", help="table: hide checks that pass")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="domains checked at once")] = 32,
+    state: StateOpt = None,
+    vault_password_file: VaultOpt = None,
+) -> None:
+    """Verify from outside what the world sees: records, SPF (10 lookups, check_host), DKIM keys,
+    DMARC, PTR, DNS blocklists. Exit 0 when every required check passes, 1 when any fails."""
+    from provisioner.check import DnsResolver, Nameserver, report_json, report_table, run_check
+    from provisioner.keys.store import load_state, state_dir_for, vault_password_from
+    from provisioner.site.validate import load_site
+
+    try:
+        if fmt not in ("table", "json"):
+            raise ProvisionError(f"unknown format {fmt!r}; choose table or json")
+        try:
+            servers = [Nameserver.parse(n) for n in nameserver or []]
+            dnsbl_servers = [Nameserver.parse(n) for n in dnsbl_nameserver or []]
+        except ValueError as exc:
+            raise ProvisionError(f"--nameserver: {exc}") from None
+        loaded = load_site(site)
+        keys = load_state(state_dir_for(loaded.path, state), vault_password_from(vault_password_file, os.environ))
+        resolver = DnsResolver(servers or None, timeout)
+        dnsbl_resolver = DnsResolver(dnsbl_servers, timeout) if dnsbl_servers else None
+        with _progress() as bar:
+            task = bar.add_task("checking", total=None)
+            report = run_check(
+                loaded.site,
+                keys,
+                resolver,
+                dnsbl_resolver=dnsbl_resolver,
+                concurrency=concurrency,
+                timeout=timeout,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt == "json":
+        out.print_json(json.dumps(report_json(report)))
+    else:
+        out.print(report_table(report, problems_only=problems_only))
+    raise typer.Exit(report.exit_status(strict))
 
 
 @app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")
