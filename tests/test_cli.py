@@ -27,7 +27,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site")
+    shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site", ignore=shutil.ignore_patterns("state", "build"))
     return tmp_path / "site" / "site.yaml"
 
 
