@@ -157,7 +157,9 @@ def render(
     for host, tree in sorted(trees.items()):
         paths = [f"/{p}" for p in sorted(tree.files) if "/opendkim/keys/" not in p]
         keys = len(tree.files) - len(paths)
-        shown = paths[:15] + [f"... and {len(paths) - 15} more"] * (len(paths) > 15) + [f"{keys} DKIM private keys in /etc/opendkim/keys/"] * bool(keys)
+        shown = paths if len(paths) <= 20 else [*paths[:15], f"... and {len(paths) - 15} more"]
+        if keys:
+            shown.append(f"{keys} DKIM private key{'s' * (keys != 1)} in /etc/opendkim/keys/")
         table.add_row(host, str(len(tree.files)), "\n".join(shown))
     out.print(table)
     sheets = "sheet.html, sheet.ja.html" if "dns/sheet.html" in dns_files else "no sheet for this many domains: provision dns --format sheet"
