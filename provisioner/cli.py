@@ -220,6 +220,8 @@ def check(
     problems_only: Annotated[bool, typer.Option("--problems-only", help="table: hide checks that pass")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
     concurrency: Annotated[int, typer.Option("--concurrency", help="domains checked at once")] = 32,
+    tls: Annotated[bool, typer.Option("--tls", help="also connect to each host's mail ports: TLS version, certificate names, expiry, trust, AUTH")] = False,
+    tls_timeout: Annotated[float, typer.Option("--tls-timeout", help="seconds per socket operation for --tls")] = 5.0,
     state: StateOpt = None,
     vault_password_file: VaultOpt = None,
 ) -> None:
@@ -252,6 +254,10 @@ def check(
                 timeout=timeout,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+            if tls:
+                from provisioner.check.tls import check_tls, with_findings
+
+                report = with_findings(report, check_tls(loaded.site, timeout=tls_timeout))
     except ProvisionError as exc:
         _fail(exc)
     if fmt == "json":

@@ -25,6 +25,7 @@ class Category(StrEnum):
     AUTOCONFIG = "autoconfig"
     PTR = "PTR"
     DNSBL = "DNSBL"
+    TLS = "TLS"
     CHECK = "check"  # the checker itself failed (a bug: reported, never raised)
 
 
