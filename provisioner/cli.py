@@ -28,6 +28,8 @@ app = typer.Typer(
         "  provision render site.yaml -o build/\n"
         "  provision dns site.yaml --format sheet --lang ja -o sheet.html\n"
         "  provision check site.yaml --nameserver 192.0.2.53\n"
+        "  provision plan site.yaml --format markdown\n"
+        "  provision apply site.yaml --yes\n"
         "  echo 'secret' | provision passwd\n"
         "  provision schema > site.schema.json"
     ),
@@ -53,6 +55,18 @@ def _fail(exc: ProvisionError) -> NoReturn:
     else:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _build(site: Path, output: Path, state: Path | None, vault_password_file: Path | None):  # type: ignore[no-untyped-def]
+    """Validate, keys, render, DNS, write: with a progress bar while keys are made."""
+    from provisioner.build import build
+    from provisioner.keys.store import vault_password_from
+    from provisioner.secrets import process_env
+
+    vault = vault_password_from(vault_password_file, os.environ)
+    with _progress() as bar:
+        task = bar.add_task("DKIM keys", total=None)
+        return build(site, output, state, process_env(), vault, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _progress() -> Progress:
@@ -127,26 +141,11 @@ def render(
 
     Missing DKIM keys and self-signed certificates are created in the state directory first.
     """
-    from provisioner.dns import build_outputs
-    from provisioner.dns.records import site_records
-    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
-    from provisioner.render import render_site
-    from provisioner.render.writer import write_build
-    from provisioner.secrets import process_env
-    from provisioner.site.validate import load_site
-
     try:
-        loaded = load_site(site)
-        state_dir = state_dir_for(loaded.path, state)
-        with _progress() as bar:
-            task = bar.add_task("DKIM keys", total=None)
-            vault = vault_password_from(vault_password_file, os.environ)
-            ks, _ = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total), vault_password=vault)
-        trees = render_site(loaded, ks, state_dir, process_env())
-        dns_files = build_outputs(loaded.site, site_records(loaded.site, ks))
-        data = write_build(output, trees, dns_files)
+        result = _build(site, output, state, vault_password_file)
     except ProvisionError as exc:
         _fail(exc)
+    trees, dns_files, data = result.trees, result.dns_files, result.manifest
     if fmt == "json":
         out.print_json(json.dumps(data))
         return
@@ -265,6 +264,93 @@ def check(
     else:
         out.print(report_table(report, problems_only=problems_only))
     raise typer.Exit(report.exit_status(strict))
+
+
+InventoryOpt = Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory (default: from the site's ansible: blocks)")]
+LimitOpt = Annotated[str | None, typer.Option("--limit", help="only these hosts (Ansible pattern)")]
+BuildOpt = Annotated[Path, typer.Option("--build", help="build directory rendered into first")]
+
+
+@app.command(epilog="Example: provision plan examples/multi-host/site.yaml -i inventories/example --format markdown")
+def plan(
+    site: SiteArg,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")] = "text",
+    build_dir: BuildOpt = Path("build"),
+    state: StateOpt = None,
+    vault_password_file: VaultOpt = None,
+) -> None:
+    """Render, then show per host which files, tables and services apply would change (Ansible check mode).
+
+    Exit 0: no changes; 2: changes; 1: error. Secrets are never shown.
+    """
+    from provisioner.apply import plan as run_plan
+    from provisioner.apply import plan_json, plan_markdown
+
+    if fmt not in ("text", "markdown", "json"):
+        _fail(ProvisionError(f"unknown format {fmt!r}; choose text, markdown or json"))
+    try:
+        _build(site, build_dir, state, vault_password_file)
+        result = run_plan(site, build_dir, inventory, limit)
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt == "json":
+        print(plan_json(result))
+    else:
+        out.print(plan_markdown(result), markup=False, soft_wrap=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command(epilog="Example: provision apply examples/all-in-one/site.yaml -i inventories/local --yes")
+def apply(
+    site: SiteArg,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="apply without asking (needed without a terminal)")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    build_dir: BuildOpt = Path("build"),
+    state: StateOpt = None,
+    vault_password_file: VaultOpt = None,
+) -> None:
+    """Render, show the plan, ask, then configure the hosts with Ansible; progress per host and task.
+
+    Without a terminal it refuses unless --yes. On failure it names the host and task, exit 1.
+    """
+    from provisioner.apply import apply as run_apply
+    from provisioner.apply import apply_json, plan_markdown
+    from provisioner.apply import plan as run_plan
+
+    if not yes and not sys.stdin.isatty():
+        _fail(ProvisionError("apply changes hosts: confirm at a terminal, or pass --yes (for pipelines)"))
+    try:
+        _build(site, build_dir, state, vault_password_file)
+        if not yes:
+            planned = run_plan(site, build_dir, inventory, limit)
+            out.print(plan_markdown(planned), markup=False, soft_wrap=True)
+            if planned.exit_code == 1:
+                raise typer.Exit(1)
+            if planned.exit_code == 0:
+                out.print("nothing to change")
+                return
+            if not typer.confirm("Apply these changes?", default=False):
+                err.print("not applied")
+                raise typer.Exit(1)
+
+        def show(event) -> None:  # type: ignore[no-untyped-def]
+            line = f"{event.host}: {event.task}: {event.status}"
+            err.print(line + (f": {event.message}" if event.status == "failed" and event.message else ""), markup=False, soft_wrap=True)
+
+        result = run_apply(site, build_dir, inventory, limit, progress=show)
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt == "json":
+        print(apply_json(result))
+    for failure in result.failures:
+        err.print(f"failed on {failure.host} at task '{failure.task}': {failure.message}", markup=False, soft_wrap=True)
+    if result.exit_code == 0 and fmt != "json":
+        out.print("applied")
+    raise typer.Exit(result.exit_code)
 
 
 @app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(python3 python3-venv postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-pop3d nsd
-          dovecot-lmtpd opendkim opendkim-tools chromium fonts-noto-cjk poppler-utils)
+          dovecot-lmtpd opendkim opendkim-tools chromium fonts-noto-cjk poppler-utils debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,4 +27,5 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 
 .venv/bin/ruff check --quiet provisioner tests bench
 .venv/bin/mypy --no-error-summary provisioner
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

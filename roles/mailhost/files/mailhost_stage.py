@@ -1,0 +1,210 @@
+"""The mailhost role's file mover, run on the host as `python3 -c <this file> ACTION ...`.
+
+It decides nothing about mail: the bundle (a tar the provisioner built from the rendered tree
+and its manifest) already carries every path, mode and owner. This script only compares,
+extracts, compiles the lookup tables Postfix is told about, and replaces live files atomically.
+It prints one JSON object (paths and reasons, never file contents); arguments come on stdin.
+
+  inspect         what differs between the manifest and the live files (read-only)
+  stage B S       extract bundle B into a fresh staging directory S
+  view S V        copy S to V with every shipped path pointing into V (to validate in place)
+  compile S       compile stale lookup tables inside S (postmap / postalias)
+  install S       move every staged file that differs from the live one into place
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+
+SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def difference(live, want):
+    """Why the live file is not what the entry wants, or None. want: sha256, mode, owner, group."""
+    try:
+        info = os.lstat(live)
+    except FileNotFoundError:
+        return "missing"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a file"
+    if sha256(live) != want["sha256"]:
+        return "content"
+    if "%04o" % stat.S_IMODE(info.st_mode) != want["mode"]:
+        return "mode"
+    if (owner_name(info.st_uid), group_name(info.st_gid)) != (want["owner"], want["group"]):
+        return "owner"
+    return None
+
+
+def owner_name(uid):
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid):
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def services_for(paths, reload_on):
+    return sorted(service for service, prefixes in reload_on.items() if any(p.startswith(tuple(prefixes)) for p in paths))
+
+
+def postconf(config_dir, name):
+    return subprocess.run(["postconf", "-c", config_dir, "-h", name], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def table_suffix(config_dir):
+    return SUFFIX.get(postconf(config_dir, "default_database_type"), ".db")
+
+
+def inspect(args):
+    """Read-only: files whose live copy differs, tables to compile, services to reload."""
+    files = [{"path": f["path"], "why": why} for f in args["files"] for why in [difference(f["path"], f)] if why]
+    changed = {f["path"] for f in files}
+    try:
+        suffix = table_suffix("/etc/postfix")
+    except (OSError, subprocess.CalledProcessError):
+        suffix = None  # Postfix is not installed yet: every table will be compiled
+    tables = []
+    for table in args["tables"]:
+        db = table + (suffix or "")
+        if suffix is None or table in changed or not os.path.exists(db) or os.path.getmtime(db) < os.path.getmtime(table):
+            tables.append(table)
+    return {"provisioner": "inspect", "files": files, "tables": tables, "reload": services_for(changed | set(tables), args["reload_on"])}
+
+
+def stage(bundle, staged):
+    """Extract the bundle into a fresh staging tree, owners and modes as the tar says."""
+    shutil.rmtree(staged, ignore_errors=True)
+    os.makedirs(staged, mode=0o700)
+    count = 0
+    with tarfile.open(bundle) as tar:
+        for member in tar:
+            name = os.path.normpath(member.name)
+            if not member.isreg() or name.startswith(("/", "..")):
+                raise SystemExit("bundle holds %r, which is not a relative regular file" % member.name)
+            target = os.path.join(staged, name)
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(tar.extractfile(member), out)
+                import grp
+                import pwd
+
+                os.fchown(out.fileno(), pwd.getpwnam(member.uname).pw_uid, grp.getgrnam(member.gname).gr_gid)
+                os.fchmod(out.fileno(), member.mode)
+            count += 1
+    return {"provisioner": "stage", "files": count}
+
+
+def staged_files(staged):
+    for directory, _, names in os.walk(staged):
+        for name in names:
+            path = os.path.join(directory, name)
+            yield path, "/" + os.path.relpath(path, staged)
+
+
+def view(staged, view_dir):
+    """A copy of the staged tree in which every shipped absolute path points into the copy,
+    so validators that open the files a configuration names (opendkim -n) read the new ones."""
+    shutil.rmtree(view_dir, ignore_errors=True)
+    shutil.copytree(staged, view_dir, symlinks=True)
+    live_paths = sorted((live for _, live in staged_files(staged)), key=len, reverse=True)
+    for path, live in staged_files(view_dir):
+        with open(path, "rb") as handle:
+            text = handle.read()
+        new = text
+        for shipped in live_paths:
+            new = new.replace(shipped.encode(), (view_dir + shipped).encode())
+        if new != text:
+            with open(path, "wb") as handle:
+                handle.write(new)
+    return {"provisioner": "view", "dir": view_dir}
+
+
+def compile_tables(staged, args):
+    """postmap (postalias for alias_database) the tables whose source changed or whose
+    database is missing; the database lands beside the staged source, ready to go live."""
+    config_dir = staged + "/etc/postfix"
+    suffix = table_suffix(config_dir)
+    aliases = {entry.split(":", 1)[-1] for entry in postconf(config_dir, "alias_database").replace(",", " ").split()}
+    compiled = []
+    for table in args["tables"]:
+        source = staged + table
+        live_db = table + suffix
+        fresh = os.path.exists(live_db) and os.path.getmtime(live_db) >= os.path.getmtime(table) and difference(table, entry_of(source)) is None
+        if fresh:
+            continue
+        tool = "postalias" if table in aliases else "postmap"
+        result = subprocess.run([tool, "-c", config_dir, source], capture_output=True, text=True)
+        if result.returncode != 0 or result.stderr.strip():
+            raise SystemExit("%s %s: %s" % (tool, table, (result.stderr or result.stdout).strip()))
+        compiled.append(table)
+    return {"provisioner": "compile", "tables": compiled}
+
+
+def entry_of(path):
+    info = os.lstat(path)
+    return {"sha256": sha256(path), "mode": "%04o" % stat.S_IMODE(info.st_mode), "owner": owner_name(info.st_uid), "group": group_name(info.st_gid)}
+
+
+def install(staged, args):
+    """Replace each live file that differs from its staged copy: write beside it, then rename."""
+    changed = []
+    for path, live in sorted(staged_files(staged), key=lambda pair: pair[1]):
+        if difference(live, entry_of(path)) is None:
+            continue
+        directory = os.path.dirname(live)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        temporary = os.path.join(directory, ".%s.provisioner-new" % os.path.basename(live))
+        shutil.copyfile(path, temporary)
+        info = os.lstat(path)
+        os.chown(temporary, info.st_uid, info.st_gid)
+        os.chmod(temporary, stat.S_IMODE(info.st_mode))
+        os.utime(temporary, ns=(info.st_atime_ns, info.st_mtime_ns))
+        os.replace(temporary, live)
+        changed.append(live)
+    return {"provisioner": "install", "changed": changed, "reload": services_for(changed, args["reload_on"])}
+
+
+def main(argv):
+    action = argv[1]
+    args = json.loads(sys.stdin.read() or "{}") if action in ("inspect", "compile", "install") else {}
+    if action == "inspect":
+        report = inspect(args)
+    elif action == "stage":
+        report = stage(argv[2], argv[3])
+    elif action == "view":
+        report = view(argv[2], argv[3])
+    elif action == "compile":
+        report = compile_tables(argv[2], args)
+    elif action == "install":
+        report = install(argv[2], args)
+    else:
+        raise SystemExit("unknown action %r" % action)
+    print(json.dumps(report, sort_keys=True))
+
+
+main(sys.argv)

@@ -1,0 +1,195 @@
+"""A throwaway Debian host on this machine: golden rootfs, overlay chroot, network namespace.
+
+Recipe: shared/reference/testbed.md. The golden rootfs is built once by debootstrap and cached
+under /var/cache/provisioner-testbed/<key>/, the key a hash of everything that goes into it
+(suite, base packages, the role's package list), so CI that starts from scratch builds its own
+and a changed package list builds a new one. The mirror is reached only during that build;
+the hosts install the mail packages from apt's cache (`apt-get install --download-only`).
+
+Per test: an overlay mount (lower = golden, upper = throwaway), /proc and /dev inside it, a
+network namespace with 192.0.2.10/24 and 2001:db8::10/64 on a veth (both ends inside), and a Python
+wrapper that runs `nsenter --net=... chroot ROOT /usr/bin/python3`, so Ansible's local
+connection runs every module inside the host. Teardown kills only the namespace's processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("PROVISIONER_TESTBED_CACHE", "/var/cache/provisioner-testbed"))
+SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-apt", "ca-certificates", "openssl")
+RECIPE = 1  # bump when the build steps below change
+
+
+def role_packages() -> list[str]:
+    """Every package the mailhost role may install (its defaults are the one list)."""
+    defaults = yaml.safe_load((REPO / "roles/mailhost/defaults/main.yml").read_text())
+    return sorted({p for packages in defaults["mailhost_packages"].values() for p in packages})
+
+
+def debian_mirror() -> str:
+    """The machine's own Debian mirror, from its apt sources (deb822 or one-line)."""
+    texts = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            texts.append(path.read_text())
+        except OSError:
+            continue
+    for uri in re.findall(r"(?:URIs:|^deb)\s+(?:\[[^]]*\]\s+)?(https?://\S+)", "\n".join(texts), re.M):
+        if uri.rstrip("/").endswith("/debian"):
+            return uri
+    return "http://deb.debian.org/debian"
+
+
+def _run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in cmd], check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+
+
+def golden(log: object = print) -> Path:
+    """The cached golden rootfs, built if missing (about a minute, needs the Debian mirror)."""
+    packages = role_packages()
+    key = hashlib.sha256(json.dumps([RECIPE, SUITE, BASE_PACKAGES, packages]).encode()).hexdigest()[:16]
+    home = CACHE / key
+    rootfs = home / "rootfs"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (home / "complete").exists():
+            return rootfs
+        build = home / "rootfs.building"
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        started = time.monotonic()
+        _run(["debootstrap", "--variant=minbase", SUITE, build, debian_mirror()])
+        policy = build / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\n# test host: apt never starts daemons; `service X start` does\nexit 101\n")
+        policy.chmod(0o755)
+        shutil.copy("/etc/resolv.conf", build / "etc/resolv.conf")
+        _run(["mount", "-t", "proc", "proc", build / "proc"])
+        try:
+            env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+            _run(["chroot", build, "apt-get", "update", "-qq"], env=env)
+            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *BASE_PACKAGES], env=env)
+            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "--download-only", *packages], env=env)
+        finally:
+            _run(["umount", build / "proc"])
+        (build / "etc/resolv.conf").write_text("# test network: no resolver\n")
+        shutil.rmtree(rootfs, ignore_errors=True)
+        build.rename(rootfs)
+        (home / "complete").write_text(json.dumps({"suite": SUITE, "packages": packages, "seconds": round(time.monotonic() - started)}) + "\n")
+        if callable(log):
+            log(f"testbed: golden rootfs built in {time.monotonic() - started:.0f}s at {rootfs}")
+        return rootfs
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    name: str  # inventory name, the site's host name
+    netns: str
+    root: Path  # the overlay mount, the host's /
+    python: Path  # the wrapper Ansible uses as ansible_python_interpreter
+    ansible_tmp: Path  # bind-mounted at the same path inside the host
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the host (its namespace, its root)."""
+        return subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "chroot", str(self.root), *cmd],
+            check=check,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+        )
+
+    def in_netns(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a controller command (e.g. this venv's python) inside the host's network only."""
+        return subprocess.run(["ip", "netns", "exec", self.netns, *cmd], text=True, capture_output=True, timeout=timeout)
+
+
+@contextmanager
+def sandbox_host(golden_root: Path, name: str, fqdn: str, ipv4: str = "192.0.2.10", ipv6: str = "2001:db8::10") -> Iterator[SandboxHost]:
+    """An overlay chroot of the golden rootfs in a fresh network namespace; torn down on exit."""
+    work = Path(tempfile.mkdtemp(prefix=f"tb-{name}-", dir="/tmp"))
+    netns = f"tb-{name}-{os.getpid()}"
+    root = work / "root"
+    ansible_tmp = work / "ansible-tmp"
+    mounts: list[Path] = []
+    netns_made = False
+    try:
+        for d in ("upper", "work", "root", "ansible-tmp"):
+            (work / d).mkdir()
+        _run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={golden_root},upperdir={work}/upper,workdir={work}/work", root])
+        mounts.append(root)
+        _run(["mount", "-t", "proc", "proc", root / "proc"])
+        _run(["mount", "--bind", "/dev", root / "dev"])
+        _run(["mount", "--bind", "/dev/pts", root / "dev/pts"])
+        inside_tmp = root / str(ansible_tmp).lstrip("/")
+        inside_tmp.mkdir(parents=True)
+        _run(["mount", "--bind", ansible_tmp, inside_tmp])
+        short = fqdn.split(".")[0]
+        (root / "etc/hostname").write_text(f"{fqdn}\n")
+        (root / "etc/mailname").write_text(f"{fqdn}\n")
+        (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n{ipv4} {fqdn} {short}\n{ipv6} {fqdn} {short}\n")
+        (root / "etc/resolv.conf").write_text("# test network: no resolver\n")
+
+        _run(["ip", "netns", "add", netns])
+        netns_made = True
+        for cmd in (
+            ["link", "set", "lo", "up"],
+            # No dummy driver on every kernel: a veth pair with both ends inside does the same.
+            ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"],
+            ["link", "set", "eth0-peer", "up"],
+            ["addr", "add", f"{ipv4}/24", "dev", "eth0"],
+            ["addr", "add", f"{ipv6}/64", "dev", "eth0", "nodad"],
+            ["link", "set", "eth0", "up"],
+        ):
+            _run(["ip", "-n", netns, *cmd])
+
+        python = work / "python3"
+        python.write_text(f'#!/bin/sh\nexec nsenter --net=/run/netns/{netns} chroot {root} /usr/bin/python3 "$@"\n')
+        python.chmod(0o755)
+        yield SandboxHost(name, netns, root, python, ansible_tmp)
+    finally:
+        if netns_made:
+            _kill_netns(netns)
+        if mounts:
+            subprocess.run(["umount", "-R", str(root)], capture_output=True)
+            if os.path.ismount(root):  # a process outside the namespace still holds it
+                subprocess.run(["umount", "-R", "-l", str(root)], capture_output=True)
+        if netns_made:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kill_netns(netns: str) -> None:
+    """Stop every process in the namespace (and only those): TERM, a grace period, KILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(int(pid), sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(50):
+            if not subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split():
+                return
+            time.sleep(0.1)
