@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from gen_site import generate  # noqa: E402
+from render_bench import cheap_keys  # noqa: E402
 
 import provisioner.keys.store as store  # noqa: E402
 from provisioner.check import DnsResolver, Nameserver, Severity, run_check  # noqa: E402
@@ -65,19 +66,8 @@ class Counting:
 
 
 def warm_keys(site: Any, state: Path) -> Any:
-    made: dict[str, bytes] = {}
-    real = store.generate_private_key
-
-    def one_key(algorithm: str) -> bytes:
-        if algorithm not in made:
-            made[algorithm] = real(algorithm)
-        return made[algorithm]
-
-    store.generate_private_key = one_key
-    try:
+    with cheap_keys():
         keys, _ = store.ensure_keys(site, state, workers=1)
-    finally:
-        store.generate_private_key = real
     return keys
 
 

@@ -21,6 +21,7 @@ usage: .venv/bin/python bench/render_bench.py [--domains 500,1000,2000,5000] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,13 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # Linux: ru_maxrss is in KiB
 
 
-def warm_keys(site_path: Path, state: Path) -> int:
-    """Create the DKIM state (dkim.yaml + one PEM per selector) outside the timing.
+@contextlib.contextmanager
+def cheap_keys() -> Iterator[None]:
+    """While active, generate_private_key hands out one pre-made key per algorithm.
 
     Real generation of 2 RSA-2048 keys per domain takes minutes for 5,000 domains and is not
-    what we measure, so generate_private_key is patched to hand out one pre-made key per
-    algorithm; workers=1 keeps generation in this process, where the patch applies.
+    what the render and check benchmarks measure. Call ensure_keys with workers=1 inside, so
+    generation stays in this process, where the patch applies.
     """
     made: dict[str, bytes] = {}
     real = store.generate_private_key
@@ -81,9 +84,15 @@ def warm_keys(site_path: Path, state: Path) -> int:
 
     store.generate_private_key = one_key
     try:
-        _, count = store.ensure_keys(load_site(site_path).site, state, workers=1)
+        yield
     finally:
         store.generate_private_key = real
+
+
+def warm_keys(site_path: Path, state: Path) -> int:
+    """Create the DKIM state (dkim.yaml + one PEM per selector) outside the timing."""
+    with cheap_keys():
+        _, count = store.ensure_keys(load_site(site_path).site, state, workers=1)
     return count
 
 
