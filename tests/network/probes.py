@@ -1,0 +1,223 @@
+"""Client side of tests/network, run inside a namespace by the venv's python:
+
+    ip netns exec NS .venv/bin/python tests/network/probes.py NAME 'JSON-KWARGS'
+
+prints one JSON object. Real protocol exchanges only (smtplib, imaplib, poplib, dnspython,
+dkimpy, pyspf); certificates are self-signed, so TLS is checked for being on, not for trust.
+"""
+
+from __future__ import annotations
+
+import email
+import email.utils
+import imaplib
+import json
+import poplib
+import smtplib
+import ssl
+import sys
+from email.message import EmailMessage
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.resolver
+
+TIMEOUT = 40
+
+
+def _ctx() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _message(mail_from: str, to: list[str], subject: str, body: str = "test body\n", from_header: str | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = from_header or mail_from
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.formatdate()
+    msg["Message-ID"] = email.utils.make_msgid(domain=mail_from.rsplit("@", 1)[-1] or "probe.test")
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def features(host: str, port: int, helo: str = "probe.foreign.test", tls: str = "starttls") -> dict:
+    """EHLO keywords before and after STARTTLS (or on implicit TLS)."""
+    out: dict = {}
+    if tls == "ssl":
+        s = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT, context=_ctx())
+        s.ehlo(helo)
+        out["tls"] = {"auth": s.has_extn("auth"), "auth_methods": s.esmtp_features.get("auth", "")}
+        s.quit()
+        return out
+    s = smtplib.SMTP(host, port, timeout=TIMEOUT)
+    s.ehlo(helo)
+    out["plain"] = {"auth": s.has_extn("auth"), "starttls": s.has_extn("starttls")}
+    if s.has_extn("starttls"):
+        s.starttls(context=_ctx())
+        s.ehlo(helo)
+        out["tls"] = {"auth": s.has_extn("auth"), "auth_methods": s.esmtp_features.get("auth", "")}
+    s.quit()
+    return out
+
+
+def submit(host: str, port: int, tls: str, user: str, password: str, mail_from: str, to: list[str], subject: str, from_header: str | None = None) -> dict:
+    """Authenticated submission; returns the AUTH, MAIL, RCPT and DATA replies."""
+    out: dict = {}
+    if tls == "ssl":
+        s = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT, context=_ctx())
+        s.ehlo("client.acme.test")
+    else:
+        s = smtplib.SMTP(host, port, timeout=TIMEOUT)
+        s.ehlo("client.acme.test")
+        s.starttls(context=_ctx())
+        s.ehlo("client.acme.test")
+    out["tls_version"] = s.sock.version()
+    try:
+        code, text = s.login(user, password)
+        out["auth"] = [code, text.decode()]
+    except smtplib.SMTPAuthenticationError as e:
+        out["auth"] = [e.smtp_code, e.smtp_error.decode()]
+        s.quit()
+        return out
+    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header)))
+    s.quit()
+    return out
+
+
+def _transaction(s: smtplib.SMTP, mail_from: str, to: list[str], data: bytes) -> dict:
+    out: dict = {}
+    code, text = s.mail(mail_from)
+    out["mail"] = [code, text.decode()]
+    if code != 250:
+        s.rset()
+        return out
+    out["rcpt"] = {}
+    for rcpt in to:
+        # Raw RCPT TO: smtplib.rcpt() would run the address through email.utils.parseaddr,
+        # which turns a source route (@a:user@b) into something else.
+        code, text = s.docmd("RCPT", f"TO:<{rcpt}>")
+        out["rcpt"][rcpt] = [code, text.decode()]
+    if any(c == 250 for c, _ in out["rcpt"].values()):
+        code, text = s.data(data)
+        out["data"] = [code, text.decode()]
+    else:
+        s.rset()
+    return out
+
+
+def send(
+    host: str, port: int, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test", source: str | None = None, starttls: bool = False
+) -> dict:
+    """Unauthenticated SMTP (port 25): the replies to MAIL, each RCPT, DATA."""
+    s = smtplib.SMTP(timeout=TIMEOUT, source_address=(source, 0) if source else None)
+    code, banner = s.connect(host, port)
+    s._host = host  # type: ignore[attr-defined]  # connect() alone leaves it empty; STARTTLS needs it
+    out: dict = {"banner": [code, banner.decode()]}
+    s.ehlo(helo)
+    if starttls and s.has_extn("starttls"):
+        s.starttls(context=_ctx())
+        s.ehlo(helo)
+    out["auth_offered"] = s.has_extn("auth")
+    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject)))
+    s.quit()
+    return out
+
+
+def auth_wrong(host: str, port: int, user: str, password: str) -> dict:
+    s = smtplib.SMTP(host, port, timeout=TIMEOUT)
+    s.ehlo("client.acme.test")
+    s.starttls(context=_ctx())
+    s.ehlo("client.acme.test")
+    try:
+        code, text = s.login(user, password)
+    except smtplib.SMTPAuthenticationError as e:
+        code, text = e.smtp_code, e.smtp_error
+    s.close()
+    return {"auth": [code, text.decode()]}
+
+
+def imap(host: str, user: str, password: str) -> dict:
+    i = imaplib.IMAP4_SSL(host, 993, ssl_context=_ctx(), timeout=TIMEOUT)
+    out: dict = {"tls": i.sock.version(), "login": i.login(user, password)[0]}
+    i.select("INBOX", readonly=True)
+    _, data = i.search(None, "ALL")
+    subjects = []
+    for num in data[0].split():
+        _, parts = i.fetch(num, "(RFC822)")
+        subjects.append(email.message_from_bytes(parts[0][1])["Subject"])
+    out["subjects"] = subjects
+    i.logout()
+    return out
+
+
+def pop3(host: str, user: str, password: str) -> dict:
+    p = poplib.POP3_SSL(host, 995, context=_ctx(), timeout=TIMEOUT)
+    p.user(user)
+    out: dict = {"pass": p.pass_(password).decode()}
+    count, _ = p.stat()
+    subjects = []
+    for n in range(1, count + 1):
+        _, lines, _ = p.retr(n)
+        subjects.append(email.message_from_bytes(b"\r\n".join(lines))["Subject"])
+    out["subjects"] = subjects
+    p.quit()  # nothing deleted
+    return out
+
+
+def mx_deliver(domain: str, nameserver: str, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test") -> dict:
+    """What a sending MTA does: MX records by preference, the first host that answers."""
+    response = dns.query.udp(dns.message.make_query(domain, "MX"), nameserver, timeout=5)
+    mxs = sorted((r.preference, r.exchange.to_text().rstrip(".")) for rrset in response.answer for r in rrset)
+    tried = []
+    for _, name in mxs:
+        a = dns.query.udp(dns.message.make_query(name, "A"), nameserver, timeout=5)
+        address = next(r.address for rrset in a.answer for r in rrset if rrset.rdtype == dns.rdatatype.A)
+        try:
+            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True)
+        except OSError as e:
+            tried.append([name, address, str(e)])
+            continue
+        return {"mx": mxs, "tried": tried, "delivered_to": name, **result}
+    return {"mx": mxs, "tried": tried, "delivered_to": None}
+
+
+def authenticate(path: str, nameserver: str, client_ip: str) -> dict:
+    """DKIM (dkimpy) and SPF (pyspf) of a message the sink stored, with the test DNS only."""
+    import dkim
+    import spf
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [nameserver]
+    resolver.lifetime = 5
+    dns.resolver.default_resolver = resolver  # pyspf asks dnspython's default resolver
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        qname = name.decode() if isinstance(name, bytes) else name
+        answer = resolver.resolve(qname, "TXT")
+        return b"".join(b"".join(r.strings) for r in answer)
+
+    stored = json.loads(open(path).read())
+    raw = stored["data"].encode("utf-8", "surrogateescape")
+    msg = email.message_from_bytes(raw)
+    sig = dkim.parse_tag_value(msg["DKIM-Signature"].replace("\r\n", "").replace("\n", "").encode()) if msg["DKIM-Signature"] else {}
+    verified = dkim.verify(raw, dnsfunc=dnsfunc)
+    mail_from = stored["mail_from"]
+    spf_result = spf.check2(i=client_ip, s=mail_from, h=stored["helo"])
+    return {
+        "dkim": verified,
+        "d": sig.get(b"d", b"").decode(),
+        "s": sig.get(b"s", b"").decode(),
+        "from": email.utils.parseaddr(msg["From"])[1],
+        "return_path": email.utils.parseaddr(msg["Return-Path"])[1],
+        "spf": list(spf_result),
+        "peer": stored["peer"],
+    }
+
+
+if __name__ == "__main__":
+    name, kwargs = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    print(json.dumps(globals()[name](**kwargs)))

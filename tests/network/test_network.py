@@ -1,0 +1,459 @@
+"""The issue's test network, end to end: `provision apply` converges three real Debian hosts
+over SSH, then real SMTP, IMAP and POP3 exchanges prove what the site file promises.
+
+Hosts (overlay chroots of one debootstrap rootfs, each in its own network and UTS namespace,
+on a bridge in a "switch" namespace; 192.0.2.0/24 only):
+    mx1  192.0.2.10   mx, submission, imap, pop3 (mailboxes)
+    mx2  192.0.2.20   backup-mx
+    out1 192.0.2.11   relay for relay.networks = 192.0.2.192/26
+    dns  192.0.2.53   nsd serving the zones provision generated + foreign.test, partner.test
+    inet 192.0.2.100  the outside world: tests/network/sink.py, MX of foreign.test; the
+                      transport next hop of partner.test (whose own MX, 192.0.2.102, is dead)
+    client 192.0.2.200 inside relay.networks (no other host is)
+Site: tests/network/site.yaml. Test passwords: alice -> alice-net-pw, bob -> bob-net-pw.
+
+Needs root, debootstrap, nsd, ssh (client), nc (netcat-openbsd); the first run builds the
+golden rootfs (with openssh-server) from the Debian mirror, later runs reuse it.
+PROVISIONER_SKIP_TESTBED=1 skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provisioner.dns.formats import zone_text
+from provisioner.dns.records import site_records
+from provisioner.keys.store import KeyState, ensure_keys
+from provisioner.site.validate import load_site
+from tests.network.net import DNS_ADDRESS, Host, Network, Node, golden_ssh, nsd_conf
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+SITE = HERE / "site.yaml"
+PROVISION = str(Path(sys.executable).parent / "provision")
+PY = sys.executable
+DOMAIN = "acme.test"
+ALICE, ALICE_PW = "alice@acme.test", "alice-net-pw"
+BOB, BOB_PW = "bob@acme.test", "bob-net-pw"
+ADDR = {"mx1": "192.0.2.10", "out1": "192.0.2.11", "mx2": "192.0.2.20", "inet": "192.0.2.100", "client": "192.0.2.200"}
+FQDN = {"mx1": "mx1.acme.test", "mx2": "mx2.acme.test", "out1": "out1.acme.test"}
+HOSTS = ("mx1", "mx2", "out1")
+
+pytestmark = pytest.mark.skipif(os.environ.get("PROVISIONER_SKIP_TESTBED") == "1", reason="PROVISIONER_SKIP_TESTBED=1")
+
+FOREIGN_ZONES = {
+    "foreign.test": f"""\
+$ORIGIN foreign.test.
+$TTL 300
+@ IN SOA ns1.foreign.test. hostmaster.foreign.test. 1 7200 3600 1209600 300
+@ IN NS ns1.foreign.test.
+ns1 IN A {DNS_ADDRESS}
+@ IN MX 10 inet.foreign.test.
+inet IN A {ADDR["inet"]}
+@ IN TXT "v=spf1 ip4:{ADDR["inet"]} -all"
+""",
+    # The MX is a dead address: mail gets there only by relay.transports.
+    "partner.test": """\
+$ORIGIN partner.test.
+$TTL 300
+@ IN SOA ns1.partner.test. hostmaster.partner.test. 1 7200 3600 1209600 300
+@ IN NS ns1.foreign.test.
+@ IN MX 10 mx.partner.test.
+mx IN A 192.0.2.102
+""",
+}
+
+
+@dataclass
+class Testnet:
+    __test__ = False
+
+    net: Network
+    hosts: dict[str, Host]
+    inet: Node
+    client: Node
+    sink: Path
+    build: Path
+    state: Path
+    inventory: Path
+    env: dict[str, str]
+    keys: KeyState
+    timings: dict[str, float]
+
+    def probe(self, where: Node, name: str, **kwargs: object) -> dict:
+        result = where.netns_exec(PY, HERE / "probes.py", name, json.dumps(kwargs), timeout=180)
+        assert result.returncode == 0, f"{name} in {where.role}: {result.stdout}\n{result.stderr}"
+        return json.loads(result.stdout)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        common = [str(SITE), "-i", str(self.inventory), "--build", str(self.build), "--state", str(self.state)]
+        return subprocess.run(
+            [PROVISION, *args, *common], capture_output=True, text=True, env={**os.environ, **self.env}, cwd=REPO, timeout=600, stdin=subprocess.DEVNULL
+        )
+
+    def sink_messages(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.sink.glob("*.json"))]
+
+    def wait_sink(self, subject: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.sink_messages():
+                if f"Subject: {subject}" in message["data"]:
+                    return message
+            time.sleep(0.3)
+        raise AssertionError(f"{subject!r} never reached inet; mx1 log:\n{self.log('mx1')}\nout1 log:\n{self.log('out1')}")
+
+    def maildir(self, host: str, subject: str) -> list[Path]:
+        base = self.hosts[host].root / "var/vmail"
+        return [p for p in base.rglob("*") if p.is_file() and p.parent.name in ("new", "cur") and f"Subject: {subject}".encode() in p.read_bytes()]
+
+    def wait_maildir(self, subject: str, host: str = "mx1", timeout: float = 60) -> list[Path]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.maildir(host, subject)
+            if found:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"{subject!r} never reached a mailbox on {host}:\n{self.log(host)}")
+
+    def log(self, host: str, lines: int = 40) -> str:
+        path = self.hosts[host].root / "var/log/postfix.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+def _subject(what: str) -> str:
+    return f"{what} {uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    if os.geteuid() != 0 or not shutil.which("debootstrap"):
+        pytest.fail("the test network needs root and debootstrap: run tests/run.sh as root, which installs it")
+    for tool in ("nsd", "nc", "ssh", "ssh-keygen"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is not installed: tests/run.sh installs it")
+    started = time.monotonic()
+    golden_root = golden_ssh(log=print)
+    timings = {"golden": time.monotonic() - started}
+    work = tmp_path_factory.mktemp("network")
+    build, state = work / "build", work / "state"
+    # Render once first: the DKIM keys it makes are records the DNS must serve (apply renders again).
+    rendered = subprocess.run([PROVISION, "render", str(SITE), "-o", str(build), "--state", str(state)], capture_output=True, text=True, cwd=REPO)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    site = load_site(SITE).site
+    keys, _ = ensure_keys(site, state, workers=1)
+    records = site_records(site, keys)
+    zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones()}
+    zones["2.0.192.in-addr.arpa"] += "100.2.0.192.in-addr.arpa. 3600 IN PTR inet.foreign.test.\n"
+    zones.update(FOREIGN_ZONES)
+
+    net = Network.create()
+    try:
+        t0 = time.monotonic()
+        dns_node = net.add_node("dns", DNS_ADDRESS)
+        conf = nsd_conf(zones, work / "nsd", DNS_ADDRESS)
+        net.start("dns", "nsd", "-d", "-c", conf, log=work / "nsd" / "nsd.out")
+        inet = net.add_node("inet", ADDR["inet"])
+        sink = work / "sink"
+        net.start("inet", PY, HERE / "sink.py", sink, ADDR["inet"], "25", log=work / "sink.log")
+        client = net.add_node("client", ADDR["client"])
+        hosts = {role: net.add_host(golden_root, role, FQDN[role], ADDR[role]) for role in HOSTS}
+        net.wait_port(inet, DNS_ADDRESS, 53)  # nsd listens on TCP too
+        net.wait_port(inet, ADDR["inet"], 25)
+        timings["network"] = time.monotonic() - t0
+        inventory = net.ssh_inventory(work / "hosts.yml", HOSTS, {"mailhost_apt_update_cache": False})
+        tn = Testnet(net, hosts, inet, client, sink, build, state, inventory, net.ansible_env(), keys, timings)
+        assert dns_node.address == DNS_ADDRESS
+
+        t0 = time.monotonic()
+        cold = tn.cli("apply", "--yes", "--format", "json")
+        timings["cold_apply"] = time.monotonic() - t0
+        assert cold.returncode == 0, cold.stdout[-5000:] + cold.stderr[-5000:]
+        stats = json.loads(cold.stdout)["stats"]
+        assert set(stats) == set(HOSTS) and all(stats[h]["changed"] > 0 for h in HOSTS), stats
+        print(f"\nnetwork: golden {timings['golden']:.1f}s, network up {timings['network']:.1f}s, cold apply (3 hosts, SSH) {timings['cold_apply']:.1f}s")
+        yield tn
+    finally:
+        net.close()
+
+
+# ------------------------------------------------------------------------------------ 10
+
+
+def test_reapply_changes_nothing_and_plan_is_clean(testnet: Testnet) -> None:
+    t0 = time.monotonic()
+    again = testnet.cli("apply", "--yes", "--format", "json")
+    testnet.timings["reapply"] = time.monotonic() - t0
+    assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-5000:]
+    stats = json.loads(again.stdout)["stats"]
+    assert {h: stats[h]["changed"] for h in HOSTS} == {h: 0 for h in HOSTS}, stats
+    t0 = time.monotonic()
+    after = testnet.cli("plan")
+    testnet.timings["plan"] = time.monotonic() - t0
+    assert after.returncode == 0, after.stdout + after.stderr
+    print(f"\nnetwork: idempotent re-apply {testnet.timings['reapply']:.1f}s, plan {testnet.timings['plan']:.1f}s")
+
+
+def test_hosts_have_their_own_names(testnet: Testnet) -> None:
+    for role, host in testnet.hosts.items():
+        assert host.run("hostname").stdout.strip() == FQDN[role]
+        assert host.run("postconf", "-h", "myhostname").stdout.strip() == FQDN[role]
+    banner = testnet.probe(testnet.inet, "send", host=ADDR["mx2"], port=25, mail_from="x@foreign.test", to=["bob@acme.test"], subject="banner only")
+    assert banner["banner"][1].startswith("mx2.acme.test ESMTP"), banner
+
+
+# ------------------------------------------------------------------------------------- 1
+
+
+def test_submission_and_mailbox_access(testnet: Testnet) -> None:
+    s587, s465 = _subject("via 587"), _subject("via 465")
+    r = testnet.probe(
+        testnet.client, "submit", host=ADDR["mx1"], port=587, tls="starttls", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[BOB], subject=s587
+    )
+    assert r["auth"][0] == 235 and r["rcpt"][BOB][0] == 250 and r["data"][0] == 250, r
+    r = testnet.probe(testnet.client, "submit", host=ADDR["mx1"], port=465, tls="ssl", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[BOB], subject=s465)
+    assert r["auth"][0] == 235 and r["data"][0] == 250 and r["tls_version"] in ("TLSv1.2", "TLSv1.3"), r
+    for subject in (s587, s465):
+        (path,) = testnet.wait_maildir(subject)
+        assert "/bob/" in str(path) or "bob" in str(path), path
+    imap = testnet.probe(testnet.client, "imap", host=ADDR["mx1"], user=BOB, password=BOB_PW)
+    assert imap["login"] == "OK" and imap["tls"] in ("TLSv1.2", "TLSv1.3") and {s587, s465} <= set(imap["subjects"]), imap
+    pop = testnet.probe(testnet.client, "pop3", host=ADDR["mx1"], user=BOB, password=BOB_PW)
+    assert pop["pass"].startswith("+OK") and {s587, s465} <= set(pop["subjects"]), pop
+
+
+# ------------------------------------------------------------------------------------- 2
+
+
+def test_auth_only_after_starttls_never_on_25_and_wrong_password(testnet: Testnet) -> None:
+    sub = testnet.probe(testnet.client, "features", host=ADDR["mx1"], port=587)
+    assert sub["plain"] == {"auth": False, "starttls": True} and sub["tls"]["auth"] is True, sub
+    assert "PLAIN" in sub["tls"]["auth_methods"].upper(), sub
+    implicit = testnet.probe(testnet.client, "features", host=ADDR["mx1"], port=465, tls="ssl")
+    assert implicit["tls"]["auth"] is True, implicit
+    for host in ("mx1", "mx2", "out1"):
+        smtp = testnet.probe(testnet.client, "features", host=ADDR[host], port=25)
+        assert smtp["plain"]["auth"] is False and smtp["plain"]["starttls"] is True and smtp["tls"]["auth"] is False, (host, smtp)
+    wrong = testnet.probe(testnet.client, "auth_wrong", host=ADDR["mx1"], port=587, user=ALICE, password="not-alice-net-pw")
+    assert wrong["auth"][0] == 535, wrong
+
+
+# ------------------------------------------------------------------------------------- 3
+
+RELAY_TRICKS = [
+    "carol@foreign.test",
+    "carol%foreign.test@acme.test",
+    "carol%foreign.test@mx1.acme.test",
+    "foreign.test!carol@acme.test",
+    "foreign.test!carol@mx1.acme.test",
+    '"carol@foreign.test"@acme.test',
+    '"carol@foreign.test"@mx1.acme.test',
+    "@acme.test:carol@foreign.test",
+    "@mx1.acme.test:carol@foreign.test",
+]
+
+
+def test_no_relay_from_the_internet(testnet: Testnet) -> None:
+    before = len(testnet.sink_messages())
+    subject = _subject("relay attempt")
+    accepted = {}
+    for target in ("mx1", "mx2"):
+        r = testnet.probe(testnet.inet, "send", host=ADDR[target], port=25, mail_from="mallory@foreign.test", to=RELAY_TRICKS, subject=subject)
+        assert r["mail"][0] == 250, r
+        assert r["auth_offered"] is False
+        accepted.update({(target, rcpt): reply for rcpt, reply in r["rcpt"].items() if not 500 <= reply[0] < 600})
+    time.sleep(3)
+    relayed = testnet.sink_messages()[before:]
+    assert not relayed, relayed
+    assert not accepted, (accepted, testnet.log("mx1", 60))
+    assert not testnet.maildir("mx1", subject)
+
+
+# ------------------------------------------------------------------------------------- 4
+
+
+def test_relay_networks_relay_through_out1_without_auth(testnet: Testnet) -> None:
+    subject = _subject("client relay")
+    r = testnet.probe(
+        testnet.client,
+        "send",
+        host=ADDR["out1"],
+        port=25,
+        mail_from="dave@acme.test",
+        to=["erin@foreign.test"],
+        subject=subject,
+        helo="client.acme.test",
+        starttls=True,
+    )
+    assert r["rcpt"]["erin@foreign.test"][0] == 250 and r["data"][0] == 250, r
+    got = testnet.wait_sink(subject)
+    assert got["peer"] == ADDR["out1"] and got["rcpt_to"] == ["erin@foreign.test"] and got["helo"] == FQDN["out1"], got
+    # out1 signs what its networks send for the site's domains.
+    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["out1"])
+    assert seen["dkim"] is True and seen["d"] == DOMAIN and seen["spf"][0] == "pass", seen
+
+    outside = _subject("outside relay")
+    r = testnet.probe(testnet.inet, "send", host=ADDR["out1"], port=25, mail_from="mallory@foreign.test", to=["erin@foreign.test"], subject=outside)
+    assert all(500 <= reply[0] < 600 for reply in r["rcpt"].values()), r
+    time.sleep(2)
+    assert not any(f"Subject: {outside}" in m["data"] for m in testnet.sink_messages())
+
+
+def _name_of(testnet: Testnet, subject: str) -> str:
+    for path in sorted(testnet.sink.glob("*.json")):
+        if f"Subject: {subject}" in json.loads(path.read_text())["data"]:
+            return path.name
+    raise AssertionError(subject)
+
+
+# ------------------------------------------------------------------------------------- 5
+
+
+def test_outbound_mail_is_dkim_signed_spf_passes_and_aligns(testnet: Testnet) -> None:
+    subject = _subject("to the world")
+    r = testnet.probe(
+        testnet.client,
+        "submit",
+        host=ADDR["mx1"],
+        port=587,
+        tls="starttls",
+        user=ALICE,
+        password=ALICE_PW,
+        mail_from=ALICE,
+        to=["carol@foreign.test"],
+        subject=subject,
+    )
+    assert r["data"][0] == 250, r
+    got = testnet.wait_sink(subject)
+    assert got["peer"] == ADDR["mx1"] and got["helo"] == FQDN["mx1"], got
+    (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
+    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["mx1"])
+    assert seen["dkim"] is True, seen
+    assert (seen["d"], seen["s"]) == (DOMAIN, active), seen
+    assert seen["spf"][0] == "pass", seen
+    assert seen["from"] == ALICE and seen["return_path"].rsplit("@", 1)[1] == seen["from"].rsplit("@", 1)[1] == seen["d"], seen
+
+
+# ------------------------------------------------------------------------------------- 6
+
+
+def test_transport_route_wins_over_mx(testnet: Testnet) -> None:
+    subject = _subject("to the partner")
+    r = testnet.probe(
+        testnet.client,
+        "submit",
+        host=ADDR["mx1"],
+        port=587,
+        tls="starttls",
+        user=ALICE,
+        password=ALICE_PW,
+        mail_from=ALICE,
+        to=["frank@partner.test"],
+        subject=subject,
+    )
+    assert r["data"][0] == 250, r
+    got = testnet.wait_sink(subject)
+    # partner.test's MX is 192.0.2.102, where nothing listens: this came by the transport.
+    assert got["local"] == ADDR["inet"] and got["peer"] == ADDR["mx1"] and got["rcpt_to"] == ["frank@partner.test"], got
+
+
+# ------------------------------------------------------------------------------------- 8
+
+
+def test_sender_login_mismatch(testnet: Testnet) -> None:
+    subject = _subject("as bob")
+    r = testnet.probe(
+        testnet.client,
+        "submit",
+        host=ADDR["mx1"],
+        port=587,
+        tls="starttls",
+        user=ALICE,
+        password=ALICE_PW,
+        mail_from=BOB,
+        to=["carol@foreign.test"],
+        subject=subject,
+    )
+    assert r["auth"][0] == 235, r
+    refused = r["mail"] if r["mail"][0] != 250 else r["rcpt"]["carol@foreign.test"]
+    assert refused[0] == 553 and "not owned by user" in refused[1], r
+    time.sleep(2)
+    assert not any(f"Subject: {subject}" in m["data"] for m in testnet.sink_messages())
+
+
+# ------------------------------------------------------------------------------------- 7
+
+
+def test_backup_mx_queues_while_primary_is_down(testnet: Testnet) -> None:
+    mx1, mx2 = testnet.hosts["mx1"], testnet.hosts["mx2"]
+    subject = _subject("while mx1 is down")
+    mx1.run("service", "postfix", "stop", timeout=60)
+    try:
+        gone = testnet.inet.netns_exec("nc", "-z", "-w", "2", ADDR["mx1"], "25")
+        assert gone.returncode != 0, "mx1 still listens on 25"
+        r = testnet.probe(testnet.inet, "mx_deliver", domain=DOMAIN, nameserver=DNS_ADDRESS, mail_from="carol@foreign.test", to=[BOB], subject=subject)
+        assert [name for _, name in r["mx"]] == [FQDN["mx1"], FQDN["mx2"]], r
+        assert r["delivered_to"] == FQDN["mx2"] and r["tried"][0][0] == FQDN["mx1"], r
+        assert r["rcpt"][BOB][0] == 250 and r["data"][0] == 250, r
+        nosuch = testnet.probe(
+            testnet.inet,
+            "mx_deliver",
+            domain=DOMAIN,
+            nameserver=DNS_ADDRESS,
+            mail_from="carol@foreign.test",
+            to=["nosuch@acme.test"],
+            subject=_subject("nobody"),
+        )
+        assert nosuch["delivered_to"] == FQDN["mx2"] and nosuch["rcpt"]["nosuch@acme.test"][0] == 550, nosuch
+        time.sleep(1)
+        queue = mx2.run("postqueue", "-j").stdout
+        assert any(BOB in json.dumps(entry) for entry in map(json.loads, queue.splitlines())), queue
+        assert not testnet.maildir("mx1", subject)
+    finally:
+        mx1.run("service", "postfix", "start", timeout=60)
+    testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25)
+    mx2.run("postqueue", "-f")
+    (path,) = testnet.wait_maildir(subject, timeout=90)
+    assert "bob" in str(path)
+    assert mx2.run("postqueue", "-j").stdout.strip() == ""
+
+
+# ------------------------------------------------------------------------------------- 9
+
+
+def test_config_failing_validation_fails_apply_on_that_host_only(testnet: Testnet, tmp_path: Path) -> None:
+    """A broken main.cf for mx2: apply fails at validation there, mx2 keeps serving, others fine."""
+    import hashlib
+
+    from provisioner.apply import apply
+
+    broken = tmp_path / "broken"
+    shutil.copytree(testnet.build, broken, symlinks=True)
+    shutil.rmtree(broken / ".bundles", ignore_errors=True)
+    main_cf = broken / "mx2/etc/postfix/main.cf"
+    main_cf.write_text(main_cf.read_text() + "this line has no equals sign\n")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    for entry in manifest["hosts"]["mx2"]["files"]:
+        if entry["path"] == "/etc/postfix/main.cf":
+            entry["sha256"] = hashlib.sha256(main_cf.read_bytes()).hexdigest()
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    live = (testnet.hosts["mx2"].root / "etc/postfix/main.cf").read_bytes()
+
+    failed = apply(None, broken, testnet.inventory, env=testnet.env)
+    assert failed.exit_code == 1
+    assert [(f.host, f.task) for f in failed.failures] == [("mx2", "Validate the staged Postfix main.cf")], failed.failures
+    assert failed.stats["mx1"]["failures"] == 0 and failed.stats["out1"]["failures"] == 0, failed.stats
+    assert (testnet.hosts["mx2"].root / "etc/postfix/main.cf").read_bytes() == live
+    r = testnet.probe(testnet.inet, "send", host=ADDR["mx2"], port=25, mail_from="x@foreign.test", to=["nosuch@acme.test"], subject="still serving")
+    assert r["banner"][1].startswith("mx2.acme.test ESMTP") and r["rcpt"]["nosuch@acme.test"][0] == 550, r
