@@ -28,5 +28,5 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 
 .venv/bin/ruff check --quiet provisioner tests bench
 .venv/bin/mypy --no-error-summary provisioner
-PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml molecule/
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
