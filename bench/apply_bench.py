@@ -186,7 +186,9 @@ def main() -> None:
     for r in rows:
         r["ratio_to_smallest"] = round(r["reapply_median_s"] / base["reapply_median_s"], 2)
         r["cli_ratio_to_smallest"] = round(r["cli_reapply_median_s"] / base["cli_reapply_median_s"], 2)
-    print(f"| domains | files on host | host tree MB | render s | cold apply s | re-apply s median (API, Ansible only) | ratio /{base['domains']} | CLI re-apply s median (render+apply) | CLI ratio /{base['domains']} |")
+    print(
+        f"| domains | files on host | host tree MB | render s | cold apply s | re-apply s median (API, Ansible only) | ratio /{base['domains']} | CLI re-apply s median (render+apply) | CLI ratio /{base['domains']} |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

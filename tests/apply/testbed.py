@@ -62,10 +62,15 @@ def _run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedPro
     return subprocess.run([str(c) for c in cmd], check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
-def golden(log: object = print) -> Path:
-    """The cached golden rootfs, built if missing (about a minute, needs the Debian mirror)."""
+def golden(log: object = print, extra_packages: tuple[str, ...] = (), key_prefix: str = "") -> Path:
+    """The cached golden rootfs, built if missing (about a minute, needs the Debian mirror).
+
+    extra_packages are installed too (tests/network adds openssh-server), cached under their
+    own key_prefix.
+    """
     packages = role_packages()
-    key = hashlib.sha256(json.dumps([RECIPE, SUITE, BASE_PACKAGES, packages]).encode()).hexdigest()[:16]
+    recipe = [RECIPE, SUITE, BASE_PACKAGES, *([list(extra_packages)] if extra_packages else []), packages]
+    key = key_prefix + hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:16]
     home = CACHE / key
     rootfs = home / "rootfs"
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -86,14 +91,19 @@ def golden(log: object = print) -> Path:
         try:
             env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
             _run(["chroot", build, "apt-get", "update", "-qq"], env=env)
-            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *BASE_PACKAGES], env=env)
+            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *BASE_PACKAGES, *extra_packages], env=env)
             _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "--download-only", *packages], env=env)
         finally:
             _run(["umount", build / "proc"])
         (build / "etc/resolv.conf").write_text("# test network: no resolver\n")
+        # SSH host keys are made per host at start (each host its own); none in the golden.
+        for f in (build / "etc/ssh").glob("ssh_host_*"):
+            f.unlink()
         shutil.rmtree(rootfs, ignore_errors=True)
         build.rename(rootfs)
-        (home / "complete").write_text(json.dumps({"suite": SUITE, "packages": packages, "seconds": round(time.monotonic() - started)}) + "\n")
+        (home / "complete").write_text(
+            json.dumps({"suite": SUITE, "packages": [*extra_packages, *packages], "seconds": round(time.monotonic() - started)}) + "\n"
+        )
         if callable(log):
             log(f"testbed: golden rootfs built in {time.monotonic() - started:.0f}s at {rootfs}")
         return rootfs

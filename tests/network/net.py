@@ -10,9 +10,6 @@ delete the namespaces, unmount the chroots).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import os
 import shutil
 import signal
@@ -23,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.apply.testbed import BASE_PACKAGES, CACHE, SUITE, debian_mirror, role_packages
+from tests.apply.testbed import golden
 
 RECIPE = 1  # bump when the build steps below change
 EXTRA_PACKAGES = ("openssh-server",)
@@ -37,44 +34,7 @@ def _run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedPro
 
 def golden_ssh(log: object = print) -> Path:
     """tests/apply/testbed.golden plus openssh-server, cached under its own key."""
-    packages = role_packages()
-    key = "net-" + hashlib.sha256(json.dumps([RECIPE, SUITE, BASE_PACKAGES, EXTRA_PACKAGES, packages]).encode()).hexdigest()[:16]
-    home = CACHE / key
-    rootfs = home / "rootfs"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (home / "complete").exists():
-            return rootfs
-        build = home / "rootfs.building"
-        shutil.rmtree(build, ignore_errors=True)
-        build.mkdir(parents=True)
-        started = time.monotonic()
-        _run(["debootstrap", "--variant=minbase", SUITE, build, debian_mirror()])
-        policy = build / "usr/sbin/policy-rc.d"
-        policy.write_text("#!/bin/sh\n# test host: apt never starts daemons; `service X start` does\nexit 101\n")
-        policy.chmod(0o755)
-        shutil.copy("/etc/resolv.conf", build / "etc/resolv.conf")
-        _run(["mount", "-t", "proc", "proc", build / "proc"])
-        try:
-            env = {"DEBIAN_FRONTEND": "noninteractive", **PATH_ENV}
-            _run(["chroot", build, "apt-get", "update", "-qq"], env=env)
-            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *BASE_PACKAGES, *EXTRA_PACKAGES], env=env)
-            _run(["chroot", build, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "--download-only", *packages], env=env)
-        finally:
-            _run(["umount", build / "proc"])
-        (build / "etc/resolv.conf").write_text("# test network: no resolver\n")
-        # Host keys are made per host at start (each host its own); none in the golden.
-        for f in (build / "etc/ssh").glob("ssh_host_*"):
-            f.unlink()
-        shutil.rmtree(rootfs, ignore_errors=True)
-        build.rename(rootfs)
-        (home / "complete").write_text(
-            json.dumps({"suite": SUITE, "packages": [*EXTRA_PACKAGES, *packages], "seconds": round(time.monotonic() - started)}) + "\n"
-        )
-        if callable(log):
-            log(f"network: golden rootfs built in {time.monotonic() - started:.0f}s at {rootfs}")
-        return rootfs
+    return golden(log, EXTRA_PACKAGES, "net-")
 
 
 # ------------------------------------------------------------------------------------ network

@@ -42,7 +42,7 @@ def difference(live, want):
         return "not a file"
     if sha256(live) != want["sha256"]:
         return "content"
-    if "%04o" % stat.S_IMODE(info.st_mode) != want["mode"]:
+    if f"{stat.S_IMODE(info.st_mode):04o}" != want["mode"]:
         return "mode"
     if (owner_name(info.st_uid), group_name(info.st_gid)) != (want["owner"], want["group"]):
         return "owner"
@@ -104,7 +104,7 @@ def stage(bundle, staged):
         for member in tar:
             name = os.path.normpath(member.name)
             if not member.isreg() or name.startswith(("/", "..")):
-                raise SystemExit("bundle holds %r, which is not a relative regular file" % member.name)
+                raise SystemExit(f"bundle holds {member.name!r}, which is not a relative regular file")
             target = os.path.join(staged, name)
             os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -132,7 +132,7 @@ def view(staged, view_dir):
     shutil.rmtree(view_dir, ignore_errors=True)
     shutil.copytree(staged, view_dir, symlinks=True)
     live_paths = sorted((live for _, live in staged_files(staged)), key=len, reverse=True)
-    for path, live in staged_files(view_dir):
+    for path, _live in staged_files(view_dir):
         with open(path, "rb") as handle:
             text = handle.read()
         new = text
@@ -160,14 +160,14 @@ def compile_tables(staged, args):
         tool = "postalias" if table in aliases else "postmap"
         result = subprocess.run([tool, "-c", config_dir, source], capture_output=True, text=True)
         if result.returncode != 0 or result.stderr.strip():
-            raise SystemExit("%s %s: %s" % (tool, table, (result.stderr or result.stdout).strip()))
+            raise SystemExit(f"{tool} {table}: {(result.stderr or result.stdout).strip()}")
         compiled.append(table)
     return {"provisioner": "compile", "tables": compiled}
 
 
 def entry_of(path):
     info = os.lstat(path)
-    return {"sha256": sha256(path), "mode": "%04o" % stat.S_IMODE(info.st_mode), "owner": owner_name(info.st_uid), "group": group_name(info.st_gid)}
+    return {"sha256": sha256(path), "mode": f"{stat.S_IMODE(info.st_mode):04o}", "owner": owner_name(info.st_uid), "group": group_name(info.st_gid)}
 
 
 def install(staged, args):
@@ -178,7 +178,7 @@ def install(staged, args):
             continue
         directory = os.path.dirname(live)
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        temporary = os.path.join(directory, ".%s.provisioner-new" % os.path.basename(live))
+        temporary = os.path.join(directory, f".{os.path.basename(live)}.provisioner-new")
         shutil.copyfile(path, temporary)
         info = os.lstat(path)
         os.chown(temporary, info.st_uid, info.st_gid)
@@ -203,7 +203,7 @@ def main(argv):
     elif action == "install":
         report = install(argv[2], args)
     else:
-        raise SystemExit("unknown action %r" % action)
+        raise SystemExit(f"unknown action {action!r}")
     print(json.dumps(report, sort_keys=True))
 
 
