@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.apply.testbed import _kill_netns, golden, sandbox_host  # noqa: E402
+from tests.apply.testbed import golden, kill_netns, sandbox_host  # noqa: E402
 
 NAME = "mail"
 FQDN = "mail.smallco.example"
@@ -63,7 +63,7 @@ def down(ephemeral: Path) -> None:
         state = json.loads(state_file.read_text())
         netns, root, work = state["netns"], Path(state["root"]), Path(state["work"])
         if Path(f"/run/netns/{netns}").exists():
-            _kill_netns(netns)
+            kill_netns(netns)
         if os.path.ismount(root):
             subprocess.run(["umount", "-R", str(root)], capture_output=True)
             if os.path.ismount(root):  # a process outside the namespace still holds it

@@ -178,7 +178,7 @@ def sandbox_host(golden_root: Path, name: str, fqdn: str, ipv4: str = "192.0.2.1
         yield SandboxHost(name, netns, root, python, ansible_tmp)
     finally:
         if netns_made:
-            _kill_netns(netns)
+            kill_netns(netns)
         if mounts:
             subprocess.run(["umount", "-R", str(root)], capture_output=True)
             if os.path.ismount(root):  # a process outside the namespace still holds it
@@ -188,7 +188,7 @@ def sandbox_host(golden_root: Path, name: str, fqdn: str, ipv4: str = "192.0.2.1
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _kill_netns(netns: str) -> None:
+def kill_netns(netns: str) -> None:
     """Stop every process in the namespace (and only those): TERM, a grace period, KILL."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()

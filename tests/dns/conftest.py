@@ -49,8 +49,8 @@ def _free(address: str, port: int) -> bool:
     return True
 
 
-def serve(zones: dict[str, str], workdir: Path, address: str = NSD_ADDRESS, port: int = 53) -> subprocess.Popen[bytes]:
-    """Write zones and an nsd.conf into workdir, check them with nsd's own tools, start nsd."""
+def nsd_conf(zones: dict[str, str], workdir: Path, address: str = NSD_ADDRESS, port: int = 53) -> Path:
+    """Zones and an nsd.conf in workdir, checked with nsd's own tools (nsd-checkzone, nsd-checkconf)."""
     zonedir = workdir / "zones"
     zonedir.mkdir(parents=True, exist_ok=True)
     stanzas = []
@@ -78,6 +78,12 @@ def serve(zones: dict[str, str], workdir: Path, address: str = NSD_ADDRESS, port
     )
     check = subprocess.run(["nsd-checkconf", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+    return conf
+
+
+def serve(zones: dict[str, str], workdir: Path, address: str = NSD_ADDRESS, port: int = 53) -> subprocess.Popen[bytes]:
+    """Write zones and an nsd.conf into workdir, check them with nsd's own tools, start nsd."""
+    conf = nsd_conf(zones, workdir, address, port)
     assert _free(address, port), f"{address}:{port} is in use"
     proc = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = sorted(zones)[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.apply.testbed import golden
+from tests.apply.testbed import golden, kill_netns
 
 RECIPE = 1  # bump when the build steps below change
 EXTRA_PACKAGES = ("openssh-server",)
@@ -41,23 +40,6 @@ def golden_ssh(log: object = print) -> Path:
 
 SWITCH_ADDRESS = None  # the switch namespace holds only the bridge
 DNS_ADDRESS = "192.0.2.53"
-
-
-def kill_netns(netns: str) -> None:
-    """Stop every process in the namespace (and only those): TERM, a grace period, KILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(int(pid), sig)
-            except ProcessLookupError:
-                pass
-        for _ in range(50):
-            if not subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split():
-                return
-            time.sleep(0.1)
 
 
 @dataclass
@@ -249,35 +231,3 @@ class Network:
 
 
 # ---------------------------------------------------------------------------------------- DNS
-
-
-def nsd_conf(zones: dict[str, str], workdir: Path, address: str, port: int = 53) -> Path:
-    """Zones and an nsd.conf in workdir, checked with nsd's own tools (as tests/dns/conftest.py)."""
-    zonedir = workdir / "zones"
-    zonedir.mkdir(parents=True, exist_ok=True)
-    stanzas = []
-    for zone, text in sorted(zones.items()):
-        path = zonedir / f"{zone}.zone"
-        path.write_text(text)
-        check = subprocess.run(["nsd-checkzone", zone, str(path)], capture_output=True, text=True)
-        assert check.returncode == 0, f"nsd-checkzone {zone}: {check.stdout}{check.stderr}"
-        stanzas.append(f'zone:\n  name: "{zone}"\n  zonefile: "{path}"\n')
-    conf = workdir / "nsd.conf"
-    conf.write_text(
-        "server:\n"
-        f"  ip-address: {address}@{port}\n"
-        "  do-ip6: no\n"
-        '  username: ""\n'
-        '  chroot: ""\n'
-        f'  zonesdir: "{zonedir}"\n'
-        f'  pidfile: "{workdir}/nsd.pid"\n'
-        f'  logfile: "{workdir}/nsd.log"\n'
-        '  database: ""\n'
-        f'  xfrdfile: "{workdir}/xfrd.state"\n'
-        f'  zonelistfile: "{workdir}/zone.list"\n'
-        "  server-count: 1\n"
-        "remote-control:\n  control-enable: no\n" + "".join(stanzas)
-    )
-    check = subprocess.run(["nsd-checkconf", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    return conf

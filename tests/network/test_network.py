@@ -36,7 +36,8 @@ from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import KeyState, ensure_keys
 from provisioner.site.validate import load_site
-from tests.network.net import DNS_ADDRESS, Host, Network, Node, golden_ssh, nsd_conf
+from tests.dns.conftest import nsd_conf
+from tests.network.net import DNS_ADDRESS, Host, Network, Node, golden_ssh
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
