@@ -28,6 +28,7 @@ app = typer.Typer(
         "  provision render site.yaml -o build/\n"
         "  provision dns site.yaml --format sheet --lang ja -o sheet.html\n"
         "  provision check site.yaml --nameserver 192.0.2.53\n"
+        "  provision inspect message.eml --site site.yaml --verify\n"
         "  provision plan site.yaml --format markdown\n"
         "  provision apply site.yaml --yes\n"
         "  echo 'secret' | provision passwd\n"
@@ -351,6 +352,53 @@ def apply(
     if result.exit_code == 0 and fmt != "json":
         out.print("applied")
     raise typer.Exit(result.exit_code)
+
+
+@app.command(epilog="Example: provision inspect message.eml --site site.yaml --verify")
+def inspect(
+    message: Annotated[str, typer.Argument(help="a saved message (.eml, the whole source), or - for standard input", show_default=False)],
+    site: Annotated[Path | None, typer.Option("--site", help="trust this site's hosts (their authserv-ids and Received lines)")] = None,
+    trust: Annotated[list[str] | None, typer.Option("--trust", help="trust Authentication-Results from this authserv-id (repeatable)")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="re-verify DKIM, SPF and DMARC now, over DNS")] = False,
+    nameserver: Annotated[list[str] | None, typer.Option("--nameserver", help="with --verify: ask this server, IP[:PORT] (repeatable)")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
+    lang: Annotated[str, typer.Option("--lang", help="en or ja")] = "en",
+    fmt: FormatOpt = "text",
+    max_size: Annotated[int, typer.Option("--max-size", help="refuse messages larger than this many MB")] = 64,
+) -> None:
+    """Read a received message's headers the way a postmaster does: envelope sender against From,
+    DKIM signatures, Authentication-Results (trusted or not), the Received chain, and a verdict.
+    Exit 0 authentic, 2 not authentic, 3 cannot tell, 1 unreadable input."""
+    from provisioner.check import CachingResolver, DnsResolver, Nameserver
+    from provisioner.inspect import EXIT, Trust, inspect_message, inspection_json, inspection_text, parse_message, read_input
+
+    try:
+        if fmt not in ("text", "json"):
+            raise ProvisionError(f"unknown format {fmt!r}; choose text or json")
+        if lang not in ("en", "ja"):
+            raise ProvisionError(f"unknown language {lang!r}; choose en or ja")
+        if nameserver and not verify:
+            raise ProvisionError("--nameserver is used by --verify; add --verify")
+        try:
+            servers = [Nameserver.parse(n) for n in nameserver or []]
+        except ValueError as exc:
+            raise ProvisionError(f"--nameserver: {exc}") from None
+        trusted = Trust.of(trust or [])
+        if site is not None:
+            from provisioner.site.validate import load_site
+
+            trusted = Trust.from_site(load_site(site).site, trust or [])
+        source, data = read_input(message, sys.stdin, max_size * 1024 * 1024)
+        parsed = parse_message(source, data)
+        resolver = CachingResolver(DnsResolver(servers or None, timeout)) if verify else None
+        inspection = inspect_message(parsed, trusted, resolver)
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt == "json":
+        out.print_json(json.dumps(inspection_json(inspection, lang), ensure_ascii=False))
+    else:
+        out.print(inspection_text(inspection, lang), markup=False, soft_wrap=True, end="")
+    raise typer.Exit(EXIT[inspection.verdict])
 
 
 @app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")

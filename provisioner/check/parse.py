@@ -244,6 +244,9 @@ class DmarcRecord:
     ruf: tuple[str, ...]
     removed_tags: tuple[str, ...]
     testing: bool  # t=y
+    adkim: str = "r"  # RFC 7489 §6.3: DKIM alignment, r (relaxed, the default) or s (strict)
+    aspf: str = "r"  # RFC 7489 §6.3: SPF alignment
+    np: str | None = None  # RFC 9989 §4.7: policy for non-existent subdomains
 
 
 def is_dmarc(text: str) -> bool:
@@ -289,6 +292,9 @@ def parse_dmarc(text: str) -> DmarcRecord | Invalid:
         uris["ruf"],
         tuple(t for t in REMOVED_DMARC_TAGS if t in tags),
         tags.get("t", "n").lower() == "y",
+        tags.get("adkim", "r").lower(),
+        tags.get("aspf", "r").lower(),
+        tags["np"].lower() if "np" in tags else None,
     )
 
 

@@ -221,9 +221,11 @@ def _routed(resolver: Resolver) -> Iterator[None]:
         _local.resolver = previous
 
 
-def check_host(address: str, domain: str, helo: str, resolver: Resolver, time_budget: float = 20.0) -> HostResult:
-    """RFC 7208 §4 check_host(ip, domain, sender) by pyspf, asking `resolver`. Never raises."""
-    sender = f"postmaster@{domain}"
+def check_host(address: str, domain: str, helo: str, resolver: Resolver, time_budget: float = 20.0, sender: str | None = None) -> HostResult:
+    """RFC 7208 §4 check_host(ip, domain, sender) by pyspf, asking `resolver`. Never raises.
+    `sender` is the MAIL FROM; by default postmaster@domain. An empty sender (the null path of a
+    bounce) makes pyspf check the HELO identity (RFC 7208 §2.4)."""
+    sender = f"postmaster@{domain}" if sender is None else sender
     try:
         spf = _install()
     except ImportError:

@@ -1,0 +1,118 @@
+"""Authentication-Results (RFC 8601) and ARC-Authentication-Results (RFC 8617 §4.1.1), parsed
+by `authres` (the grammar, comments and quoting included), then judged for trust.
+
+RFC 8601 §5 and §7.1: a result is only worth something when it was added by a server the
+reader trusts, named by its authserv-id; anybody can write such a header into a message
+before sending it. Untrusted results are shown, never counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from provisioner.inspect.message import Field, Message
+
+
+@dataclass(frozen=True)
+class Property:
+    ptype: str  # smtp, header, body, policy
+    name: str  # mailfrom, d, s, from, ...
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.ptype}.{self.name}={self.value}"
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    method: str  # spf, dkim, dmarc, arc, iprev, auth, ...
+    result: str  # pass, fail, none, ...
+    reason: str
+    properties: tuple[Property, ...]
+
+    def prop(self, ptype: str, name: str) -> str:
+        for p in self.properties:
+            if p.ptype == ptype and p.name == name:
+                return p.value
+        return ""
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    field: Field
+    arc_instance: int | None  # i= of an ARC-Authentication-Results field
+    authserv_id: str
+    results: tuple[MethodResult, ...]
+    error: str  # the parser's complaint when the field could not be read ("" when it was)
+    trusted: bool
+    trust_note: str  # why it is or is not trusted
+
+
+def parse_authres(value: str) -> tuple[str, tuple[MethodResult, ...], str]:
+    """(authserv-id, results, error) of one Authentication-Results value. Never raises."""
+    import authres
+    import authres.arc
+    import authres.dmarc
+
+    context = authres.FeatureContext(authres.dmarc, authres.arc)
+    try:
+        header = context.parse_value(value)
+    except authres.AuthResError as exc:
+        return _authserv_guess(value), (), str(exc)
+    except (ValueError, IndexError, AttributeError) as exc:  # authres on input it did not foresee
+        return _authserv_guess(value), (), f"cannot be parsed ({type(exc).__name__})"
+    results = tuple(
+        MethodResult(
+            str(r.method).lower(),
+            str(r.result).lower(),
+            str(r.reason or ""),
+            tuple(Property(str(p.type).lower(), str(p.name).lower(), str(p.value)) for p in r.properties),
+        )
+        for r in header.results
+    )
+    return str(header.authserv_id).lower(), results, ""
+
+
+def _authserv_guess(value: str) -> str:
+    """For a field authres refuses: the text up to the first ';', to show whose it claims to be."""
+    return value.split(";", 1)[0].strip().split(" ", 1)[0].lower()[:100]
+
+
+def _arc_instance(value: str) -> tuple[int | None, str]:
+    """RFC 8617 §4.1.1: ARC-Authentication-Results starts with `i=N;` before the authserv-id."""
+    head, sep, rest = value.partition(";")
+    tag, eq, number = head.strip().partition("=")
+    if sep and eq and tag.strip().lower() == "i" and number.strip().isdigit():
+        return int(number.strip()), rest
+    return None, value
+
+
+def read_authentication_results(message: Message, trusted_ids: frozenset[str], border_index: int | None) -> list[AuthResults]:
+    """Every Authentication-Results and ARC-Authentication-Results field, top to bottom.
+
+    `trusted_ids`: authserv-ids the user trusts (lower case). `border_index`: the field index of
+    the Received line added where the message entered the trusted servers, when known. A field
+    further down than that line's next older Received line was already in the message when it
+    arrived, whatever authserv-id it claims (RFC 8601 §5: border servers remove such fields).
+    """
+    received = [f.index for f in message.fields if f.key == "received"]
+    limit = None
+    if border_index is not None:
+        older = [i for i in received if i > border_index]
+        limit = older[0] if older else None
+    out: list[AuthResults] = []
+    for field in message.fields:
+        if field.key not in ("authentication-results", "arc-authentication-results"):
+            continue
+        instance, value = _arc_instance(field.raw) if field.key.startswith("arc-") else (None, field.raw)
+        authserv_id, results, error = parse_authres(value)
+        trusted, note = False, "authserv-id not trusted (--trust or --site names the servers you trust)"
+        if authserv_id in trusted_ids:
+            if limit is not None and field.index > limit:
+                note = f"claims {authserv_id}, but it sits below the Received line of the server before yours: it came with the message (forged?)"
+            elif error:
+                note = "authserv-id trusted, but the field cannot be parsed"
+            else:
+                trusted, note = True, "added by a server you trust"
+        out.append(AuthResults(field, instance, authserv_id, results, error, trusted, note))
+    return out

@@ -1,0 +1,209 @@
+"""Read a saved message: bytes in, header fields out, or a clear error naming the line.
+
+The header section is split by hand (RFC 5322 §2.2, §2.2.3: a field is `name: value`, folded
+onto lines that start with white space; an empty line ends the section) so that every field
+keeps its position and its raw bytes: DKIM needs the message exactly as received, and the
+order of Received and Authentication-Results fields tells which server added what.
+
+Values are decoded for display only: RFC 2047 encoded words (any charset Python knows,
+ISO-2022-JP included), raw UTF-8 (RFC 6532), raw ISO-2022-JP escape sequences that some
+Japanese mailers still write unencoded, and Shift_JIS as a last resort before Latin-1.
+"""
+
+from __future__ import annotations
+
+import email.header
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.errors import ProvisionError
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # far above Postfix's 10 MB message_size_limit default
+MAX_HEADER_BYTES = 1024 * 1024  # Postfix refuses a header over header_size_limit (100 KB) per field
+MAX_FIELDS = 10_000
+
+
+class MessageUnreadable(ProvisionError):
+    """The input is not a message we can read: says where and what to do."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One header field as it stands in the message."""
+
+    index: int  # 0 = the topmost field (the newest one a server prepended)
+    line: int  # 1-based line of the field's first line in the input
+    name: str  # as written
+    raw: str  # the value after the colon, unfolded, not decoded (RFC 2047 words stay encoded)
+    value: str  # decoded for display
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Message:
+    source: str  # file name or "<stdin>" for messages
+    data: bytes  # the input exactly, for DKIM
+    fields: tuple[Field, ...]
+    has_body: bool  # False: only the header section was given
+    body_bytes: int
+    notes: tuple[str, ...]  # oddities worth telling the reader (never fatal)
+
+    def all(self, name: str) -> list[Field]:
+        key = name.lower()
+        return [f for f in self.fields if f.key == key]
+
+    def first(self, name: str) -> Field | None:
+        found = self.all(name)
+        return found[0] if found else None
+
+
+_FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # RFC 5322 §3.6.8: printable US-ASCII except colon
+
+
+def read_input(path: str, stdin: object | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str, bytes]:
+    """The bytes of FILE, or of standard input for '-'. Refuses more than `max_bytes`."""
+    if path == "-":
+        buffer = getattr(stdin, "buffer", stdin)
+        data = buffer.read(max_bytes + 1)  # type: ignore[union-attr]
+        source = "<stdin>"
+    else:
+        file = Path(path)
+        source = path
+        try:
+            with file.open("rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except IsADirectoryError:
+            raise MessageUnreadable(f"{path}: is a directory, not a message (hint: give one saved message, e.g. message.eml)") from None
+        except FileNotFoundError:
+            raise MessageUnreadable(f"{path}: no such file (hint: save the message with 'Save as' / 'Show original' as a .eml file)") from None
+        except OSError as exc:
+            raise MessageUnreadable(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise MessageUnreadable(
+            f"{source}: larger than {max_bytes // (1024 * 1024)} MB; no mail server accepts a message that size "
+            "(hint: --max-size raises the limit; for the headers alone, save only the header section)"
+        )
+    return source, data
+
+
+def parse_message(source: str, data: bytes) -> Message:
+    """Split the header section into fields. Raises MessageUnreadable with file and line."""
+    if not data.strip():
+        raise MessageUnreadable(f"{source}: empty input (hint: give a saved message: the whole source, headers first)")
+    if b"\0" in data[: min(len(data), MAX_HEADER_BYTES)].split(b"\n\n", 1)[0]:
+        raise MessageUnreadable(f"{source}: binary data, not a message (hint: give the message source as text, e.g. a .eml file, not a .msg or an archive)")
+    lines = data.split(b"\n")
+    notes: list[str] = []
+    start = 0
+    if lines[0].startswith(b"From "):  # mbox separator line ("From sender date"), not a header
+        start = 1
+        notes.append("line 1 is an mbox 'From ' separator; it was skipped")
+    fields: list[tuple[int, list[bytes]]] = []  # (line number, physical lines)
+    header_bytes = 0
+    end = None
+    for number in range(start, len(lines)):
+        line = lines[number].rstrip(b"\r")
+        header_bytes += len(line) + 1
+        if header_bytes > MAX_HEADER_BYTES:
+            raise MessageUnreadable(
+                f"{source}:{number + 1}: the header section is larger than {MAX_HEADER_BYTES // 1024} KB "
+                "(hint: no mail server accepts headers that large; is this really one message?)"
+            )
+        if line == b"":
+            end = number
+            break
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                raise MessageUnreadable(
+                    f"{source}:{number + 1}: the message starts with a continuation line (white space first) "
+                    "(hint: the first lines were cut off when the message was copied; save it again as a whole)"
+                )
+            fields[-1][1].append(line)
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon or not _FIELD_NAME.match(name.rstrip(b" \t")):
+            shown = line[:60].decode("utf-8", "replace")
+            raise MessageUnreadable(
+                f"{source}:{number + 1}: {shown!r} is not a header field (Name: value) and no empty line came before it "
+                "(hint: a message starts with its header fields; if lines were wrapped or cut when copying, save the message source again, e.g. as .eml)"
+            )
+        fields.append((number + 1, [line]))
+        if len(fields) > MAX_FIELDS:
+            raise MessageUnreadable(f"{source}:{number + 1}: more than {MAX_FIELDS} header fields (hint: is this really one message?)")
+    if not fields:
+        raise MessageUnreadable(f"{source}: no header fields before the first empty line (hint: a message starts with its header fields)")
+    has_body = end is not None
+    body_bytes = len(b"\n".join(lines[end + 1 :])) if end is not None else 0
+    if end is None and not data.endswith(b"\n"):
+        notes.append(f"the input ends inside the header section (line {len(lines)}) without a line end: it may be cut off")
+    if not has_body:
+        notes.append("only the header section was given: DKIM signatures cannot be checked without the body")
+    parsed = tuple(_field(i, line_no, physical) for i, (line_no, physical) in enumerate(fields))
+    return Message(source, data, parsed, has_body, body_bytes, tuple(notes))
+
+
+def _field(index: int, line_no: int, physical: list[bytes]) -> Field:
+    first = physical[0]
+    name, _, rest = first.partition(b":")
+    # RFC 5322 §2.2.3: unfolding removes the CRLF before white space; we also drop the white
+    # space run to one space, which is what every display does.
+    parts = [rest.strip()] + [p.strip() for p in physical[1:]]
+    raw_bytes = b" ".join(p for p in parts if p)
+    raw = _text(raw_bytes)
+    return Field(index, line_no, name.rstrip(b" \t").decode("ascii"), raw, decode_value(raw))
+
+
+def _text(raw: bytes) -> str:
+    """Header bytes to text: UTF-8 (RFC 6532; raw ISO-2022-JP is 7-bit and passes here, see
+    decode_value), Shift_JIS, else Latin-1."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp932")  # Shift_JIS (Windows), still met in Japanese mail
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def decode_value(raw: str) -> str:
+    """RFC 2047 encoded words decoded (any charset Python has a codec for, ISO-2022-JP included);
+    raw ISO-2022-JP escape sequences in an otherwise ASCII value decoded too. Never raises."""
+    text = raw
+    if "\x1b" in text:
+        text = _decode_chunk(text.encode("latin-1", "replace"), "iso-2022-jp")
+    if "=?" not in text:
+        return text
+    try:
+        parts = email.header.decode_header(text)
+    except (ValueError, LookupError, AssertionError):
+        return text
+    out: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        out.append(_decode_chunk(chunk, charset))
+    return "".join(out)
+
+
+def _decode_chunk(chunk: bytes, charset: str | None) -> str:
+    if charset in (None, "unknown-8bit"):
+        return _text(chunk)
+    charset = charset.lower().split("*", 1)[0]  # RFC 2231 language suffix
+    candidates = [charset, "utf-8"]
+    if charset.startswith("iso-2022-jp"):
+        # Mailers write NEC/IBM extensions and half-width kana under the plain name (CP50220/1).
+        candidates = [charset, "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_jp_2"]
+    elif charset in ("shift_jis", "shift-jis", "sjis", "x-sjis"):
+        candidates = ["cp932", charset]
+    for candidate in candidates:
+        try:
+            return chunk.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return chunk.decode("latin-1")

@@ -1,0 +1,172 @@
+"""Every sentence `provision inspect` says, in English and Japanese, in one table.
+
+A sentence is a key plus values; values may themselves be sentences (a clause inside a verdict).
+Keeping both languages side by side makes a missing translation a test failure, not a surprise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Text:
+    en: str
+    ja: str
+
+    def __call__(self, lang: str) -> str:
+        return self.ja if lang == "ja" else self.en
+
+
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # verdicts
+    "pass-dkim": (
+        "Genuine: From says {domain}, and the message carries a valid signature of {signer} (DKIM), which belongs to {domain}.",
+        "本物です: 差出人 (From) は {domain} で、{domain} 側の {signer} による有効な電子署名 (DKIM) が付いています。",
+    ),
+    "pass-spf": (
+        "Genuine: From says {domain}, and the mail was sent by a server that {envelope} authorises (SPF); {envelope} belongs to {domain}.",
+        "本物です: 差出人 (From) は {domain} で、{domain} 側のドメイン {envelope} が許可したサーバーから送られています (SPF)。",
+    ),
+    "submitted-with-login": (
+        "It was handed in by a user who logged in to {by} (SMTP AUTH).",
+        "{by} にログインした利用者が送信したメールです (SMTP 認証)。",
+    ),
+    "fail": (
+        "From says {domain}, but {sent} and {signed}.",
+        "差出人 (From) は {domain} ですが、{sent}。さらに、{signed}。",
+    ),
+    "sent-by-other-org": (
+        "the mail was sent by a server of {envelope}, which is not {domain_hint}",
+        "送信したのは {envelope} のサーバーで、差出人とは別の組織です",
+    ),
+    "sent-by-unrelated": (
+        "the mail was sent by an unrelated server ({address})",
+        "差出人と無関係のサーバー ({address}) から送られています",
+    ),
+    "sent-by-unknown": (
+        "nothing shows that {domain} allowed the server that sent it",
+        "送信サーバーを {domain} が許可している証拠がありません",
+    ),
+    "no-signature": ("no aligned signature exists", "差出人のドメインの電子署名 (DKIM) もありません"),
+    "signed-by-others": (
+        "no aligned signature exists (it is signed only by {signers})",
+        "差出人のドメインの電子署名はありません ({signers} の署名だけです)",
+    ),
+    "signature-broken": (
+        "the signature of {signer} does not verify: {reason}",
+        "{signer} の電子署名は検証に失敗しました: {reason}",
+    ),
+    "reason-body-changed": ("the body was changed after signing", "署名の後で本文が変更されています"),
+    "reason-headers-changed": ("a signed header was changed after signing", "署名の後で署名対象のヘッダーが変更されています"),
+    "reason-no-key": ("its key is not published", "公開鍵が DNS に公開されていません"),
+    "reason-revoked": ("its key was revoked", "公開鍵は失効しています"),
+    "reason-bad-key": ("its published key cannot be used", "公開鍵が使えない形式です"),
+    "reason-bad-signature": ("the signature field is malformed", "署名ヘッダーの形式が壊れています"),
+    "reason-no-body": ("the body was not given", "本文が与えられていません"),
+    "reason-dns-failed": ("the key could not be fetched", "公開鍵を取得できませんでした"),
+    "reason-fail": ("it failed", "失敗しました"),
+    "reason-neutral": ("it could not be checked", "検証できませんでした"),
+    "reason-temperror": ("a temporary error", "一時的なエラー"),
+    "reason-permerror": ("a permanent error", "恒久的なエラー"),
+    "reason-policy": ("the receiver's policy refused it", "受信側のポリシーで拒否されました"),
+    "reason-none": ("no result", "結果なし"),
+    "policy-reject": (
+        "{domain} asks receivers to reject such mail (DMARC p=reject).",
+        "{domain} はこのようなメールを受信拒否するよう求めています (DMARC p=reject)。",
+    ),
+    "policy-quarantine": (
+        "{domain} asks receivers to treat such mail as spam (DMARC p=quarantine).",
+        "{domain} はこのようなメールを迷惑メールとして扱うよう求めています (DMARC p=quarantine)。",
+    ),
+    "policy-none": (
+        "{domain} publishes DMARC p=none: receivers deliver such mail anyway, so the judgement is yours.",
+        "{domain} の DMARC は p=none で、受信側はそのまま配送します。判断はあなたに委ねられています。",
+    ),
+    "no-dmarc-record": (
+        "{domain} publishes no DMARC policy, so every receiver decides by itself.",
+        "{domain} は DMARC ポリシーを公開していないため、受信側がそれぞれ判断します。",
+    ),
+    "own-domain": (
+        "{domain} is one of your own domains: this is spoofing, or mail that went around your servers.",
+        "{domain} はあなた自身のドメインです: なりすましか、あなたのサーバーを経由せずに送られたメールです。",
+    ),
+    "unverified": (
+        "Not verified: no Authentication-Results from a server you trust (--trust, --site), and --verify was not given.",
+        "未検証: 信頼するサーバーが付けた認証結果 (Authentication-Results) がなく (--trust, --site)、--verify も指定されていません。",
+    ),
+    "dns-failed": (
+        "Cannot decide whether this mail is from {domain}: a DNS lookup failed ({detail}). Try again later.",
+        "{domain} からのメールかどうか判定できません: DNS の問い合わせに失敗しました ({detail})。時間をおいて再実行してください。",
+    ),
+    "no-from-domain": (
+        "Cannot decide: the message has no From address with a domain.",
+        "判定できません: 差出人 (From) にドメイン付きのアドレスがありません。",
+    ),
+    # facts shown with an unknown verdict
+    "envelope-aligned": (
+        "The envelope sender's domain {envelope} belongs to the From domain {domain}.",
+        "エンベロープの送信者 (Return-Path) のドメイン {envelope} は、差出人 (From) のドメイン {domain} と同じ組織です。",
+    ),
+    "envelope-not-aligned": (
+        "The envelope sender's domain {envelope} is not the From domain {domain}: SPF cannot vouch for the From address.",
+        "エンベロープの送信者 (Return-Path) のドメイン {envelope} は差出人 (From) のドメイン {domain} と別の組織です: SPF は差出人を保証しません。",
+    ),
+    "null-sender": (
+        "The envelope sender is empty (<>): a bounce or an automatic reply.",
+        "エンベロープの送信者は空 (<>) です: エラーメールか自動応答です。",
+    ),
+    "signature-aligned-unverified": (
+        "A signature of {signer} is present (it matches the From domain); --verify checks it.",
+        "差出人のドメインに合う {signer} の電子署名があります。--verify で検証できます。",
+    ),
+    "signed-by-others-unverified": (
+        "Signatures are present only for {signers}, not for {domain}.",
+        "電子署名は {signers} のものだけで、{domain} のものはありません。",
+    ),
+    "no-signature-at-all": ("The message carries no DKIM signature.", "電子署名 (DKIM) は付いていません。"),
+    # notes
+    "message-note": ("{note}", "{note}"),
+    "no-from": ("The message has no From field (RFC 5322 §3.6 requires one).", "差出人 (From) ヘッダーがありません (RFC 5322 §3.6 で必須)。"),
+    "several-from-fields": (
+        "The message has {count} From fields; RFC 5322 §3.6 allows one. Receivers often reject such mail.",
+        "差出人 (From) ヘッダーが {count} 個あります。RFC 5322 §3.6 では 1 個だけです。受信拒否されることがよくあります。",
+    ),
+    "several-from-domains": (
+        "From names several domains ({domains}); DMARC can judge only one (RFC 7489 §6.6.1). The first is used.",
+        "差出人 (From) に複数のドメイン ({domains}) があります。DMARC は 1 つしか判定できないため、最初のものを使います (RFC 7489 §6.6.1)。",
+    ),
+    "no-return-path": (
+        "No Return-Path: the envelope sender was not recorded (the message was saved before final delivery?).",
+        "Return-Path がありません: エンベロープの送信者が記録されていません (最終配送の前に保存されたメール?)。",
+    ),
+    "sender-differs": (
+        "Sender {sender} is not in the From domain {domain}: someone sent on behalf of the author (mailing list, assistant, or a spoofer).",
+        "Sender {sender} は差出人 (From) のドメイン {domain} と異なります: 代理送信です (メーリングリスト、代理人、またはなりすまし)。",
+    ),
+    "border-assumed": (
+        "Assumed that the newest Received line naming an address was written by your server ({by}); --site or --trust makes this certain.",
+        "アドレスを含む最新の Received 行をあなたのサーバー ({by}) が書いたものと仮定しました。--site か --trust で確実になります。",
+    ),
+    "spf-without-return-path": (
+        "No Return-Path, so SPF was checked as for a bounce (the HELO name).",
+        "Return-Path がないため、SPF はエラーメールと同じく HELO 名で検証しました。",
+    ),
+    "results-changed": (
+        "At delivery a trusted server recorded dmarc={then}; re-verified now it is {now} (a DNS record or key may have changed since).",
+        "配送時に信頼するサーバーが記録した結果は dmarc={then} でしたが、今回の再検証では {now} です (その後 DNS レコードや鍵が変わった可能性があります)。",
+    ),
+}
+
+
+class _Values(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def say(key: str, **values: object) -> Text:
+    en, ja = CATALOGUE[key]
+    values.setdefault("domain_hint", values.get("domain", "the From domain"))
+    en_values = _Values({k: v.en if isinstance(v, Text) else v for k, v in values.items()})
+    ja_values = _Values({k: v.ja if isinstance(v, Text) else v for k, v in values.items()})
+    return Text(en.format_map(en_values), ja.format_map(ja_values))

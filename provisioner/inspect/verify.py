@@ -1,0 +1,240 @@
+"""--verify: DKIM re-verified by dkimpy, SPF by pyspf for the first hop outside the recipient's
+servers, DMARC evaluated against the From domain's published record. Every DNS question goes
+through the injected resolver (provisioner.check.query), as in `provision check`.
+
+Query, parse, judge: nothing here raises; failures become results with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from provisioner.check.parse import DmarcRecord, Invalid, is_dmarc, parse_dkim, parse_dmarc, parse_tags
+from provisioner.check.query import Answer, Resolver
+from provisioner.check.spf import SpfResult, check_host
+from provisioner.inspect.identity import aligned, normal_domain, organizational_domain
+from provisioner.inspect.message import Field, Message
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One DKIM-Signature field's tags (RFC 6376 §3.5), shown with or without --verify."""
+
+    field: Field
+    domain: str  # d=
+    selector: str  # s=
+    algorithm: str  # a=
+    identity: str  # i=
+    signed_headers: tuple[str, ...]  # h=
+    error: str  # the field cannot be read
+
+
+def read_signatures(message: Message) -> list[Signature]:
+    out: list[Signature] = []
+    for field in message.all("dkim-signature"):
+        tags = parse_tags(field.raw)
+        if isinstance(tags, Invalid):
+            out.append(Signature(field, "", "", "", "", (), f"not a tag list: {tags.reason}"))
+            continue
+        missing = [t for t in ("v", "a", "b", "bh", "d", "h", "s") if t not in tags]  # RFC 6376 §3.5: required tags
+        out.append(
+            Signature(
+                field,
+                normal_domain(tags.get("d", "")),
+                tags.get("s", "").strip().lower(),
+                tags.get("a", "").strip().lower(),
+                tags.get("i", "").strip(),
+                tuple(h.strip().lower() for h in tags.get("h", "").split(":") if h.strip()),
+                f"required tags missing: {', '.join(missing)}" if missing else "",
+            )
+        )
+    return out
+
+
+class DkimOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # RFC 8601 §2.7.1: the signature did not verify
+    NEUTRAL = "neutral"  # the signature cannot be read
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"  # no key, revoked key, a key that cannot be used
+
+
+class DkimReason(StrEnum):
+    VERIFIED = "verified"
+    BODY_CHANGED = "body-changed"  # bh= does not match: the body was changed after signing
+    HEADERS_CHANGED = "headers-changed"  # b= does not verify: a signed header was changed
+    NO_KEY = "no-key"  # no TXT record at selector._domainkey.domain
+    REVOKED = "revoked"  # p= empty (RFC 6376 §3.6.1)
+    BAD_KEY = "bad-key"
+    BAD_SIGNATURE = "bad-signature"  # the field breaks RFC 6376 §3.5 (tags, expiry, i= outside d=)
+    NO_BODY = "no-body"  # only headers were given
+    DNS_FAILED = "dns-failed"
+
+
+@dataclass(frozen=True)
+class DkimCheck:
+    signature: Signature
+    outcome: DkimOutcome
+    reason: DkimReason
+    detail: str
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.INFO:
+            self.lines.append(record.getMessage())
+
+
+def verify_dkim(message: Message, resolver: Resolver) -> list[DkimCheck]:
+    """Each DKIM-Signature by dkimpy (RFC 6376 §6), keys asked through `resolver`."""
+    import dkim
+
+    signatures = read_signatures(message)
+    answers: dict[str, Answer] = {}
+
+    def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes:
+        qname = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        answer = resolver.resolve(qname, "TXT")
+        answers[qname.rstrip(".").lower()] = answer
+        return answer.records[0].encode() if answer.ok and answer.records else b""
+
+    out: list[DkimCheck] = []
+    capture = _Capture()
+    logger = logging.getLogger("provisioner.inspect.dkim")
+    logger.propagate = False  # dkimpy's complaints are our results, not log lines
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(capture)
+    try:
+        verifier = dkim.DKIM(message.data, logger=logger) if message.has_body else None
+        for idx, signature in enumerate(signatures):
+            if verifier is None:
+                out.append(DkimCheck(signature, DkimOutcome.NEUTRAL, DkimReason.NO_BODY, "only the header section was given; the body hash cannot be checked"))
+                continue
+            capture.lines.clear()
+            key_name = f"{signature.selector}._domainkey.{signature.domain}"
+            try:
+                ok = bool(verifier.verify(idx=idx, dnsfunc=dnsfunc))
+            except dkim.DKIMException as exc:  # a broken body hash, a malformed or expired signature
+                checked = _classify(signature, False, str(exc), answers.get(key_name))
+                if checked.reason is DkimReason.HEADERS_CHANGED:  # not one of the known failures: the field itself
+                    checked = DkimCheck(signature, DkimOutcome.PERMERROR, DkimReason.BAD_SIGNATURE, str(exc))
+                out.append(checked)
+                continue
+            except (ValueError, IndexError, KeyError, TypeError) as exc:  # dkimpy on input it did not foresee
+                out.append(DkimCheck(signature, DkimOutcome.NEUTRAL, DkimReason.BAD_SIGNATURE, f"{type(exc).__name__}: {exc}"))
+                continue
+            out.append(_classify(signature, ok, " ".join(capture.lines), answers.get(key_name)))
+    finally:
+        logger.removeHandler(capture)
+    return out
+
+
+def _classify(signature: Signature, ok: bool, log: str, key: Answer | None) -> DkimCheck:
+    if ok:
+        return DkimCheck(signature, DkimOutcome.PASS, DkimReason.VERIFIED, "")
+    lower = log.lower()
+    if key is not None and key.failed:
+        return DkimCheck(signature, DkimOutcome.TEMPERROR, DkimReason.DNS_FAILED, f"key lookup: {key.describe()}")
+    if key is not None and key.ok:
+        record = parse_dkim(key.records[0])
+        if not isinstance(record, Invalid) and record.revoked:
+            return DkimCheck(signature, DkimOutcome.PERMERROR, DkimReason.REVOKED, "the key was revoked (p= is empty): the signer withdrew it")
+    if "missing public key" in lower or (key is not None and key.void):
+        return DkimCheck(signature, DkimOutcome.PERMERROR, DkimReason.NO_KEY, f"no key at {signature.selector}._domainkey.{signature.domain}")
+    if "body hash mismatch" in lower:
+        return DkimCheck(signature, DkimOutcome.FAIL, DkimReason.BODY_CHANGED, "body hash mismatch: the body was changed after signing")
+    if "public key" in lower or "keyformat" in lower:
+        return DkimCheck(signature, DkimOutcome.PERMERROR, DkimReason.BAD_KEY, log[:200])
+    return DkimCheck(signature, DkimOutcome.FAIL, DkimReason.HEADERS_CHANGED, "signature does not verify: a signed header field was changed after signing")
+
+
+@dataclass(frozen=True)
+class SpfCheck:
+    address: str
+    helo: str
+    mail_from: str  # "" for the null sender: then the HELO identity was checked
+    domain: str  # the domain whose record decided
+    result: SpfResult
+    explanation: str
+
+
+def verify_spf(address: str, helo: str, mail_from: str, resolver: Resolver) -> SpfCheck:
+    """RFC 7208 §2.4: MAIL FROM, or postmaster@HELO for the null sender."""
+    domain = normal_domain(mail_from.rpartition("@")[2]) if mail_from else normal_domain(helo)
+    found = check_host(address, domain, helo, resolver, sender=mail_from or f"postmaster@{helo}")
+    return SpfCheck(address, helo, mail_from, domain, found.result, found.explanation)
+
+
+class DmarcOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NONE = "none"  # the From domain publishes no DMARC record
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"  # several records, or one that cannot be read
+
+
+@dataclass(frozen=True)
+class DmarcCheck:
+    from_domain: str
+    record_domain: str  # where the record was found ("" when none)
+    record: DmarcRecord | None
+    outcome: DmarcOutcome
+    policy: str  # the policy that applies: none / quarantine / reject ("" when no record)
+    spf_aligned: bool
+    dkim_aligned_pass: tuple[str, ...]  # d= of signatures that pass and align
+    detail: str
+
+
+def _dmarc_records(answer: Answer) -> list[str]:
+    return [t for t in answer.records if is_dmarc(t)] if answer.ok else []
+
+
+def find_dmarc(from_domain: str, resolver: Resolver) -> tuple[str, DmarcRecord | None, str, DmarcOutcome | None]:
+    """RFC 7489 §6.6.3: _dmarc.<From domain>, else _dmarc.<organizational domain>.
+    Returns (record domain, record, detail, error outcome)."""
+    candidates = [from_domain]
+    org = organizational_domain(from_domain)
+    if org and org != from_domain:
+        candidates.append(org)
+    for domain in candidates:
+        answer = resolver.resolve(f"_dmarc.{domain}", "TXT")
+        if answer.failed:
+            return domain, None, f"_dmarc.{domain}: {answer.describe()}", DmarcOutcome.TEMPERROR
+        records = _dmarc_records(answer)
+        if len(records) > 1:
+            return domain, None, f"_dmarc.{domain} has {len(records)} DMARC records: none applies (RFC 7489 §6.6.3)", DmarcOutcome.PERMERROR
+        if records:
+            parsed = parse_dmarc(records[0])
+            if isinstance(parsed, Invalid):
+                return domain, None, f"_dmarc.{domain}: {parsed.reason}", DmarcOutcome.PERMERROR
+            return domain, parsed, "", None
+    return "", None, f"no DMARC record at _dmarc.{from_domain}" + (f" or _dmarc.{org}" if org != from_domain else ""), DmarcOutcome.NONE
+
+
+def evaluate_dmarc(
+    from_domain: str,
+    spf: SpfCheck | None,
+    dkim: list[DkimCheck],
+    resolver: Resolver,
+) -> DmarcCheck:
+    """RFC 7489 §3.1, §6.6.2: pass when SPF passes for an aligned MAIL FROM (the HELO domain
+    for the null sender) or a DKIM signature passes with an aligned d=."""
+    record_domain, record, detail, error = find_dmarc(from_domain, resolver)
+    adkim = record.adkim if record else "r"
+    aspf = record.aspf if record else "r"
+    spf_aligned = bool(spf and spf.result is SpfResult.PASS and aligned(spf.domain, from_domain, aspf))
+    dkim_pass = tuple(c.signature.domain for c in dkim if c.outcome is DkimOutcome.PASS and aligned(c.signature.domain, from_domain, adkim))
+    if error is not None:
+        return DmarcCheck(from_domain, record_domain, None, error, "", spf_aligned, dkim_pass, detail)
+    assert record is not None
+    policy = record.policy
+    if record_domain != from_domain and record.subdomain_policy:
+        policy = record.subdomain_policy  # RFC 7489 §6.3 sp=: the record was found at the organizational domain
+    outcome = DmarcOutcome.PASS if spf_aligned or dkim_pass else DmarcOutcome.FAIL
+    return DmarcCheck(from_domain, record_domain, record, outcome, policy, spf_aligned, dkim_pass, "")
