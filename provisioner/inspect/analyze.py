@@ -246,7 +246,7 @@ def _facts_from_results(inspection: Inspection, results: list[MethodResult]) -> 
     dmarc = next((r for r in results if r.method == "dmarc"), None)
     spf_aligned = bool(spf and spf.result == "pass" and aligned(spf_domain, from_domain))
     passing = tuple(d_of(r) for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain))
-    failing = tuple((d_of(r), r.result) for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain))
+    failing = tuple((d_of(r), f"dkim={r.result}") for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain))
     signed = tuple(d_of(r) for r in dkims if d_of(r)) or tuple(v.signature.domain for v in inspection.signatures)
     if dmarc:
         dmarc_result = dmarc.result
@@ -334,7 +334,9 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
         sent = say("sent-by-unknown", domain=from_domain)
     if facts.dkim_failed_aligned:
         d, reason = facts.dkim_failed_aligned[0]
-        signed = say("signature-broken", signer=d, reason=say(f"reason-{reason}") if reason in _REASONS else Text(reason, reason))
+        signed = say("signature-broken", signer=d, reason=say(f"reason-{reason}") if reason in _REASONS else say("reason-recorded", result=reason))
+        if reason == DkimReason.BODY_CHANGED.value and inspection.border is not None and inspection.border.ip:
+            inspection.notes.append(say("forwarder-changed-body", signer=d))
     elif facts.signed_by:
         signed = say("signed-by-others", signers=", ".join(sorted(set(facts.signed_by))))
     else:
@@ -348,7 +350,7 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
         summary.append(say("own-domain", domain=from_domain))
 
 
-_REASONS = {r.value for r in DkimReason} | {"fail", "neutral", "temperror", "permerror", "policy", "none"}
+_REASONS = {r.value for r in DkimReason}
 
 
 def _sending_address(inspection: Inspection) -> str:

@@ -105,7 +105,8 @@ def parse_message(source: str, data: bytes) -> Message:
     fields: list[tuple[int, list[bytes]]] = []  # (line number, physical lines)
     header_bytes = 0
     end = None
-    for number in range(start, len(lines)):
+    last = len(lines) - 1 if lines[-1] == b"" else len(lines)  # a final line end is not an empty line
+    for number in range(start, last):
         line = lines[number].rstrip(b"\r")
         header_bytes += len(line) + 1
         if header_bytes > MAX_HEADER_BYTES:
@@ -206,4 +207,41 @@ def _decode_chunk(chunk: bytes, charset: str | None) -> str:
             return chunk.decode(candidate)
         except (LookupError, UnicodeDecodeError):
             continue
+    if charset.startswith("iso-2022-jp"):
+        decoded = _jis_as_cp932(chunk)
+        if decoded is not None:
+            return decoded
     return chunk.decode("latin-1")
+
+
+def _jis_as_cp932(data: bytes) -> str | None:
+    """ISO-2022-JP read the way Windows mailers write it (CP50220/CP50221): each JIS X 0208 pair
+    mapped to Shift_JIS arithmetically and decoded as CP932, which has the NEC and IBM rows
+    (circled numbers, Roman numerals) that Python's ISO-2022-JP codecs refuse."""
+    out = bytearray()
+    mode = "ascii"
+    i = 0
+    while i < len(data):
+        if data[i] == 0x1B:
+            seq = data[i + 1 : i + 3]
+            mode = {b"$B": "jis", b"$@": "jis", b"(B": "ascii", b"(J": "ascii", b"(I": "kana"}.get(seq, "")
+            if not mode:
+                return None
+            i += 3
+            continue
+        if mode == "jis" and data[i] not in (0x0A, 0x0D):
+            if i + 1 >= len(data):
+                return None
+            j1, j2 = data[i], data[i + 1]
+            s1 = (j1 + 1) // 2 + 0x70
+            s1 = s1 + 0x40 if s1 >= 0xA0 else s1
+            s2 = (j2 + 0x1F + (1 if j2 >= 0x60 else 0)) if j1 % 2 else j2 + 0x7E
+            out += bytes((s1, s2))
+            i += 2
+            continue
+        out.append(data[i] + 0x80 if mode == "kana" else data[i])
+        i += 1
+    try:
+        return out.decode("cp932")
+    except UnicodeDecodeError:
+        return None

@@ -36,7 +36,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "yes": ("yes", "はい"),
     "no": ("no", "いいえ"),
     "pass": ("PASS: authentic", "合格: 本物"),
-    "fail": ("FAIL: not from whom it says", "不合格: 差出人は偽物"),
+    "fail": ("FAIL: not authenticated as its From domain", "不合格: 差出人 (From) のドメインとして認証されていません"),
     "unknown": ("UNKNOWN", "不明"),
     "record-at": ("record at", "レコードの場所"),
     "policy": ("policy", "ポリシー"),
@@ -75,7 +75,7 @@ def _hop_line(hop: Hop) -> str:
     if hop.with_protocol:
         parts.append(f"with {hop.with_protocol}")
     if hop.tls:
-        parts.append(f"TLS {hop.tls}" if hop.tls != "yes" else "TLS")
+        parts.append(hop.tls if hop.tls != "yes" else "TLS")
     return " ".join(parts)
 
 

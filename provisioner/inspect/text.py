@@ -65,12 +65,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "reason-bad-signature": ("the signature field is malformed", "署名ヘッダーの形式が壊れています"),
     "reason-no-body": ("the body was not given", "本文が与えられていません"),
     "reason-dns-failed": ("the key could not be fetched", "公開鍵を取得できませんでした"),
-    "reason-fail": ("it failed", "失敗しました"),
-    "reason-neutral": ("it could not be checked", "検証できませんでした"),
-    "reason-temperror": ("a temporary error", "一時的なエラー"),
-    "reason-permerror": ("a permanent error", "恒久的なエラー"),
-    "reason-policy": ("the receiver's policy refused it", "受信側のポリシーで拒否されました"),
-    "reason-none": ("no result", "結果なし"),
+    "reason-recorded": ("the receiving server recorded {result}", "受信サーバーの記録は {result} です"),
     "policy-reject": (
         "{domain} asks receivers to reject such mail (DMARC p=reject).",
         "{domain} はこのようなメールを受信拒否するよう求めています (DMARC p=reject)。",
@@ -151,6 +146,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "spf-without-return-path": (
         "No Return-Path, so SPF was checked as for a bounce (the HELO name).",
         "Return-Path がないため、SPF はエラーメールと同じく HELO 名で検証しました。",
+    ),
+    "forwarder-changed-body": (
+        "Mailing lists and forwarders that add a footer or rewrite the body break the signature of {signer}: the author may be genuine, but nothing proves it any more.",
+        "フッターを付けたり本文を書き換えたりするメーリングリストや転送サーバーを通ると {signer} の署名は壊れます: 差出人は本物かもしれませんが、それを証明するものはありません。",
     ),
     "results-changed": (
         "At delivery a trusted server recorded dmarc={then}; re-verified now it is {now} (a DNS record or key may have changed since).",

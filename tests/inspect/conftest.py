@@ -88,6 +88,7 @@ def build_world(workdir: Path) -> World:
     ed_selector = "ed1"
     # An ed25519 key beside the site's RSA one (RFC 8463), for the dual-signature case.
     zones[DOMAIN] += f"{ed_selector}._domainkey.{DOMAIN}. 300 IN TXT {_txt('v=DKIM1; k=ed25519; p=' + base64.b64encode(ed_public).decode())}\n"
+    zones[DOMAIN] += f'gone1._domainkey.{DOMAIN}. 300 IN TXT "v=DKIM1; k=rsa; p="\n'  # withdrawn (RFC 6376 §3.6.1)
     zones[EVIL] = (
         _soa(EVIL)
         + f'@ IN TXT "v=spf1 ip4:{EVIL_IP} -all"\n'

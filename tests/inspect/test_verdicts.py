@@ -99,6 +99,16 @@ def test_broken_body_hash_is_named(served: World) -> None:
     assert got.verdict is Verdict.FAIL
     assert f"the signature of {DOMAIN} does not verify: the body was changed after signing" in got.summary[0].en
     assert "署名の後で本文が変更されています" in got.summary[0].ja
+    assert any(n.en.startswith("Mailing lists and forwarders") for n in got.notes)
+
+
+@pytest.mark.parametrize(("selector", "reason"), [("gone1", DkimReason.REVOKED), ("never1", DkimReason.NO_KEY)])
+def test_revoked_and_missing_keys(served: World, selector: str, reason: DkimReason) -> None:
+    signed = sign(compose(f"alice@{DOMAIN}"), DOMAIN, selector, served.evil_key)
+    got = run(served, deliver(signed, received("lists.other.test", LIST_IP, "lists.other.test", RECIPIENT_MX, T1), mail_from=f"alice@{DOMAIN}"))
+    (view,) = got.signatures
+    assert view.check is not None and (view.check.outcome, view.check.reason) == (DkimOutcome.PERMERROR, reason)
+    assert got.verdict is Verdict.FAIL
 
 
 def test_changed_signed_header_is_named(served: World) -> None:
