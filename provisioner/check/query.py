@@ -15,11 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-import dns.exception
-import dns.name
-import dns.nameserver
-import dns.rdatatype
-import dns.resolver
+# dnspython (with its DoH/DoQ machinery, 0.1 s to import) is imported where a question is
+# asked, so commands that only read (provision inspect without --verify) do not pay for it.
 
 
 class Outcome(StrEnum):
@@ -126,6 +123,9 @@ class DnsResolver:
     question (all tries, all servers), so a dead server costs `timeout` seconds, not more."""
 
     def __init__(self, nameservers: Sequence[Nameserver] | None = None, timeout: float = 2.0) -> None:
+        import dns.nameserver
+        import dns.resolver
+
         if nameservers:
             self._resolver = dns.resolver.Resolver(configure=False)
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(ns.ip, ns.port) for ns in nameservers]
@@ -142,6 +142,9 @@ class DnsResolver:
         return ", ".join(str(ns) for ns in self.nameservers) or "system resolver"
 
     def resolve(self, name: str, rdtype: str) -> Answer:
+        import dns.exception
+        import dns.resolver
+
         qname = absolute(name)
         try:
             result = self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from provisioner.check.query import Resolver
 from provisioner.check.spf import SpfResult
@@ -21,6 +22,9 @@ from provisioner.inspect.identity import Alignment, Mailbox, aligned, alignment,
 from provisioner.inspect.message import Message
 from provisioner.inspect.received import Hop, read_chain
 from provisioner.inspect.text import Text, say
+
+if TYPE_CHECKING:
+    from provisioner.site.model import Site
 from provisioner.inspect.verify import (
     DkimCheck,
     DkimOutcome,
@@ -34,7 +38,6 @@ from provisioner.inspect.verify import (
     verify_dkim,
     verify_spf,
 )
-from provisioner.site.model import Site
 
 
 class Verdict(StrEnum):

@@ -1,8 +1,8 @@
 """A small world for `provision inspect`: the all-in-one example's zones (with the DKIM keys
 `provision keys` made), a foreign sender's zones, and messages built and signed here the way
 servers build them: the signer signs, each receiving server prepends its Received line, the
-final one adds Return-Path. Served by a real nsd on 127.0.0.155 (check uses .154, dns .153);
-no test path reaches the system resolver."""
+final one adds Return-Path. Served by a real nsd on 127.0.0.156 (dns tests use .153, check .154,
+the benches .155); no test path reaches the system resolver."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tests.check.conftest import no_system_resolver  # noqa: F401 - the fixture,
 from tests.conftest import EXAMPLES, FIXED_DAY
 from tests.dns.conftest import serve, stop
 
-INSPECT_ADDRESS = "127.0.0.155"
+INSPECT_ADDRESS = "127.0.0.156"
 SITE_FILE = EXAMPLES / "all-in-one" / "site.yaml"
 DOMAIN = "smallco.example"  # the site's domain: DMARC p=quarantine, SPF with mail.smallco.example's addresses
 OUR_MX = "mail.smallco.example"  # the site's host: its name is the authserv-id OpenDKIM writes
@@ -42,7 +42,7 @@ DATE = "Mon, 23 Nov 2026 10:00:00 +0000"
 
 
 def _soa(origin: str) -> str:
-    return f"$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns1.{origin}. hostmaster.{origin}. 1 7200 3600 1209600 300\n@ IN NS ns1.{origin}.\nns1 IN A 127.0.0.155\n"
+    return f"$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns1.{origin}. hostmaster.{origin}. 1 7200 3600 1209600 300\n@ IN NS ns1.{origin}.\nns1 IN A 127.0.0.156\n"
 
 
 def _txt(value: str) -> str:
