@@ -178,7 +178,7 @@ def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver
 def _header_notes(inspection: Inspection, from_fields: list) -> None:  # type: ignore[type-arg]
     notes = inspection.notes
     for note in inspection.message.notes:
-        notes.append(say("message-note", note=note))
+        notes.append(note)
     if not from_fields:
         notes.append(say("no-from"))
     elif len(from_fields) > 1:

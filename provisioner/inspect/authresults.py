@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from provisioner.inspect.message import Field, Message
+from provisioner.inspect.text import Text, say
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class AuthResults:
     results: tuple[MethodResult, ...]
     error: str  # the parser's complaint when the field could not be read ("" when it was)
     trusted: bool
-    trust_note: str  # why it is or is not trusted
+    trust_note: Text  # why it is or is not trusted
 
 
 def parse_authres(value: str) -> tuple[str, tuple[MethodResult, ...], str]:
@@ -106,13 +107,13 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], b
             continue
         instance, value = _arc_instance(field.raw) if field.key.startswith("arc-") else (None, field.raw)
         authserv_id, results, error = parse_authres(value)
-        trusted, note = False, "authserv-id not trusted (--trust or --site names the servers you trust)"
+        trusted, note = False, say("ar-untrusted")
         if authserv_id in trusted_ids:
             if limit is not None and field.index > limit:
-                note = f"claims {authserv_id}, but it sits below the Received line of the server before yours: it came with the message (forged?)"
+                note = say("ar-forged", authserv=authserv_id)
             elif error:
-                note = "authserv-id trusted, but the field cannot be parsed"
+                note = say("ar-unreadable")
             else:
-                trusted, note = True, "added by a server you trust"
+                trusted, note = True, say("ar-trusted")
         out.append(AuthResults(field, instance, authserv_id, results, error, trusted, note))
     return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.errors import ProvisionError
+from provisioner.inspect.text import Text, say
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # far above Postfix's 10 MB message_size_limit default
 MAX_HEADER_BYTES = 1024 * 1024  # Postfix refuses a header over header_size_limit (100 KB) per field
@@ -50,7 +51,7 @@ class Message:
     fields: tuple[Field, ...]
     has_body: bool  # False: only the header section was given
     body_bytes: int
-    notes: tuple[str, ...]  # oddities worth telling the reader (never fatal)
+    notes: tuple[Text, ...]  # oddities worth telling the reader (never fatal)
 
     def all(self, name: str) -> list[Field]:
         key = name.lower()
@@ -97,11 +98,11 @@ def parse_message(source: str, data: bytes) -> Message:
     if b"\0" in data[: min(len(data), MAX_HEADER_BYTES)].split(b"\n\n", 1)[0]:
         raise MessageUnreadable(f"{source}: binary data, not a message (hint: give the message source as text, e.g. a .eml file, not a .msg or an archive)")
     lines = data.split(b"\n")
-    notes: list[str] = []
+    notes: list[Text] = []
     start = 0
     if lines[0].startswith(b"From "):  # mbox separator line ("From sender date"), not a header
         start = 1
-        notes.append("line 1 is an mbox 'From ' separator; it was skipped")
+        notes.append(say("mbox-line"))
     fields: list[tuple[int, list[bytes]]] = []  # (line number, physical lines)
     header_bytes = 0
     end = None
@@ -140,9 +141,9 @@ def parse_message(source: str, data: bytes) -> Message:
     has_body = end is not None
     body_bytes = len(b"\n".join(lines[end + 1 :])) if end is not None else 0
     if end is None and not data.endswith(b"\n"):
-        notes.append(f"the input ends inside the header section (line {len(lines)}) without a line end: it may be cut off")
+        notes.append(say("cut-off", line=len(lines)))
     if not has_body:
-        notes.append("only the header section was given: DKIM signatures cannot be checked without the body")
+        notes.append(say("headers-only"))
     parsed = tuple(_field(i, line_no, physical) for i, (line_no, physical) in enumerate(fields))
     return Message(source, data, parsed, has_body, body_bytes, tuple(notes))
 

@@ -20,6 +20,7 @@ from dataclasses import field as default
 from enum import StrEnum
 
 from provisioner.inspect.message import Field
+from provisioner.inspect.text import Text, say
 
 CLOCK_SKEW = dt.timedelta(minutes=5)  # differences below this are clocks, not forgery
 
@@ -101,7 +102,7 @@ class Hop:
     time_text: str = ""
     comments: list[str] = default(default_factory=list)
     delay: dt.timedelta | None = None  # since the hop before
-    problems: list[str] = default(default_factory=list)
+    problems: list[Text] = default(default_factory=list)
 
     @property
     def authenticated(self) -> bool:
@@ -237,13 +238,13 @@ def read_chain(received: list[Field]) -> list[Hop]:
     for number, hop in enumerate(hops, 1):
         hop.number = number
         if hop.time is None:
-            hop.problems.append(f"no readable time ({hop.time_text!r})" if hop.time_text else "no time")
+            hop.problems.append(say("hop-bad-time", text=repr(hop.time_text)) if hop.time_text else say("hop-no-time"))
         elif previous_time is not None:
             hop.delay = hop.time - previous_time
             if hop.delay < -CLOCK_SKEW:
-                hop.problems.append(f"breaks chronology: {_span(-hop.delay)} earlier than the hop before it (inserted or forged, or a clock far off)")
+                hop.problems.append(say("hop-chronology", span=_span(-hop.delay)))
             elif hop.delay < dt.timedelta(0):
-                hop.problems.append(f"{_span(-hop.delay)} earlier than the hop before it: the two clocks differ slightly")
+                hop.problems.append(say("hop-skew", span=_span(-hop.delay)))
         if hop.time is not None:
             previous_time = hop.time
         _identity(hop)
@@ -255,13 +256,13 @@ def _identity(hop: Hop) -> None:
     if hop.local:
         return
     if hop.reverse_unknown:
-        hop.problems.append(f"{hop.ip} has no reverse DNS name (PTR): mail from it is often refused")
+        hop.problems.append(say("hop-no-ptr", ip=hop.ip))
         return
     claimed = hop.helo
     if not claimed or _as_ip(claimed) or not hop.reverse_name:
         return
     if claimed != hop.reverse_name:
-        hop.problems.append(f"said HELO {claimed}, but {hop.ip} is {hop.reverse_name}: the server named itself differently from its address")
+        hop.problems.append(say("hop-helo-mismatch", helo=claimed, ip=hop.ip, name=hop.reverse_name))
 
 
 def _span(delta: dt.timedelta) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from provisioner.inspect.analyze import Inspection, Verdict
 from provisioner.inspect.identity import Alignment, Mailbox
 from provisioner.inspect.received import Hop, span
+from provisioner.inspect.text import say
+from provisioner.inspect.verify import DkimReason
 
 JSON_VERSION = 1
 
@@ -39,6 +41,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "fail": ("FAIL: not authenticated as its From domain", "不合格: 差出人 (From) のドメインとして認証されていません"),
     "unknown": ("UNKNOWN", "不明"),
     "record-at": ("record at", "レコードの場所"),
+    "line": ("line", "行"),
     "policy": ("policy", "ポリシー"),
 }
 
@@ -108,7 +111,7 @@ def inspection_text(inspection: Inspection, lang: str = "en") -> str:
     for header in m.authentication_results:
         name = header.field.name + (f" i={header.arc_instance}" if header.arc_instance is not None else "")
         trust = _l("trusted", lang) if header.trusted else _l("untrusted", lang)
-        add(f"  [{trust}] {header.authserv_id}  ({name}, line {header.field.line}; {header.trust_note})")
+        add(f"  [{trust}] {header.authserv_id}  ({name}, {_l('line', lang)} {header.field.line}; {header.trust_note(lang)})")
         if header.error:
             add(f"      ! {header.error}")
         for result in header.results:
@@ -132,14 +135,15 @@ def inspection_text(inspection: Inspection, lang: str = "en") -> str:
         if hop.authenticated:
             add("      SMTP AUTH")
         for problem in hop.problems:
-            add(f"      ! {problem}")
+            add(f"      ! {problem(lang)}")
     if m.verified:
         add("")
         add(f"{_l('verify', lang)}:")
         for view in m.signatures:
             if view.check is not None:
                 c = view.check
-                add(f"  DKIM d={c.signature.domain} s={c.signature.selector}: {c.outcome.value}" + (f" ({c.detail})" if c.detail else ""))
+                why = "" if c.reason is DkimReason.VERIFIED else f" ({say(f'reason-{c.reason.value}')(lang)}: {c.detail})"
+                add(f"  DKIM d={c.signature.domain} s={c.signature.selector}: {c.outcome.value}{why}")
         if m.spf is not None:
             who = m.spf.mail_from or f"HELO {m.spf.helo}"
             add(f"  SPF {m.spf.address} for {who}: {m.spf.result.value}" + (f" ({m.spf.explanation})" if m.spf.explanation else ""))
@@ -200,7 +204,7 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
                 "arc_instance": h.arc_instance,
                 "authserv_id": h.authserv_id,
                 "trusted": h.trusted,
-                "trust": h.trust_note,
+                "trust": h.trust_note(lang),
                 "error": h.error,
                 "results": [
                     {"method": r.method, "result": r.result, "reason": r.reason, "properties": {f"{p.ptype}.{p.name}": p.value for p in r.properties}}
@@ -227,7 +231,7 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
                 "time": hop.time.isoformat() if hop.time else None,
                 "delay_seconds": hop.delay.total_seconds() if hop.delay is not None else None,
                 "border": hop is m.border,
-                "problems": hop.problems,
+                "problems": [p(lang) for p in hop.problems],
             }
             for hop in m.hops
         ],

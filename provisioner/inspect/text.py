@@ -121,7 +121,40 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "no-signature-at-all": ("The message carries no DKIM signature.", "電子署名 (DKIM) は付いていません。"),
     # notes
-    "message-note": ("{note}", "{note}"),
+    "mbox-line": ("Line 1 is an mbox 'From ' separator; it was skipped.", "1 行目は mbox の 'From ' 区切り行なので読み飛ばしました。"),
+    "cut-off": (
+        "The input ends inside the header section (line {line}) without a line end: it may be cut off.",
+        "入力がヘッダーの途中 ({line} 行目) で改行なしに終わっています: 途中で切れている可能性があります。",
+    ),
+    "headers-only": (
+        "Only the header section was given: DKIM signatures cannot be checked without the body.",
+        "ヘッダー部分だけが与えられました: 本文がないため DKIM 署名は検証できません。",
+    ),
+    "hop-bad-time": ("no readable time ({text})", "時刻が読めません ({text})"),
+    "hop-no-time": ("no time", "時刻がありません"),
+    "hop-chronology": (
+        "breaks chronology: {span} earlier than the hop before it (inserted or forged, or a clock far off)",
+        "時刻の順序が逆です: 前の中継より {span} 前 (偽造・挿入された行か、時計が大きくずれています)",
+    ),
+    "hop-skew": ("{span} earlier than the hop before it: the two clocks differ slightly", "前の中継より {span} 前: 2 台の時計が少しずれています"),
+    "hop-no-ptr": (
+        "{ip} has no reverse DNS name (PTR): mail from it is often refused",
+        "{ip} には逆引き (PTR) がありません: このようなサーバーからのメールはよく拒否されます",
+    ),
+    "hop-helo-mismatch": (
+        "said HELO {helo}, but {ip} is {name}: the server named itself differently from its address",
+        "HELO では {helo} と名乗りましたが、{ip} の逆引きは {name} です: アドレスと異なる名前を名乗っています",
+    ),
+    "ar-untrusted": (
+        "authserv-id not trusted (--trust or --site names the servers you trust)",
+        "信頼しない authserv-id です (--trust か --site で信頼するサーバーを指定します)",
+    ),
+    "ar-forged": (
+        "claims {authserv}, but it sits below the Received line of the server before yours: it came with the message (forged?)",
+        "{authserv} を名乗っていますが、あなたのサーバーより前のサーバーの Received 行より下にあります: メールに最初から含まれていたもの (偽造?) です",
+    ),
+    "ar-unreadable": ("authserv-id trusted, but the field cannot be parsed", "信頼する authserv-id ですが、内容を解析できません"),
+    "ar-trusted": ("added by a server you trust", "信頼するサーバーが付けたもの"),
     "no-from": ("The message has no From field (RFC 5322 §3.6 requires one).", "差出人 (From) ヘッダーがありません (RFC 5322 §3.6 で必須)。"),
     "several-from-fields": (
         "The message has {count} From fields; RFC 5322 §3.6 allows one. Receivers often reject such mail.",

@@ -24,7 +24,7 @@ def test_fields_keep_order_line_numbers_and_unfold() -> None:
 def test_lf_only_and_mbox_separator() -> None:
     message = parse_message("m.mbox", b"From alice@x.test Mon Nov 23 10:00:00 2026\nFrom: alice@x.test\n\nhi\n")
     assert [(f.line, f.name) for f in message.fields] == [(2, "From")]
-    assert any("mbox" in n for n in message.notes)
+    assert any("mbox" in n.en for n in message.notes)
 
 
 @pytest.mark.parametrize(
@@ -84,9 +84,9 @@ def test_missing_file_and_directory(tmp_path) -> None:  # type: ignore[no-untype
 
 def test_headers_only_and_cut_off_input_are_read_with_a_note() -> None:
     only = parse_message("h.txt", b"From: a@b.test\r\nSubject: x\r\n")
-    assert not only.has_body and any("only the header section" in n for n in only.notes)
+    assert not only.has_body and any("Only the header section" in n.en for n in only.notes)
     cut = parse_message("h.txt", b"From: a@b.test\r\nSubject: x")
-    assert any("cut off" in n for n in cut.notes)
+    assert any("cut off" in n.en for n in cut.notes)
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provisioner.check.query import Outcome, StaticResolver
-from provisioner.inspect import Trust, Verdict, inspect_message, inspection_json, parse_message
+from provisioner.inspect import MessageUnreadable, Trust, Verdict, inspect_message, inspection_json, parse_message
 from provisioner.inspect.authresults import parse_authres
 from provisioner.inspect.identity import Alignment, alignment, organizational_domain
 from provisioner.inspect.text import CATALOGUE
@@ -153,3 +155,35 @@ def test_every_sentence_has_both_languages_and_the_same_placeholders() -> None:
     for key, (en, ja) in CATALOGUE.items():
         names = {f for _, f, _, _ in string.Formatter().parse(en) if f}
         assert ja.strip() and names - {"domain_hint"} == {f for _, f, _, _ in string.Formatter().parse(ja) if f} - {"domain_hint"}, key
+
+
+_NAMES = st.sampled_from(
+    ["Received", "Authentication-Results", "ARC-Authentication-Results", "DKIM-Signature", "From", "Return-Path", "Sender", "Subject", "Date"]
+)
+_VALUES = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=120),
+    st.sampled_from(
+        [
+            "from a (b [192.0.2.1]) by c with ESMTPS; Mon, 23 Nov 2026 10:00:00 +0000",
+            "mx.me.test; dkim=pass header.d=example.org; spf=fail smtp.mailfrom=x",
+            "v=1; a=rsa-sha256; d=example.org; s=s1; h=from; bh=AAAA; b=AAAA",
+            "v=1; a=ed25519-sha256; d=example.org; s=s1; h=from:from; bh=; b=; x=1",
+            "<>",
+            "=?utf-8?b?broken",
+            "i=1; mx.me.test; arc=pass",
+        ]
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _VALUES), min_size=1, max_size=12), st.text(max_size=200))
+def test_random_headers_never_raise_even_with_verify(headers: list[tuple[str, str]], body: str) -> None:
+    raw = ("\r\n".join(f"{n}: {' '.join(v.split())}" for n, v in headers) + "\r\n\r\n" + body).encode()
+    try:
+        parsed = parse_message("r", raw)
+    except MessageUnreadable:
+        return
+    got = inspect_message(parsed, Trust.of(["mx.me.test"]), table())
+    assert got.verdict in Verdict
+    inspection_json(got)

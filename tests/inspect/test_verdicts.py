@@ -84,7 +84,7 @@ def test_unrelated_server_without_spf(served: World) -> None:
     assert got.verdict is Verdict.FAIL
     assert got.spf is not None and got.spf.result.value == "none"
     assert got.summary[0].en.startswith(f"From says {DOMAIN}, but the mail was sent by an unrelated server (203.0.113.99) and no aligned signature exists")
-    assert any("no reverse DNS" in p for p in got.border.problems)  # type: ignore[union-attr]
+    assert any("no reverse DNS" in p.en for p in got.border.problems)  # type: ignore[union-attr]
 
 
 def test_broken_body_hash_is_named(served: World) -> None:
@@ -147,7 +147,7 @@ def test_several_authentication_results_only_trusted_count(served: World) -> Non
     got = run(served, raw, verify=False)
     trusted = [(h.authserv_id, h.trusted) for h in got.authentication_results]
     assert trusted == [(RECIPIENT_MX, True), (f"mail.{EVIL}", False), (RECIPIENT_MX, False)]
-    assert "forged" in got.authentication_results[2].trust_note
+    assert "forged" in got.authentication_results[2].trust_note.en
     assert got.evidence is Evidence.AUTHENTICATION_RESULTS and got.verdict is Verdict.FAIL
     text = inspection_text(got)
     assert "[not trusted] mail.evil.test" in text and "[trusted] mx.recipient.test" in text
@@ -178,7 +178,8 @@ def test_received_chain_out_of_order(served: World) -> None:
     hops = got.hops
     assert [h.by for h in hops] == [RECIPIENT_MX, "store.recipient.test"]
     assert hops[1].delay is not None and hops[1].delay.total_seconds() == -(26 * 3600 + 2)
-    assert any(p.startswith("breaks chronology: 26 h earlier") for p in hops[1].problems)
+    assert any(p.en.startswith("breaks chronology: 26 h earlier") for p in hops[1].problems)
+    assert any(p.ja.startswith("時刻の順序が逆です: 前の中継より 26 h 前") for p in hops[1].problems)
     assert hops[0].tls.startswith("TLSv1.3") and hops[1].tls == ""
 
 
@@ -186,7 +187,7 @@ def test_helo_that_does_not_match_the_address(served: World) -> None:
     raw = deliver(compose(f"alice@{DOMAIN}"), received(OUR_MX, EVIL_IP, f"mail.{EVIL}", RECIPIENT_MX, T1), mail_from=f"alice@{DOMAIN}")
     got = run(served, raw)
     assert got.border is not None
-    assert f"said HELO {OUR_MX}, but {EVIL_IP} is mail.{EVIL}" in got.border.problems[0]
+    assert f"said HELO {OUR_MX}, but {EVIL_IP} is mail.{EVIL}" in got.border.problems[0].en
     assert got.verdict is Verdict.FAIL and got.spf is not None and got.spf.result.value == "fail"
 
 
