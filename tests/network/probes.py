@@ -110,9 +110,18 @@ def _transaction(s: smtplib.SMTP, mail_from: str, to: list[str], data: bytes) ->
 
 
 def send(
-    host: str, port: int, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test", source: str | None = None, starttls: bool = False
+    host: str,
+    port: int,
+    mail_from: str,
+    to: list[str],
+    subject: str,
+    helo: str = "inet.foreign.test",
+    source: str | None = None,
+    starttls: bool = False,
+    from_header: str | None = None,
 ) -> dict:
-    """Unauthenticated SMTP (port 25): the replies to MAIL, each RCPT, DATA."""
+    """Unauthenticated SMTP (port 25): the replies to MAIL, each RCPT, DATA. `from_header`: the
+    From field when it is not the envelope sender (a spoof)."""
     s = smtplib.SMTP(timeout=TIMEOUT, source_address=(source, 0) if source else None)
     code, banner = s.connect(host, port)
     s._host = host  # type: ignore[attr-defined]  # connect() alone leaves it empty; STARTTLS needs it
@@ -122,7 +131,7 @@ def send(
         s.starttls(context=_ctx())
         s.ehlo(helo)
     out["auth_offered"] = s.has_extn("auth")
-    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject)))
+    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header)))
     s.quit()
     return out
 
@@ -168,7 +177,9 @@ def pop3(host: str, user: str, password: str) -> dict:
     return out
 
 
-def mx_deliver(domain: str, nameserver: str, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test") -> dict:
+def mx_deliver(
+    domain: str, nameserver: str, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test", from_header: str | None = None
+) -> dict:
     """What a sending MTA does: MX records by preference, the first host that answers."""
     response = dns.query.udp(dns.message.make_query(domain, "MX"), nameserver, timeout=5)
     mxs = sorted((r.preference, r.exchange.to_text().rstrip(".")) for rrset in response.answer for r in rrset)
@@ -177,7 +188,7 @@ def mx_deliver(domain: str, nameserver: str, mail_from: str, to: list[str], subj
         a = dns.query.udp(dns.message.make_query(name, "A"), nameserver, timeout=5)
         address = next(r.address for rrset in a.answer for r in rrset if rrset.rdtype == dns.rdatatype.A)
         try:
-            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True)
+            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True, from_header=from_header)
         except OSError as e:
             tried.append([name, address, str(e)])
             continue

@@ -115,6 +115,17 @@ class Testnet:
             time.sleep(0.3)
         raise AssertionError(f"{subject!r} never reached inet; mx1 log:\n{self.log('mx1')}\nout1 log:\n{self.log('out1')}")
 
+    def delivered(self, subject: str, into: Path) -> Path:
+        """The message as inet delivered it (Return-Path and its Received line on top), as a file."""
+        message = self.wait_sink(subject)
+        path = into / f"{subject.replace(' ', '-')}.eml"
+        path.write_bytes(message["delivered"].encode("utf-8", "surrogateescape"))
+        return path
+
+    def inspect(self, where: Node, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """`provision inspect PATH --verify` against the test DNS, from a namespace that reaches it."""
+        return where.netns_exec(PROVISION, "inspect", path, "--verify", "--nameserver", DNS_ADDRESS, *args, timeout=120)
+
     def maildir(self, host: str, subject: str) -> list[Path]:
         base = self.hosts[host].root / "var/vmail"
         return [p for p in base.rglob("*") if p.is_file() and p.parent.name in ("new", "cur") and f"Subject: {subject}".encode() in p.read_bytes()]
@@ -167,7 +178,7 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
         net.start("dns", "nsd", "-d", "-c", conf, log=work / "nsd" / "nsd.out")
         inet = net.add_node("inet", ADDR["inet"])
         sink = work / "sink"
-        net.start("inet", PY, HERE / "sink.py", sink, ADDR["inet"], "25", log=work / "sink.log")
+        net.start("inet", PY, HERE / "sink.py", sink, ADDR["inet"], "25", DNS_ADDRESS, log=work / "sink.log")
         client = net.add_node("client", ADDR["client"])
         hosts = {role: net.add_host(golden_root, role, FQDN[role], ADDR[role]) for role in HOSTS}
         net.wait_port(inet, DNS_ADDRESS, 53)  # nsd listens on TCP too
@@ -344,6 +355,107 @@ def test_outbound_mail_is_dkim_signed_spf_passes_and_aligns(testnet: Testnet) ->
     assert (seen["d"], seen["s"]) == (DOMAIN, active), seen
     assert seen["spf"][0] == "pass", seen
     assert seen["from"] == ALICE and seen["return_path"].rsplit("@", 1)[1] == seen["from"].rsplit("@", 1)[1] == seen["d"], seen
+
+
+# ------------------------------------------------------------------------------ inspect
+# `provision inspect --verify` reads what the roles' servers wrote and re-checks it over the test DNS.
+
+
+def _inspected(result: subprocess.CompletedProcess[str]) -> dict:
+    assert result.returncode in (0, 2, 3), result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def _border(report: dict) -> dict:
+    (border,) = [hop for hop in report["received"] if hop["border"]]
+    return border
+
+
+def test_inspect_outbound_mail_as_the_receiver_sees_it_is_an_aligned_pass(testnet: Testnet, tmp_path: Path) -> None:
+    subject = _subject("inspect outbound")
+    r = testnet.probe(
+        testnet.client,
+        "submit",
+        host=ADDR["mx1"],
+        port=587,
+        tls="starttls",
+        user=ALICE,
+        password=ALICE_PW,
+        mail_from=ALICE,
+        to=["carol@foreign.test"],
+        subject=subject,
+    )
+    assert r["data"][0] == 250, r
+    eml = testnet.delivered(subject, tmp_path)
+    (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
+
+    result = testnet.inspect(testnet.inet, eml, "--trust", "inet.foreign.test", "--format", "json")
+    report = _inspected(result)
+    assert result.returncode == 0 and report["verdict"] == "pass" and report["evidence"] == "verify", report
+    signatures = [(s["domain"], s["selector"], s["alignment"], s["verify"]["result"]) for s in report["signatures"]]
+    assert signatures == [(DOMAIN, active, "strict", "pass")], report["signatures"]
+    assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["mx1"], DOMAIN, "pass"), report["spf"]
+    dmarc = report["dmarc"]
+    assert dmarc["result"] == "pass" and dmarc["policy"] == "reject" and dmarc["spf_aligned"] is True and DOMAIN in dmarc["dkim_aligned_pass"], dmarc
+    # mx1 delivers straight to inet (out1 relays only relay.networks); inet's line is the border.
+    border = _border(report)
+    assert (border["ip"], border["from"], border["by"], border["problems"]) == (ADDR["mx1"], FQDN["mx1"], "inet.foreign.test", []), border
+    assert report["received"][0]["with"] == "ESMTPSA" and report["received"][0]["ip"] == ADDR["client"], report["received"]
+
+    ja = testnet.inspect(testnet.inet, eml, "--trust", "inet.foreign.test", "--lang", "ja")
+    assert ja.returncode == 0, ja.stdout + ja.stderr
+    verdict = ja.stdout.split("判定: ", 1)[1].splitlines()
+    assert verdict[0] == "合格: 本物" and "本物です" in verdict[1] and DOMAIN in verdict[1], ja.stdout
+
+
+def test_inspect_mail_from_outside_claiming_the_site_domain_fails(testnet: Testnet) -> None:
+    subject = _subject("inspect spoof")
+    r = testnet.probe(
+        testnet.inet,
+        "mx_deliver",
+        domain=DOMAIN,
+        nameserver=DNS_ADDRESS,
+        mail_from="mallory@foreign.test",
+        from_header=ALICE,
+        to=[ALICE],
+        subject=subject,
+    )
+    assert r["delivered_to"] == FQDN["mx1"] and r["rcpt"][ALICE][0] == 250 and r["data"][0] == 250, r
+    (path,) = testnet.wait_maildir(subject)
+
+    result = testnet.inspect(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    report = _inspected(result)
+    assert result.returncode == 2 and report["verdict"] == "fail" and report["from_domain"] == DOMAIN, report
+    assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["inet"], "foreign.test", "pass"), report["spf"]
+    dmarc = report["dmarc"]
+    assert dmarc["result"] == "fail" and dmarc["policy"] == "reject" and dmarc["spf_aligned"] is False and dmarc["dkim_aligned_pass"] == [], dmarc
+    assert report["signatures"] == [], report["signatures"]
+    border = _border(report)
+    assert (border["ip"], border["by"], report["border_assumed"]) == (ADDR["inet"], FQDN["mx1"], False), report["received"]
+    assert any(DOMAIN in s and "one of your own domains" in s for s in report["summary"]), report["summary"]
+
+
+def test_inspect_local_mail_signed_on_submission_passes_on_dkim(testnet: Testnet) -> None:
+    subject = _subject("inspect local")
+    r = testnet.probe(
+        testnet.client, "submit", host=ADDR["mx1"], port=587, tls="starttls", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[BOB], subject=subject
+    )
+    assert r["data"][0] == 250, r
+    (path,) = testnet.wait_maildir(subject)
+    (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
+
+    result = testnet.inspect(testnet.client, path, "--site", str(SITE), "--format", "json")
+    report = _inspected(result)
+    assert result.returncode == 0 and report["verdict"] == "pass", report
+    signatures = [(s["domain"], s["selector"], s["alignment"], s["verify"]["result"]) for s in report["signatures"]]
+    assert signatures == [(DOMAIN, active, "strict", "pass")], report["signatures"]
+    # The border is the logged-in submission from the client, which SPF does not list: DMARC passes on DKIM.
+    border = _border(report)
+    assert (border["ip"], border["by"], border["with"], border["authenticated"]) == (ADDR["client"], FQDN["mx1"], "ESMTPSA", True), report["received"]
+    assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["client"], DOMAIN, "fail"), report["spf"]
+    dmarc = report["dmarc"]
+    assert dmarc["result"] == "pass" and dmarc["spf_aligned"] is False and dmarc["dkim_aligned_pass"] == [DOMAIN], dmarc
+    assert any("logged in to mx1.acme.test" in s for s in report["summary"]), report["summary"]
 
 
 # ------------------------------------------------------------------------------------- 6
