@@ -249,7 +249,9 @@ def _facts_from_results(inspection: Inspection, results: list[MethodResult]) -> 
     dmarc = next((r for r in results if r.method == "dmarc"), None)
     spf_aligned = bool(spf and spf.result == "pass" and aligned(spf_domain, from_domain))
     passing = tuple(d_of(r) for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain))
-    failing = tuple((d_of(r), f"dkim={r.result}") for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain))
+    failing = tuple(
+        (d_of(r), f"dkim={r.result}" + (f" ({r.reason})" if r.reason else "")) for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain)
+    )
     signed = tuple(d_of(r) for r in dkims if d_of(r)) or tuple(v.signature.domain for v in inspection.signatures)
     if dmarc:
         dmarc_result = dmarc.result

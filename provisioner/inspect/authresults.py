@@ -92,15 +92,13 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], b
     """Every Authentication-Results and ARC-Authentication-Results field, top to bottom.
 
     `trusted_ids`: authserv-ids the user trusts (lower case). `border_index`: the field index of
-    the Received line added where the message entered the trusted servers, when known. A field
-    further down than that line's next older Received line was already in the message when it
-    arrived, whatever authserv-id it claims (RFC 8601 §5: border servers remove such fields).
+    the Received line added where the message entered the trusted servers, when known. A server
+    prepends its results above its own Received line (OpenDKIM behind Postfix does: seen on the
+    test network), so a field below the border's Received line was already in the message when
+    it arrived, whatever authserv-id it claims. RFC 8601 §5 has the border remove such fields,
+    but OpenDKIM removes only those with a dkim result: a forged `spf=pass; dmarc=pass` under
+    the border's own name gets through and lands right below its Received line.
     """
-    received = [f.index for f in message.fields if f.key == "received"]
-    limit = None
-    if border_index is not None:
-        older = [i for i in received if i > border_index]
-        limit = older[0] if older else None
     out: list[AuthResults] = []
     for field in message.fields:
         if field.key not in ("authentication-results", "arc-authentication-results"):
@@ -109,7 +107,7 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], b
         authserv_id, results, error = parse_authres(value)
         trusted, note = False, say("ar-untrusted")
         if authserv_id in trusted_ids:
-            if limit is not None and field.index > limit:
+            if border_index is not None and field.index > border_index:
                 note = say("ar-forged", authserv=authserv_id)
             elif error:
                 note = say("ar-unreadable")

@@ -37,7 +37,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "差出人 (From) は {domain} ですが、{sent}。さらに、{signed}。",
     ),
     "sent-by-other-org": (
-        "the mail was sent by a server of {envelope}, which is not {domain_hint}",
+        "the mail was sent by a server of {envelope}, which is not {domain_hint},",
         "送信したのは {envelope} のサーバーで、差出人とは別の組織です",
     ),
     "sent-by-unrelated": (
@@ -150,8 +150,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "信頼しない authserv-id です (--trust か --site で信頼するサーバーを指定します)",
     ),
     "ar-forged": (
-        "claims {authserv}, but it sits below the Received line of the server before yours: it came with the message (forged?)",
-        "{authserv} を名乗っていますが、あなたのサーバーより前のサーバーの Received 行より下にあります: メールに最初から含まれていたもの (偽造?) です",
+        "claims {authserv}, but it sits below the Received line where the message entered your servers: it came with the message (forged?)",
+        "{authserv} を名乗っていますが、メールがあなたのサーバーに入った時の Received 行より下にあります: メールに最初から含まれていたもの (偽造?) です",
     ),
     "ar-unreadable": ("authserv-id trusted, but the field cannot be parsed", "信頼する authserv-id ですが、内容を解析できません"),
     "ar-trusted": ("added by a server you trust", "信頼するサーバーが付けたもの"),

@@ -73,7 +73,7 @@ def test_forged_from_with_foreign_return_path(served: World) -> None:
     assert got.spf is not None and got.spf.result.value == "pass" and got.spf.domain == EVIL  # SPF passes, for the wrong domain
     assert got.dmarc is not None and got.dmarc.outcome is DmarcOutcome.FAIL and not got.dmarc.spf_aligned
     text = got.summary[0].en
-    assert text == f"From says {DOMAIN}, but the mail was sent by a server of {EVIL}, which is not {DOMAIN} and no aligned signature exists."
+    assert text == f"From says {DOMAIN}, but the mail was sent by a server of {EVIL}, which is not {DOMAIN}, and no aligned signature exists."
     assert f"{DOMAIN} asks receivers to treat such mail as spam (DMARC p=quarantine)." in [s.en for s in got.summary]
     assert any("one of your own domains" in s.en for s in got.summary)
 
@@ -151,6 +151,18 @@ def test_several_authentication_results_only_trusted_count(served: World) -> Non
     assert got.evidence is Evidence.AUTHENTICATION_RESULTS and got.verdict is Verdict.FAIL
     text = inspection_text(got)
     assert "[not trusted] mail.evil.test" in text and "[trusted] mx.recipient.test" in text
+
+
+def test_results_forged_under_the_trusted_name_just_below_its_received_line(served: World) -> None:
+    """Sent straight to the MX with a made-up field in the trusted server's name (OpenDKIM only
+    removes those with a dkim result): it ends up right below the border's Received line."""
+    message = compose(f"ceo@{DOMAIN}", extra=[])
+    forged = f"Authentication-Results: {RECIPIENT_MX}; spf=pass smtp.mailfrom={DOMAIN}; dmarc=pass header.from={DOMAIN}\r\n".encode()
+    raw = deliver(forged + message, received(f"mail.{EVIL}", EVIL_IP, f"mail.{EVIL}", RECIPIENT_MX, T1), mail_from=f"x@{EVIL}")
+    got = run(served, raw, verify=False)
+    (header,) = got.authentication_results
+    assert header.authserv_id == RECIPIENT_MX and not header.trusted and "forged" in header.trust_note.en
+    assert got.verdict is Verdict.UNKNOWN  # never PASS on a field the sender wrote
 
 
 def test_without_trust_or_verify_the_verdict_is_unknown_but_facts_are_given(served: World) -> None:
