@@ -33,8 +33,11 @@ def _ctx() -> ssl.SSLContext:
     return ctx
 
 
-def _message(mail_from: str, to: list[str], subject: str, body: str = "test body\n", from_header: str | None = None) -> bytes:
+def _message(mail_from: str, to: list[str], subject: str, body: str = "test body\n", from_header: str | None = None, headers: list[str] | None = None) -> bytes:
     msg = EmailMessage()
+    for line in headers or ():  # written by the sender above everything else, as a spammer would
+        name, _, value = line.partition(": ")
+        msg[name] = value
     msg["From"] = from_header or mail_from
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject
@@ -119,6 +122,7 @@ def send(
     source: str | None = None,
     starttls: bool = False,
     from_header: str | None = None,
+    headers: list[str] | None = None,
 ) -> dict:
     """Unauthenticated SMTP (port 25): the replies to MAIL, each RCPT, DATA. `from_header`: the
     From field when it is not the envelope sender (a spoof)."""
@@ -131,7 +135,7 @@ def send(
         s.starttls(context=_ctx())
         s.ehlo(helo)
     out["auth_offered"] = s.has_extn("auth")
-    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header)))
+    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header, headers=headers)))
     s.quit()
     return out
 
@@ -178,7 +182,14 @@ def pop3(host: str, user: str, password: str) -> dict:
 
 
 def mx_deliver(
-    domain: str, nameserver: str, mail_from: str, to: list[str], subject: str, helo: str = "inet.foreign.test", from_header: str | None = None
+    domain: str,
+    nameserver: str,
+    mail_from: str,
+    to: list[str],
+    subject: str,
+    helo: str = "inet.foreign.test",
+    from_header: str | None = None,
+    headers: list[str] | None = None,
 ) -> dict:
     """What a sending MTA does: MX records by preference, the first host that answers."""
     response = dns.query.udp(dns.message.make_query(domain, "MX"), nameserver, timeout=5)
@@ -188,7 +199,7 @@ def mx_deliver(
         a = dns.query.udp(dns.message.make_query(name, "A"), nameserver, timeout=5)
         address = next(r.address for rrset in a.answer for r in rrset if rrset.rdtype == dns.rdatatype.A)
         try:
-            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True, from_header=from_header)
+            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True, from_header=from_header, headers=headers)
         except OSError as e:
             tried.append([name, address, str(e)])
             continue

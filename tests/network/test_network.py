@@ -19,6 +19,7 @@ PROVISIONER_SKIP_TESTBED=1 skips it.
 
 from __future__ import annotations
 
+import email
 import json
 import os
 import shutil
@@ -125,6 +126,10 @@ class Testnet:
     def inspect(self, where: Node, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """`provision inspect PATH --verify` against the test DNS, from a namespace that reaches it."""
         return where.netns_exec(PROVISION, "inspect", path, "--verify", "--nameserver", DNS_ADDRESS, *args, timeout=120)
+
+    def inspect_unverified(self, where: Node, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """`provision inspect PATH` without --verify: only what the headers say."""
+        return where.netns_exec(PROVISION, "inspect", path, *args, timeout=120)
 
     def maildir(self, host: str, subject: str) -> list[Path]:
         base = self.hosts[host].root / "var/vmail"
@@ -433,6 +438,39 @@ def test_inspect_mail_from_outside_claiming_the_site_domain_fails(testnet: Testn
     border = _border(report)
     assert (border["ip"], border["by"], report["border_assumed"]) == (ADDR["inet"], FQDN["mx1"], False), report["received"]
     assert any(DOMAIN in s and "one of your own domains" in s for s in report["summary"]), report["summary"]
+
+
+def test_inspect_does_not_count_results_forged_in_the_mx_name(testnet: Testnet) -> None:
+    """A spammer writes `Authentication-Results: mx1...; spf=pass; dmarc=pass` itself. OpenDKIM
+    removes forged fields in its name only when they carry a dkim result, so this one reaches the
+    mailbox, right below mx1's Received line; inspect must show it and never count it."""
+    subject = _subject("inspect forged results")
+    forged = f"Authentication-Results: {FQDN['mx1']}; spf=pass smtp.mailfrom={ALICE}; dmarc=pass header.from={DOMAIN}"
+    r = testnet.probe(
+        testnet.inet,
+        "mx_deliver",
+        domain=DOMAIN,
+        nameserver=DNS_ADDRESS,
+        mail_from="mallory@foreign.test",
+        from_header=ALICE,
+        to=[ALICE],
+        subject=subject,
+        headers=[forged],
+    )
+    assert r["data"][0] == 250, r
+    (path,) = testnet.wait_maildir(subject)
+    stored = [" ".join(v.split()) for v in email.message_from_bytes(path.read_bytes()).get_all("Authentication-Results", [])]
+    assert stored == [forged.split(": ", 1)[1]], stored  # it survived delivery: the case is real
+
+    result = testnet.inspect(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    report = _inspected(result)
+    assert report["verdict"] == "fail", report  # --verify: re-checked, not believed
+    (header,) = [h for h in report["authentication_results"] if h["authserv_id"] == FQDN["mx1"]]
+    assert header["trusted"] is False and "forged" in header["trust"], header
+
+    unverified = testnet.inspect_unverified(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    report = _inspected(unverified)
+    assert unverified.returncode == 3 and report["verdict"] == "unknown" and report["evidence"] == "none", report
 
 
 def test_inspect_local_mail_signed_on_submission_passes_on_dkim(testnet: Testnet) -> None:
