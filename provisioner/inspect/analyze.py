@@ -353,6 +353,10 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
         summary.append(say("no-dmarc-record", domain=from_domain))
     if from_domain in trust.own_domains:
         summary.append(say("own-domain", domain=from_domain))
+        if facts.dkim_failed_aligned and facts.dkim_failed_aligned[0][1] in (DkimReason.NO_KEY.value, DkimReason.REVOKED.value):
+            inspection.notes.append(say("own-domain-key-missing", domain=from_domain))
+        elif facts.policy in ("none", "quarantine") or facts.dmarc == "none":
+            inspection.notes.append(say("own-domain-tighten", domain=from_domain))
 
 
 _REASONS = {r.value for r in DkimReason}

@@ -86,6 +86,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{domain} is one of your own domains: this is spoofing, or mail that went around your servers.",
         "{domain} はあなた自身のドメインです: なりすましか、あなたのサーバーを経由せずに送られたメールです。",
     ),
+    "own-domain-tighten": (
+        "To have receivers refuse mail like this, publish DMARC p=reject for {domain}: set policy.dmarc.p: reject in the site file (or under the domain), then provision dns and provision check.",
+        "このようなメールを受信側に拒否させるには、{domain} の DMARC を p=reject にします: サイトファイルで policy.dmarc.p: reject (またはドメインごとの設定) にして、provision dns と provision check を実行してください。",
+    ),
+    "own-domain-key-missing": (
+        "The signature names a key of {domain} that is not published (or was withdrawn): run provision check on the site to compare the DNS with your keys.",
+        "署名が示す {domain} の公開鍵が DNS にありません (または撤回済みです): provision check でサイトの DNS と鍵を照合してください。",
+    ),
     "unverified": (
         "Not verified: no Authentication-Results from a server you trust (--trust, --site), and --verify was not given.",
         "未検証: 信頼するサーバーが付けた認証結果 (Authentication-Results) がなく (--trust, --site)、--verify も指定されていません。",

@@ -76,6 +76,7 @@ def test_forged_from_with_foreign_return_path(served: World) -> None:
     assert text == f"From says {DOMAIN}, but the mail was sent by a server of {EVIL}, which is not {DOMAIN}, and no aligned signature exists."
     assert f"{DOMAIN} asks receivers to treat such mail as spam (DMARC p=quarantine)." in [s.en for s in got.summary]
     assert any("one of your own domains" in s.en for s in got.summary)
+    assert any("set policy.dmarc.p: reject" in n.en for n in got.notes)  # what to do next: it is quarantine now
 
 
 def test_unrelated_server_without_spf(served: World) -> None:
