@@ -57,6 +57,7 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
             mode="sv" if signs and verifies else ("s" if signs else "v"),
             authserv_id=host.fqdn,
             socket=f"local:/var/spool/postfix/{SOCKET_IN_SPOOL}",
+            nameservers=",".join(str(a) for a in site.policy.resolvers),
             multiple=len(site.policy.dkim.keys) > 1 or any(d.dkim and len(d.dkim.keys) > 1 for d in site.domains.values()),
         ),
     )

@@ -16,6 +16,7 @@ from provisioner.site.types import (
     DkimKeyType,
     DmarcPolicy,
     DomainName,
+    IPAddress,
     IPv4,
     IPv6,
     LocalPart,
@@ -116,6 +117,10 @@ class Policy(Frozen):
     dnsbl: tuple[DnsblSite, ...] = Field(
         default_factory=_default_dnsbl,
         description="DNS blocklists for postscreen on mx hosts (and for `provision check`)",
+    )
+    resolvers: tuple[IPAddress, ...] = Field(
+        (),
+        description="validating DNS resolvers OpenDKIM asks for keys (opendkim.conf Nameservers); default: OpenDKIM resolves from the root itself, with DNSSEC",
     )
 
 

@@ -145,6 +145,21 @@ def _ipv6(value: Any) -> ipaddress.IPv6Address:
 IPv4 = Annotated[ipaddress.IPv4Address, PlainValidator(_ipv4), PlainSerializer(str), WithJsonSchema({"type": "string", "format": "ipv4"})]
 IPv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6), PlainSerializer(str), WithJsonSchema({"type": "string", "format": "ipv6"})]
 
+
+def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        raise fail(f"{value!r} is not an IP address", "e.g. 192.0.2.53 or 2001:db8::53") from None
+
+
+IPAddress = Annotated[
+    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    PlainValidator(_ip),
+    PlainSerializer(str),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

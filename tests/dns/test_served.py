@@ -4,6 +4,7 @@ checkdmarc and dkimpy. Nothing here leaves the loopback address."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import subprocess
 from email.message import EmailMessage
 
@@ -40,6 +41,39 @@ def unbound_conf(served: Served) -> str:
     for zone in zones:
         lines += ["stub-zone:", f'  name: "{zone}."', f"  stub-addr: {served.address}@{served.port}"]
     return "\n".join(lines) + "\n"
+
+
+def test_policy_resolvers_line_lets_opendkim_find_the_keys(served: Served, tmp_path) -> None:
+    """With policy.resolvers, the rendered opendkim.conf asks that resolver (Nameservers) instead
+    of recursing from the root: OpenDKIM's own checker, given only our resolver lines, finds
+    every signing key on the nsd. (The test network cannot show this: its names end in .test,
+    which libunbound answers NXDOMAIN by itself, RFC 6761.)"""
+    from provisioner.render.opendkim import add_opendkim
+    from provisioner.render.tree import HostTree
+
+    site = served.site.model_copy(update={"policy": served.site.policy.model_copy(update={"resolvers": (ipaddress.ip_address(served.address),)})})
+    host = next(h for h in site.hosts.values() if h.signs_mail)
+    tree = HostTree(host.fqdn)
+    add_opendkim(tree, site, host, served.keys)
+    rendered = tree.files["etc/opendkim.conf"].content.decode()
+    resolver_lines = [line for line in rendered.splitlines() if line.split("\t", 1)[0] in ("Nameservers", "TrustAnchorFile", "ResolverConfiguration")]
+    assert resolver_lines == [f"Nameservers\t\t{served.address}"], resolver_lines
+    conf = tmp_path / "opendkim-testkey.conf"
+    conf.write_text("\n".join(resolver_lines) + "\n")
+    checked = 0
+    for domain in site.domains:
+        for key in served.keys.signing_keys(domain):
+            if key.algorithm == "ed25519":
+                continue
+            pem = tmp_path / f"{key.selector}.{domain}.private"
+            pem.write_bytes(served.keys.read_private(key))
+            pem.chmod(0o600)
+            result = subprocess.run(
+                ["opendkim-testkey", "-x", str(conf), "-d", domain, "-s", key.selector, "-k", str(pem), "-vvv"], capture_output=True, text=True
+            )
+            assert "key OK" in result.stdout + result.stderr, (domain, key.selector, result.stdout, result.stderr)
+            checked += 1
+    assert checked >= 1
 
 
 def test_opendkim_testkey_says_key_ok(served: Served) -> None:

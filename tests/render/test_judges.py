@@ -14,7 +14,8 @@ import pytest
 
 from tests.render.helpers import render_example
 
-EXAMPLES = ["all-in-one", "multi-host"]
+EXAMPLES = ["all-in-one", "multi-host", "network"]
+NETWORK_SITE = Path(__file__).resolve().parents[1] / "network" / "site.yaml"  # the test network's site
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +24,7 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(params=EXAMPLES)
 def build(request, tmp_path: Path) -> tuple[dict, Path]:
-    return render_example(request.param, tmp_path)
+    return render_example(request.param, tmp_path, NETWORK_SITE if request.param == "network" else None)
 
 
 def test_postconf_accepts_main_and_master(build) -> None:
@@ -107,5 +108,6 @@ def test_opendkim_accepts_its_config(build, tmp_path: Path) -> None:
         conf.write_text(_pointed_into(out / host, (out / host / "etc/opendkim.conf").read_text()))
         result = run("opendkim", "-n", "-x", str(conf))
         assert result.returncode == 0, (host, result.stderr)
+        assert result.stderr == "", (host, result.stderr)
         judged += 1
     assert judged >= 1

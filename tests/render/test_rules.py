@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,21 @@ def test_milter_settings_come_from_opendkim(multi) -> None:
     assert re.search(r"^Mode\s+s$", text(multi, "out1", "etc/opendkim.conf"), re.M)
     assert "192.168.10.0/24" in text(multi, "out1", "etc/opendkim/TrustedHosts")
     assert "192.168.10.0/24" not in text(multi, "mx1", "etc/opendkim/TrustedHosts")
+
+
+def test_opendkim_resolves_keys_itself_unless_resolvers_are_given(multi, tmp_path) -> None:
+    conf = text(multi, "mx1", "etc/opendkim.conf")
+    assert re.search(r"^TrustAnchorFile\s+/usr/share/dns/root.key$", conf, re.M) and "Nameservers" not in conf
+    shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site")  # with its secrets/
+    site = tmp_path / "site" / "site.yaml"
+    site.write_text((EXAMPLES / "multi-host" / "site.yaml").read_text().replace("\npolicy:\n", "\npolicy:\n  resolvers: [192.0.2.53, 2001:db8::53]\n", 1))
+    trees, out = render_example("multi-host", tmp_path, site)
+    conf = text(trees, "mx1", "etc/opendkim.conf")
+    assert re.search(r"^Nameservers\s+192.0.2.53,2001:db8::53$", conf, re.M) and "TrustAnchorFile" not in conf
+    judged = tmp_path / "opendkim.conf"  # OpenDKIM's own parser accepts it (paths pointed into the build)
+    judged.write_text(conf.replace(":/etc/opendkim/", f":{out / 'mx1'}/etc/opendkim/"))
+    result = subprocess.run(["opendkim", "-n", "-x", str(judged)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 def test_opendkim_tables_name_the_active_selectors(multi) -> None:

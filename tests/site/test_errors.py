@@ -179,6 +179,11 @@ CASES = [
         ],
     ),
     (
+        "a resolver given by name",
+        MINIMAL + "policy: {resolvers: [192.0.2.53, dns.example]}\n",
+        ["14:34: policy.resolvers[1]: 'dns.example' is not an IP address (hint: e.g. 192.0.2.53 or 2001:db8::53)"],
+    ),
+    (
         "several problems in one run",
         MINIMAL.replace("name: t", "name: T_1").replace("192.0.2.10", "192.0.2.300").replace("[mx, submission, imap]", "[mx, smtp, imap]"),
         [
