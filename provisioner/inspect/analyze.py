@@ -31,11 +31,13 @@ from provisioner.inspect.verify import (
     DkimReason,
     DmarcCheck,
     DmarcOutcome,
+    ReverseCheck,
     Signature,
     SpfCheck,
     evaluate_dmarc,
     read_signatures,
     verify_dkim,
+    verify_reverse,
     verify_spf,
 )
 
@@ -103,6 +105,7 @@ class Inspection:
     border: Hop | None  # the hop where the message entered the trusted servers (or the assumed one)
     border_assumed: bool
     spf: SpfCheck | None = None
+    reverse: ReverseCheck | None = None
     dmarc: DmarcCheck | None = None
     verified: bool = False
     evidence: Evidence = Evidence.NONE
@@ -204,6 +207,12 @@ def _verify(inspection: Inspection, resolver: Resolver) -> None:
         if rp is None:
             inspection.notes.append(say("spf-without-return-path"))
         inspection.spf = verify_spf(border.ip, border.helo or border.from_name, mail_from, resolver)
+        reverse = verify_reverse(border.ip, resolver)
+        inspection.reverse = reverse
+        if not reverse.failed and not reverse.names and not border.reverse_unknown:
+            border.problems.append(say("hop-no-ptr-now", ip=border.ip))
+        elif reverse.names and not reverse.confirmed:
+            border.problems.append(say("hop-not-confirmed", ip=border.ip, names=", ".join(reverse.names)))
     if inspection.from_domain:
         inspection.dmarc = evaluate_dmarc(inspection.from_domain, inspection.spf, [v.check for v in inspection.signatures if v.check], resolver)
 

@@ -144,6 +144,10 @@ def inspection_text(inspection: Inspection, lang: str = "en") -> str:
                 c = view.check
                 why = "" if c.reason is DkimReason.VERIFIED else f" ({say(f'reason-{c.reason.value}')(lang)}: {c.detail})"
                 add(f"  DKIM d={c.signature.domain} s={c.signature.selector}: {c.outcome.value}{why}")
+        if m.reverse is not None:
+            r = m.reverse
+            seen = ", ".join(r.names) if r.names else ("?" if r.failed else "-")
+            add(f"  PTR {r.address}: {seen}" + (f" (-> {r.address}: {_l('yes', lang)})" if r.confirmed else ""))
         if m.spf is not None:
             who = m.spf.mail_from or f"HELO {m.spf.helo}"
             add(f"  SPF {m.spf.address} for {who}: {m.spf.result.value}" + (f" ({m.spf.explanation})" if m.spf.explanation else ""))
@@ -236,6 +240,9 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
             for hop in m.hops
         ],
         "border_assumed": m.border_assumed,
+        "reverse": None
+        if m.reverse is None
+        else {"address": m.reverse.address, "names": list(m.reverse.names), "confirmed": m.reverse.confirmed, "failed": m.reverse.failed},
         "spf": None
         if m.spf is None
         else {

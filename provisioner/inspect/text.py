@@ -153,6 +153,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "said HELO {helo}, but {ip} is {name}: the server named itself differently from its address",
         "HELO では {helo} と名乗りましたが、{ip} の逆引きは {name} です: アドレスと異なる名前を名乗っています",
     ),
+    "hop-no-ptr-now": (
+        "{ip} has no reverse DNS name (PTR) now: mail from it is often refused",
+        "{ip} には現在逆引き (PTR) がありません: このようなサーバーからのメールはよく拒否されます",
+    ),
+    "hop-not-confirmed": (
+        "{ip} reverse-resolves to {names}, but no such name resolves back to {ip} (not forward-confirmed)",
+        "{ip} の逆引きは {names} ですが、その名前の正引きが {ip} になりません (正引きと逆引きが一致しません)",
+    ),
     "ar-untrusted": (
         "authserv-id not trusted (--trust or --site names the servers you trust)",
         "信頼しない authserv-id です (--trust か --site で信頼するサーバーを指定します)",

@@ -171,6 +171,43 @@ def verify_spf(address: str, helo: str, mail_from: str, resolver: Resolver) -> S
     return SpfCheck(address, helo, mail_from, domain, found.result, found.explanation)
 
 
+@dataclass(frozen=True)
+class ReverseCheck:
+    """Forward-confirmed reverse DNS of the address that handed the message over (RFC 8601 §2.7.3
+    iprev: the PTR names, and whether one of them resolves back to the address)."""
+
+    address: str
+    names: tuple[str, ...]  # PTR targets, without the trailing dot
+    confirmed: str  # the name that resolves back to the address ("" when none does)
+    failed: bool  # a lookup failed: nothing can be said
+
+
+def verify_reverse(address: str, resolver: Resolver) -> ReverseCheck:
+    import ipaddress
+
+    from provisioner.check.query import reverse_name
+
+    ip = ipaddress.ip_address(address)
+    ptr = resolver.resolve(reverse_name(ip), "PTR")
+    if ptr.failed:
+        return ReverseCheck(address, (), "", True)
+    names = tuple(sorted(n.rstrip(".").lower() for n in ptr.records)) if ptr.ok else ()
+    for name in names[:10]:  # RFC 8601 §2.7.3 follows iprev in RFC 5451: a bounded number of names
+        forward = resolver.resolve(name, "A" if ip.version == 4 else "AAAA")
+        if forward.ok and any(_same_address(value, ip) for value in forward.records):
+            return ReverseCheck(address, names, name, False)
+    return ReverseCheck(address, names, "", False)
+
+
+def _same_address(value: str, ip: object) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(value) == ip
+    except ValueError:
+        return False
+
+
 class DmarcOutcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"

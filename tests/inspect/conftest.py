@@ -96,6 +96,8 @@ def build_world(workdir: Path) -> World:
         + f"mail IN A {EVIL_IP}\n"
     )
     zones[BARE] = _soa(BARE)
+    # Reverse DNS of the foreign sender: .5 forward-confirms, .77 names a host that does not exist.
+    zones["113.0.203.in-addr.arpa"] = _soa("113.0.203.in-addr.arpa") + f"5 IN PTR mail.{EVIL}.\n77 IN PTR bank-login.{EVIL}.\n"
     zones["recipient.test"] = _soa("recipient.test") + "mx IN A 192.0.2.200\n"
     return World(site, keys, zones, workdir, active.selector, our_key, evil_key, ed_selector, base64.b64encode(ed_seed))
 

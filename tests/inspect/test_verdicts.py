@@ -48,7 +48,8 @@ def test_genuine_signed_mail_passes_aligned(served: World) -> None:
     assert got.spf is not None and got.spf.result.value == "pass" and got.spf.address == OUR_IP
     assert got.dmarc is not None and got.dmarc.outcome is DmarcOutcome.PASS and got.dmarc.policy == "quarantine"
     assert got.dmarc.spf_aligned and got.dmarc.dkim_aligned_pass == (DOMAIN,)
-    assert got.border is not None and got.border.ip == OUR_IP and not got.border_assumed
+    assert got.border is not None and got.border.ip == OUR_IP and not got.border_assumed and got.border.problems == []
+    assert got.reverse is not None and got.reverse.confirmed == OUR_MX  # forward-confirmed reverse DNS
     assert f"valid signature of {DOMAIN}" in got.summary[0].en and "本物です" in got.summary[0].ja
 
 
@@ -202,6 +203,17 @@ def test_helo_that_does_not_match_the_address(served: World) -> None:
     assert got.border is not None
     assert f"said HELO {OUR_MX}, but {EVIL_IP} is mail.{EVIL}" in got.border.problems[0].en
     assert got.verdict is Verdict.FAIL and got.spf is not None and got.spf.result.value == "fail"
+
+
+def test_reverse_dns_that_does_not_resolve_back_is_named(served: World) -> None:
+    raw = deliver(compose(f"alice@{EVIL}"), received(f"bank-login.{EVIL}", "203.0.113.77", f"bank-login.{EVIL}", RECIPIENT_MX, T1), mail_from=f"alice@{EVIL}")
+    got = run(served, raw)
+    assert got.reverse is not None and got.reverse.names == (f"bank-login.{EVIL}",) and got.reverse.confirmed == ""
+    assert [p.en for p in got.border.problems] == [  # type: ignore[union-attr]
+        f"203.0.113.77 reverse-resolves to bank-login.{EVIL}, but no such name resolves back to 203.0.113.77 (not forward-confirmed)"
+    ]
+    ok = run(served, deliver(compose(f"alice@{EVIL}"), received(f"mail.{EVIL}", EVIL_IP, f"mail.{EVIL}", RECIPIENT_MX, T1), mail_from=f"alice@{EVIL}"))
+    assert ok.reverse is not None and ok.reverse.confirmed == f"mail.{EVIL}" and ok.border.problems == []  # type: ignore[union-attr]
 
 
 def test_iso_2022_jp_subject_and_name_are_decoded(served: World) -> None:
