@@ -7,6 +7,7 @@ import base64
 import ipaddress
 import subprocess
 from email.message import EmailMessage
+from pathlib import Path
 
 import checkdmarc.dmarc
 import checkdmarc.spf
@@ -60,20 +61,7 @@ def test_policy_resolvers_line_lets_opendkim_find_the_keys(served: Served, tmp_p
     assert resolver_lines == [f"Nameservers\t\t{served.address}"], resolver_lines
     conf = tmp_path / "opendkim-testkey.conf"
     conf.write_text("\n".join(resolver_lines) + "\n")
-    checked = 0
-    for domain in site.domains:
-        for key in served.keys.signing_keys(domain):
-            if key.algorithm == "ed25519":
-                continue
-            pem = tmp_path / f"{key.selector}.{domain}.private"
-            pem.write_bytes(served.keys.read_private(key))
-            pem.chmod(0o600)
-            result = subprocess.run(
-                ["opendkim-testkey", "-x", str(conf), "-d", domain, "-s", key.selector, "-k", str(pem), "-vvv"], capture_output=True, text=True
-            )
-            assert "key OK" in result.stdout + result.stderr, (domain, key.selector, result.stdout, result.stderr)
-            checked += 1
-    assert checked >= 1
+    assert _testkey_every_rsa_key(served, conf, tmp_path, (Status.ACTIVE,)) >= 1
 
 
 def test_opendkim_testkey_says_key_ok(served: Served) -> None:
@@ -82,12 +70,17 @@ def test_opendkim_testkey_says_key_ok(served: Served) -> None:
     resolver.write_text(unbound_conf(served))
     conf = served.workdir / "opendkim-testkey.conf"
     conf.write_text(f"ResolverConfiguration {resolver}\n")
+    assert _testkey_every_rsa_key(served, conf, served.workdir, (Status.ACTIVE, Status.STANDBY)) >= 2
+
+
+def _testkey_every_rsa_key(served: Served, conf: Path, workdir: Path, statuses: tuple[Status, ...]) -> int:
+    """opendkim-testkey -x CONF for every RSA key of the site; each must say "key OK"."""
     checked = 0
     for domain in served.site.domains:
-        for key in served.keys.keys(domain, (Status.ACTIVE, Status.STANDBY)):
+        for key in served.keys.keys(domain, statuses):
             if key.algorithm == "ed25519":
                 continue  # opendkim-testkey 2.11 parses only RSA; ed25519 is judged by dkimpy below
-            pem = served.workdir / f"{key.selector}.{domain}.private"
+            pem = workdir / f"{key.selector}.{domain}.private"
             pem.write_bytes(served.keys.read_private(key))
             pem.chmod(0o600)
             result = subprocess.run(
@@ -95,7 +88,7 @@ def test_opendkim_testkey_says_key_ok(served: Served) -> None:
             )
             assert "key OK" in result.stdout + result.stderr, (domain, key.selector, result.stdout, result.stderr)
             checked += 1
-    assert checked >= 2
+    return checked
 
 
 def test_checkdmarc_finds_spf_and_dmarc_valid(served: Served) -> None:
