@@ -145,7 +145,24 @@ def parse_message(source: str, data: bytes) -> Message:
     if not has_body:
         notes.append(say("headers-only"))
     parsed = tuple(_field(i, line_no, physical) for i, (line_no, physical) in enumerate(fields))
+    if has_body and end is not None:
+        boundary = _multipart_boundary(parsed)
+        if boundary and b"--" + boundary.encode("ascii", "replace") + b"--" not in data[len(b"\n".join(lines[: end + 1])) :]:
+            notes.append(say("body-cut-off"))  # RFC 2046 §5.1.1: a multipart body ends with --boundary--
     return Message(source, data, parsed, has_body, body_bytes, tuple(notes))
+
+
+def _multipart_boundary(fields: tuple[Field, ...]) -> str:
+    """The boundary of a multipart Content-Type (RFC 2046 §5.1.1), or ''."""
+    from email.message import Message as EmailMessage
+
+    content_type = next((f.raw for f in fields if f.key == "content-type"), "")
+    if not content_type.lower().startswith("multipart/"):
+        return ""
+    holder = EmailMessage()
+    holder["Content-Type"] = content_type
+    boundary = holder.get_param("boundary")
+    return boundary if isinstance(boundary, str) else ""
 
 
 def _field(index: int, line_no: int, physical: list[bytes]) -> Field:

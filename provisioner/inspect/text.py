@@ -138,6 +138,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Only the header section was given: DKIM signatures cannot be checked without the body.",
         "ヘッダー部分だけが与えられました: 本文がないため DKIM 署名は検証できません。",
     ),
+    "body-cut-off": (
+        "The body seems cut off: its closing MIME boundary is missing. A DKIM body hash fails on a cut message.",
+        "本文が途中で切れているようです: MIME の終わりの区切り行がありません。切れたメールでは DKIM の本文ハッシュが一致しません。",
+    ),
     "hop-bad-time": ("no readable time ({text})", "時刻が読めません ({text})"),
     "hop-no-time": ("no time", "時刻がありません"),
     "hop-chronology": (

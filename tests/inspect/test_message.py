@@ -82,6 +82,14 @@ def test_missing_file_and_directory(tmp_path) -> None:  # type: ignore[no-untype
         read_input(str(tmp_path))
 
 
+def test_cut_off_multipart_body_is_noted() -> None:
+    head = b'From: a@b.test\r\nContent-Type: multipart/mixed;\r\n boundary="XyZ"\r\n\r\n--XyZ\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+    cut = parse_message("m.eml", head + b"--XyZ\r\nContent-Type: application/pdf\r\n\r\nJVBERi0xLjQK")
+    assert any("closing MIME boundary is missing" in n.en for n in cut.notes)
+    whole = parse_message("m.eml", head + b"--XyZ--\r\n")
+    assert not any("MIME" in n.en for n in whole.notes)
+
+
 def test_headers_only_and_cut_off_input_are_read_with_a_note() -> None:
     only = parse_message("h.txt", b"From: a@b.test\r\nSubject: x\r\n")
     assert not only.has_body and any("Only the header section" in n.en for n in only.notes)
