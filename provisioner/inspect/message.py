@@ -147,7 +147,7 @@ def parse_message(source: str, data: bytes) -> Message:
     parsed = tuple(_field(i, line_no, physical) for i, (line_no, physical) in enumerate(fields))
     if has_body and end is not None:
         boundary = _multipart_boundary(parsed)
-        if boundary and b"--" + boundary.encode("ascii", "replace") + b"--" not in data[len(b"\n".join(lines[: end + 1])) :]:
+        if boundary and data.find(b"--" + boundary.encode("ascii", "replace") + b"--", len(b"\n".join(lines[: end + 1]))) < 0:
             notes.append(say("body-cut-off"))  # RFC 2046 §5.1.1: a multipart body ends with --boundary--
     return Message(source, data, parsed, has_body, body_bytes, tuple(notes))
 
