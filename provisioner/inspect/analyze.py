@@ -190,10 +190,25 @@ def _header_notes(inspection: Inspection, from_fields: list) -> None:  # type: i
         notes.append(say("several-from-domains", domains=", ".join(sorted({m.domain for m in inspection.from_}))))  # RFC 7489 §6.6.1
     if inspection.return_path is None:
         notes.append(say("no-return-path"))
-    if inspection.sender and inspection.sender.domain != inspection.from_domain:
+    if inspection.sender and alignment(inspection.sender.domain, inspection.from_domain) is Alignment.NONE:
         notes.append(say("sender-differs", sender=inspection.sender.address, domain=inspection.from_domain))
     if inspection.border is not None and inspection.border_assumed and inspection.hops:
         notes.append(say("border-assumed", by=inspection.border.by or "?"))
+
+
+def _recorded_envelope(inspection: Inspection) -> str | None:
+    """Without Return-Path: the envelope sender as a hop recorded it (`envelope-from`, Dovecot
+    LMTP and Exim write it), else as a trusted Authentication-Results recorded it (smtp.mailfrom).
+    None when nothing did: then SPF cannot be checked as the receiver checked it."""
+    for hop in reversed(inspection.hops):
+        if hop.envelope_from:
+            return hop.envelope_from
+    for header in inspection.authentication_results:
+        if header.trusted:
+            for result in header.results:
+                if result.method == "spf" and result.prop("smtp", "mailfrom"):
+                    return result.prop("smtp", "mailfrom")
+    return None
 
 
 def _verify(inspection: Inspection, resolver: Resolver) -> None:
@@ -203,10 +218,11 @@ def _verify(inspection: Inspection, resolver: Resolver) -> None:
     border = inspection.border
     rp = inspection.return_path
     if border is not None and border.ip:
-        mail_from = rp.address if rp else ""
-        if rp is None:
+        mail_from = rp.address if rp else _recorded_envelope(inspection)
+        if mail_from is None:
             inspection.notes.append(say("spf-without-return-path"))
-        inspection.spf = verify_spf(border.ip, border.helo or border.from_name, mail_from, resolver)
+        else:
+            inspection.spf = verify_spf(border.ip, border.helo or border.from_name, mail_from, resolver)
         reverse = verify_reverse(border.ip, resolver)
         inspection.reverse = reverse
         if not reverse.failed and not reverse.names and not border.reverse_unknown:

@@ -50,7 +50,6 @@ class Message:
     data: bytes  # the input exactly, for DKIM
     fields: tuple[Field, ...]
     has_body: bool  # False: only the header section was given
-    body_bytes: int
     notes: tuple[Text, ...]  # oddities worth telling the reader (never fatal)
 
     def all(self, name: str) -> list[Field]:
@@ -93,11 +92,16 @@ def read_input(path: str, stdin: object | None = None, max_bytes: int = MAX_MESS
 
 def parse_message(source: str, data: bytes) -> Message:
     """Split the header section into fields. Raises MessageUnreadable with file and line."""
-    if not data.strip():
+    if not data or data.isspace():
         raise MessageUnreadable(f"{source}: empty input (hint: give a saved message: the whole source, headers first)")
     if b"\0" in data[: min(len(data), MAX_HEADER_BYTES)].split(b"\n\n", 1)[0]:
         raise MessageUnreadable(f"{source}: binary data, not a message (hint: give the message source as text, e.g. a .eml file, not a .msg or an archive)")
-    lines = data.split(b"\n")
+    # Only the header section is split into lines: a 20 MB body is never copied or split.
+    head = data[: MAX_HEADER_BYTES + 4096]
+    complete = len(head) == len(data)
+    lines = head.split(b"\n")
+    if not complete:
+        lines.pop()  # a partial line: body, or a header section too large (refused below)
     notes: list[Text] = []
     start = 0
     if lines[0].startswith(b"From "):  # mbox separator line ("From sender date"), not a header
@@ -106,7 +110,7 @@ def parse_message(source: str, data: bytes) -> Message:
     fields: list[tuple[int, list[bytes]]] = []  # (line number, physical lines)
     header_bytes = 0
     end = None
-    last = len(lines) - 1 if lines[-1] == b"" else len(lines)  # a final line end is not an empty line
+    last = len(lines) - 1 if complete and lines[-1] == b"" else len(lines)  # a final line end is not an empty line
     for number in range(start, last):
         line = lines[number].rstrip(b"\r")
         header_bytes += len(line) + 1
@@ -136,10 +140,14 @@ def parse_message(source: str, data: bytes) -> Message:
         fields.append((number + 1, [line]))
         if len(fields) > MAX_FIELDS:
             raise MessageUnreadable(f"{source}:{number + 1}: more than {MAX_FIELDS} header fields (hint: is this really one message?)")
+    if end is None and not complete:
+        raise MessageUnreadable(
+            f"{source}: the header section is larger than {MAX_HEADER_BYTES // 1024} KB "
+            "(hint: no mail server accepts headers that large; is this really one message?)"
+        )
     if not fields:
         raise MessageUnreadable(f"{source}: no header fields before the first empty line (hint: a message starts with its header fields)")
     has_body = end is not None
-    body_bytes = len(b"\n".join(lines[end + 1 :])) if end is not None else 0
     if end is None and not data.endswith(b"\n"):
         notes.append(say("cut-off", line=len(lines)))
     if not has_body:
@@ -147,9 +155,9 @@ def parse_message(source: str, data: bytes) -> Message:
     parsed = tuple(_field(i, line_no, physical) for i, (line_no, physical) in enumerate(fields))
     if has_body and end is not None:
         boundary = _multipart_boundary(parsed)
-        if boundary and data.find(b"--" + boundary.encode("ascii", "replace") + b"--", len(b"\n".join(lines[: end + 1]))) < 0:
+        if boundary and data.find(b"--" + boundary.encode("ascii", "replace") + b"--", len(b"\n".join(lines[: end + 1])) + 1) < 0:
             notes.append(say("body-cut-off"))  # RFC 2046 §5.1.1: a multipart body ends with --boundary--
-    return Message(source, data, parsed, has_body, body_bytes, tuple(notes))
+    return Message(source, data, parsed, has_body, tuple(notes))
 
 
 def _multipart_boundary(fields: tuple[Field, ...]) -> str:

@@ -110,10 +110,6 @@ class Hop:
         return self.with_protocol.upper() in ("ESMTPA", "ESMTPSA", "UTF8SMTPA", "UTF8SMTPSA", "LMTPA", "LMTPSA")
 
     @property
-    def encrypted(self) -> bool:
-        return bool(self.tls)
-
-    @property
     def local(self) -> bool:
         """The connection came from this machine (loopback) or had no address at all."""
         if not self.ip:

@@ -197,8 +197,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "アドレスを含む最新の Received 行をあなたのサーバー ({by}) が書いたものと仮定しました。--site か --trust で確実になります。",
     ),
     "spf-without-return-path": (
-        "No Return-Path, so SPF was checked as for a bounce (the HELO name).",
-        "Return-Path がないため、SPF はエラーメールと同じく HELO 名で検証しました。",
+        "No Return-Path and no recorded envelope sender, so SPF was not checked (DMARC can then pass only by DKIM).",
+        "Return-Path も記録されたエンベロープ送信者もないため、SPF は検証していません (DMARC は DKIM でのみ合格できます)。",
     ),
     "forwarder-changed-body": (
         "Mailing lists and forwarders that add a footer or rewrite the body break the signature of {signer}: the author may be genuine, but nothing proves it any more.",

@@ -71,6 +71,10 @@ def test_huge_header_section_and_huge_message_are_refused() -> None:
     huge = b"From: a@b.test\r\n" + b"".join(b"X-F: " + b"b" * 300 + b"\r\n" for _ in range(4_000)) + b"\r\n"
     with pytest.raises(MessageUnreadable, match=r"m.eml:\d+: the header section is larger than 1024 KB"):
         parse_message("m.eml", huge)
+    with pytest.raises(MessageUnreadable, match=r"m.eml: the header section is larger than 1024 KB"):
+        parse_message("m.eml", b"From: a@b.test\r\nX-Long: " + b"x" * (2 * 1024 * 1024))  # one endless line
+    big = parse_message("m.eml", b"From: a@b.test\r\n\r\n" + b"body line\r\n" * 500_000)  # 5.5 MB body: read, never split
+    assert big.has_body and [f.name for f in big.fields] == ["From"]
     with pytest.raises(MessageUnreadable, match=r"<stdin>: larger than 1 MB"):
         read_input("-", io.BytesIO(b"x" * (1024 * 1024 + 1)), max_bytes=1024 * 1024)
 

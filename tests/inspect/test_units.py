@@ -187,3 +187,13 @@ def test_random_headers_never_raise_even_with_verify(headers: list[tuple[str, st
     got = inspect_message(parsed, Trust.of(["mx.me.test"]), table())
     assert got.verdict in Verdict
     inspection_json(got)
+
+
+def test_without_return_path_the_recorded_envelope_sender_is_used_or_spf_is_skipped() -> None:
+    border = "Received: from x (x [192.0.2.1]) by mx.me.test with ESMTP; " + DATE
+    lmtp = "Received: from mx.me.test by mx.me.test with LMTP id q (envelope-from <a@example.org>) for <b@me.test>; " + DATE
+    got = inspect_message(parse_message("m", message(lmtp, border, "From: a@example.org")), Trust.of(["mx.me.test"]), table())
+    assert got.spf is not None and (got.spf.mail_from, got.spf.result.value) == ("a@example.org", "pass")
+    bare = inspect_message(parse_message("m", message(border, "From: a@example.org")), Trust.of(["mx.me.test"]), table())
+    assert bare.spf is None and any("SPF was not checked" in n.en for n in bare.notes)
+    assert bare.verdict is Verdict.FAIL  # nothing vouches for example.org: no signature, SPF unknown
