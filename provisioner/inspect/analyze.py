@@ -26,6 +26,7 @@ from provisioner.inspect.text import Text, say
 if TYPE_CHECKING:
     from provisioner.site.model import Site
 from provisioner.inspect.verify import (
+    ArcCheck,
     DkimCheck,
     DkimOutcome,
     DkimReason,
@@ -36,6 +37,7 @@ from provisioner.inspect.verify import (
     SpfCheck,
     evaluate_dmarc,
     read_signatures,
+    verify_arc,
     verify_dkim,
     verify_reverse,
     verify_spf,
@@ -106,6 +108,7 @@ class Inspection:
     border_assumed: bool
     spf: SpfCheck | None = None
     reverse: ReverseCheck | None = None
+    arc: ArcCheck | None = None
     dmarc: DmarcCheck | None = None
     verified: bool = False
     evidence: Evidence = Evidence.NONE
@@ -215,6 +218,14 @@ def _verify(inspection: Inspection, resolver: Resolver) -> None:
     inspection.verified = True
     checks = verify_dkim(inspection.message, resolver)
     inspection.signatures = [SignatureView(v.signature, v.alignment, c) for v, c in zip(inspection.signatures, checks, strict=True)]
+    inspection.arc = verify_arc(inspection.message, resolver)
+    if inspection.arc is not None and inspection.arc.sealers:
+        arc = inspection.arc
+        # RFC 8617 §7.2: ARC results are information for a receiver's local policy, never a pass by themselves.
+        if arc.result == "pass":
+            inspection.notes.append(say("arc-pass", sealers=" -> ".join(arc.sealers), first=arc.sealers[0], results=arc.first_results or "-"))
+        else:
+            inspection.notes.append(say("arc-fail", sealers=" -> ".join(arc.sealers), reason=arc.reason or arc.result))
     border = inspection.border
     rp = inspection.return_path
     if border is not None and border.ip:

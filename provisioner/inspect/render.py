@@ -144,6 +144,8 @@ def inspection_text(inspection: Inspection, lang: str = "en") -> str:
                 c = view.check
                 why = "" if c.reason is DkimReason.VERIFIED else f" ({say(f'reason-{c.reason.value}')(lang)}: {c.detail})"
                 add(f"  DKIM d={c.signature.domain} s={c.signature.selector}: {c.outcome.value}{why}")
+        if m.arc is not None:
+            add(f"  ARC {' -> '.join(m.arc.sealers) or '?'}: {m.arc.result}" + (f" ({m.arc.reason})" if m.arc.reason and m.arc.result != "pass" else ""))
         if m.reverse is not None:
             r = m.reverse
             seen = ", ".join(r.names) if r.names else ("?" if r.failed else "-")
@@ -240,6 +242,9 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
             for hop in m.hops
         ],
         "border_assumed": m.border_assumed,
+        "arc": None
+        if m.arc is None
+        else {"result": m.arc.result, "reason": m.arc.reason, "sealers": list(m.arc.sealers), "first_results": m.arc.first_results},
         "reverse": None
         if m.reverse is None
         else {"address": m.reverse.address, "names": list(m.reverse.names), "confirmed": m.reverse.confirmed, "failed": m.reverse.failed},

@@ -204,6 +204,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Mailing lists and forwarders that add a footer or rewrite the body break the signature of {signer}: the author may be genuine, but nothing proves it any more.",
         "フッターを付けたり本文を書き換えたりするメーリングリストや転送サーバーを通ると {signer} の署名は壊れます: 差出人は本物かもしれませんが、それを証明するものはありません。",
     ),
+    "arc-pass": (
+        "The ARC chain verifies (sealed by {sealers}). The first sealer, {first}, recorded: {results}. ARC does not change the verdict: believe it only if you trust {first}.",
+        "ARC チェーンは正しく検証できました ({sealers} が封印)。最初の封印者 {first} の記録: {results}。ARC は判定を変えません: {first} を信頼する場合にだけ参考にしてください。",
+    ),
+    "arc-fail": (
+        "The ARC chain (sealed by {sealers}) does not verify ({reason}): what it records cannot be relied on.",
+        "ARC チェーン ({sealers} が封印) は検証に失敗しました ({reason}): その記録は当てになりません。",
+    ),
     "results-changed": (
         "At delivery a trusted server recorded dmarc={then}; re-verified now it is {now} (a DNS record or key may have changed since).",
         "配送時に信頼するサーバーが記録した結果は dmarc={then} でしたが、今回の再検証では {now} です (その後 DNS レコードや鍵が変わった可能性があります)。",

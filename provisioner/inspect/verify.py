@@ -91,18 +91,27 @@ class _Capture(logging.Handler):
             self.lines.append(record.getMessage())
 
 
+class _KeyLookup:
+    """dkimpy's `dnsfunc` on our resolver; remembers each answer so a failure can be explained."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.answers: dict[str, Answer] = {}
+
+    def __call__(self, name: bytes | str, timeout: float = 5) -> bytes:
+        qname = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        answer = self.resolver.resolve(qname, "TXT")
+        self.answers[qname.rstrip(".").lower()] = answer
+        return answer.records[0].encode() if answer.ok and answer.records else b""
+
+
 def verify_dkim(message: Message, resolver: Resolver) -> list[DkimCheck]:
     """Each DKIM-Signature by dkimpy (RFC 6376 §6), keys asked through `resolver`."""
     import dkim
 
     signatures = read_signatures(message)
-    answers: dict[str, Answer] = {}
-
-    def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes:
-        qname = name.decode("ascii", "replace") if isinstance(name, bytes) else name
-        answer = resolver.resolve(qname, "TXT")
-        answers[qname.rstrip(".").lower()] = answer
-        return answer.records[0].encode() if answer.ok and answer.records else b""
+    dnsfunc = _KeyLookup(resolver)
+    answers = dnsfunc.answers
 
     out: list[DkimCheck] = []
     capture = _Capture()
@@ -169,6 +178,38 @@ def verify_spf(address: str, helo: str, mail_from: str, resolver: Resolver) -> S
     domain = normal_domain(mail_from.rpartition("@")[2]) if mail_from else normal_domain(helo)
     found = check_host(address, domain, helo, resolver, sender=mail_from or f"postmaster@{helo}")
     return SpfCheck(address, helo, mail_from, domain, found.result, found.explanation)
+
+
+@dataclass(frozen=True)
+class ArcCheck:
+    """RFC 8617 §5.2: the chain's validation state (pass / fail / none), the sealers in order
+    (d= of ARC-Seal i=1, 2, ...) and what the first sealer recorded (its ARC-Authentication-Results)."""
+
+    result: str
+    reason: str
+    sealers: tuple[str, ...]
+    first_results: str
+
+
+def verify_arc(message: Message, resolver: Resolver) -> ArcCheck | None:
+    """dkimpy's arc_verify on our resolver; None when the message carries no ARC set."""
+    import dkim
+
+    seals = message.all("arc-seal")
+    if not seals:
+        return None
+    sealers: list[tuple[int, str]] = []
+    for seal in seals:
+        tags = parse_tags(seal.raw)
+        if not isinstance(tags, Invalid) and tags.get("i", "").strip().isdigit():
+            sealers.append((int(tags["i"]), normal_domain(tags.get("d", ""))))
+    first = next((f.raw for f in message.all("arc-authentication-results") if f.raw.replace(" ", "").startswith("i=1;")), "")
+    try:
+        cv, _results, reason = dkim.arc_verify(message.data, dnsfunc=_KeyLookup(resolver))
+        result = cv.decode() if isinstance(cv, bytes) else str(cv)
+    except (dkim.DKIMException, ValueError, IndexError, KeyError, TypeError) as exc:  # a malformed set
+        result, reason = "fail", f"{type(exc).__name__}: {exc}"
+    return ArcCheck(result, str(reason or ""), tuple(d for _, d in sorted(sealers)), first.split(";", 1)[1].strip() if ";" in first else "")
 
 
 @dataclass(frozen=True)

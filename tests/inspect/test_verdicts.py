@@ -104,6 +104,32 @@ def test_broken_body_hash_is_named(served: World) -> None:
     assert any(n.en.startswith("Mailing lists and forwarders") for n in got.notes)
 
 
+def test_mailing_list_with_arc_is_explained_not_passed(served: World) -> None:
+    """A list verifies the author's signature, adds a footer (breaking it) and ARC-seals what it
+    saw (RFC 8617). --verify checks the chain and says what the list recorded; the verdict stays
+    a fail, because ARC is for a receiver's local policy, not a pass."""
+    import dkim
+
+    signed = sign(compose(f"alice@{DOMAIN}"), DOMAIN, served.our_selector, served.our_key)
+    at_list = (
+        f"Authentication-Results: lists.{EVIL}; dkim=pass header.d={DOMAIN}; spf=pass smtp.mailfrom={DOMAIN}; dmarc=pass header.from={DOMAIN}\r\n".encode()
+        + received(OUR_MX, OUR_IP, OUR_MX, f"lists.{EVIL}", "Mon, 23 Nov 2026 10:00:01 +0000")
+        + signed
+        + b"-- \r\nlist footer\r\n"
+    )
+    sealed = b"".join(dkim.arc_sign(at_list, EVIL_SELECTOR.encode(), EVIL.encode(), served.evil_key, f"lists.{EVIL}".encode())) + at_list
+    got = run(served, deliver(sealed, received(f"mail.{EVIL}", EVIL_IP, f"mail.{EVIL}", RECIPIENT_MX, T1), mail_from=f"list-bounces@{EVIL}"))
+    (view,) = got.signatures
+    assert view.check is not None and view.check.reason is DkimReason.BODY_CHANGED
+    assert got.arc is not None and (got.arc.result, got.arc.sealers) == ("pass", (EVIL,)) and f"dkim=pass header.d={DOMAIN}" in got.arc.first_results
+    assert any(n.en.startswith(f"The ARC chain verifies (sealed by {EVIL})") for n in got.notes)
+    assert got.verdict is Verdict.FAIL
+
+    tampered = sealed.replace(b"list footer", b"list footer, changed after sealing")
+    got = run(served, deliver(tampered, received(f"mail.{EVIL}", EVIL_IP, f"mail.{EVIL}", RECIPIENT_MX, T1), mail_from=f"list-bounces@{EVIL}"))
+    assert got.arc is not None and got.arc.result == "fail" and any("does not verify" in n.en for n in got.notes)
+
+
 @pytest.mark.parametrize(("selector", "reason"), [("gone1", DkimReason.REVOKED), ("never1", DkimReason.NO_KEY)])
 def test_revoked_and_missing_keys(served: World, selector: str, reason: DkimReason) -> None:
     signed = sign(compose(f"alice@{DOMAIN}"), DOMAIN, selector, served.evil_key)
