@@ -12,6 +12,7 @@ Japanese mailers still write unencoded, and Shift_JIS as a last resort before La
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import re
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Message:
 
 
 _FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # RFC 5322 §3.6.8: printable US-ASCII except colon
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def read_input(path: str, stdin: object | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str, bytes]:
@@ -94,7 +96,7 @@ def parse_message(source: str, data: bytes) -> Message:
     """Split the header section into fields. Raises MessageUnreadable with file and line."""
     if not data or data.isspace():
         raise MessageUnreadable(f"{source}: empty input (hint: give a saved message: the whole source, headers first)")
-    if b"\0" in data[: min(len(data), MAX_HEADER_BYTES)].split(b"\n\n", 1)[0]:
+    if b"\0" in _HEADER_END.split(data[:MAX_HEADER_BYTES], maxsplit=1)[0]:  # CRLF or LF line ends
         raise MessageUnreadable(f"{source}: binary data, not a message (hint: give the message source as text, e.g. a .eml file, not a .msg or an archive)")
     # Only the header section is split into lines: a 20 MB body is never copied or split.
     head = data[: MAX_HEADER_BYTES + 4096]
@@ -184,17 +186,23 @@ def _field(index: int, line_no: int, physical: list[bytes]) -> Field:
     return Field(index, line_no, name.rstrip(b" \t").decode("ascii"), raw, decode_value(raw))
 
 
+_NOT_EUC = re.compile(rb"[\x80-\x8d\x90-\xa0\xff]")  # bytes EUC-JP never uses; Shift_JIS lead bytes 0x81-0x9F are here
+
+
 def _text(raw: bytes) -> str:
     """Header bytes to text: UTF-8 (RFC 6532; raw ISO-2022-JP is 7-bit and passes here, see
-    decode_value), Shift_JIS, else Latin-1."""
+    decode_value), EUC-JP when only its bytes occur (Unix mailers), Shift_JIS, else Latin-1."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    try:
-        return raw.decode("cp932")  # Shift_JIS (Windows), still met in Japanese mail
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    candidates = ("cp932",) if _NOT_EUC.search(raw) else ("euc_jp", "cp932")  # Shift_JIS: Windows, still met in Japanese mail
+    for candidate in candidates:
+        try:
+            return raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
 
 
 def decode_value(raw: str) -> str:
@@ -207,7 +215,7 @@ def decode_value(raw: str) -> str:
         return text
     try:
         parts = email.header.decode_header(text)
-    except (ValueError, LookupError, AssertionError):
+    except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):  # e.g. a one-character base64 word
         return text
     out: list[str] = []
     for chunk, charset in parts:
@@ -259,6 +267,8 @@ def _jis_as_cp932(data: bytes) -> str | None:
             if i + 1 >= len(data):
                 return None
             j1, j2 = data[i], data[i + 1]
+            if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):  # not a JIS X 0208 pair
+                return None
             s1 = (j1 + 1) // 2 + 0x70
             s1 = s1 + 0x40 if s1 >= 0xA0 else s1
             s2 = (j2 + 0x1F + (1 if j2 >= 0x60 else 0)) if j1 % 2 else j2 + 0x7E

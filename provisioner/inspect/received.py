@@ -91,6 +91,7 @@ class Hop:
     helo: str = ""  # what the client said in HELO/EHLO, where the line tells
     reverse_name: str = ""  # the connecting address's reverse name as the receiver saw it
     reverse_unknown: bool = False  # the receiver found no reverse name ("unknown")
+    reverse_forged: bool = False  # the receiver said the reverse name does not resolve back ("may be forged")
     ip: str = ""  # the connecting address
     by: str = ""
     with_protocol: str = ""  # SMTP, ESMTP, ESMTPS, ESMTPSA, LMTP, HTTP, ... (RFC 3848, 6531)
@@ -126,7 +127,8 @@ def _strip_dot(name: str) -> str:
 
 def _as_ip(text: str) -> str:
     """An address from `[192.0.2.1]`, `[IPv6:2001:db8::1]`, `192.0.2.1` or `2001:db8::1`, else ''."""
-    text = text.strip("[]")
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]  # Exim: [192.0.2.1]:54321 (the client's port after the literal)
     if text.lower().startswith("ipv6:"):
         text = text[5:]
     try:
@@ -137,11 +139,21 @@ def _as_ip(text: str) -> str:
 
 def _from_comment(hop: Hop, comment: str) -> None:
     """What the receiver recorded about the connection, in the layouts MTAs write."""
-    for token in tokenize(comment):
+    tokens = tokenize(comment)
+    if any(t.kind is TokenKind.COMMENT and "forged" in t.text.lower() for t in tokens):
+        hop.reverse_forged = True  # Sendmail: `(name [ip] (may be forged))`: the name does not resolve back
+    helo_next = False
+    for token in tokens:
         if token.kind is TokenKind.COMMENT:
-            continue  # Sendmail's "(may be forged)" and the like
+            continue
         word = token.text.rstrip(",")
         lower = word.lower()
+        if helo_next:  # qmail: from rdns (HELO name) (ip)
+            hop.helo, helo_next = _strip_dot(word), False
+            continue
+        if lower == "helo":
+            helo_next = True
+            continue
         if lower.startswith("helo="):  # Exim: from rdns ([ip] helo=name)
             hop.helo = _strip_dot(word[5:])
             continue
@@ -183,11 +195,14 @@ def parse_received(received: Field) -> Hop:
         if hop.time is not None and hop.time.tzinfo is None:
             hop.time = hop.time.replace(tzinfo=dt.UTC)  # RFC 5322 §3.3: -0000 means UTC, zone unknown
     clause = ""
+    protocol: list[str] = []
     for token in tokens:
         if token.kind is TokenKind.COMMENT:
             hop.comments.append(token.text)
             if clause == "from" and not hop.ip:
                 _from_comment(hop, token.text)
+            if clause == "with" and protocol:
+                clause = "with-done"  # `with Microsoft SMTP Server (version=...)`: the name ends at the comment
             tls = _tls_from_comment(token.text)
             if tls and not hop.tls:
                 hop.tls = tls
@@ -208,14 +223,21 @@ def parse_received(received: Field) -> Hop:
                 hop.helo = hop.helo or hop.from_name
         elif clause == "by" and not hop.by:
             hop.by = _strip_dot(token.text)
-        elif clause == "with" and not hop.with_protocol:
-            hop.with_protocol = token.text
+        elif clause == "with" and len(protocol) < 4:
+            protocol.append(token.text)  # one word (ESMTPS), or a product name (Microsoft SMTP Server)
         elif clause == "id" and not hop.queue_id:
             hop.queue_id = token.text.strip("<>")
         elif clause == "for" and not hop.recipient:
             hop.recipient = token.text.strip("<>")
+    hop.with_protocol = " ".join(protocol)
+    if not hop.ip and _as_ip(hop.from_name):
+        hop.ip = _as_ip(hop.from_name)  # Exim: `from [192.0.2.1] (helo=x)`: the address it saw, as a literal
+        hop.helo = "" if hop.helo == hop.from_name else hop.helo
     if hop.helo and not hop.reverse_name and hop.from_name and not _as_ip(hop.from_name) and hop.helo != hop.from_name:
-        hop.reverse_name = hop.from_name  # Exim: `from rdns ([ip] helo=name)`
+        if hop.from_name == "unknown":  # qmail: `from unknown (HELO name) (ip)`
+            hop.reverse_unknown = True
+        else:
+            hop.reverse_name = hop.from_name  # Exim: `from rdns ([ip] helo=name)`, qmail: `from rdns (HELO name) (ip)`
     if not hop.helo and hop.from_name:
         hop.helo = hop.from_name
     if not hop.tls and hop.with_protocol.upper().rstrip("A").endswith("S") and hop.with_protocol.upper() not in ("SMTPS",):
@@ -253,6 +275,9 @@ def _identity(hop: Hop) -> None:
         return
     if hop.reverse_unknown:
         hop.problems.append(say("hop-no-ptr", ip=hop.ip))
+        return
+    if hop.reverse_forged and hop.reverse_name:
+        hop.problems.append(say("hop-not-confirmed", ip=hop.ip, names=hop.reverse_name))
         return
     claimed = hop.helo
     if not claimed or _as_ip(claimed) or not hop.reverse_name:

@@ -48,7 +48,19 @@ def hop(value: str):  # type: ignore[no-untyped-def]
         ),
         (  # Sendmail, "may be forged"
             "from helo.example (rdns.example [192.0.2.44] (may be forged)) by mx.example.com (8.17.1/8.17.1) with ESMTP id 2ANA0; Mon, 23 Nov 2026 10:00:00 GMT",
-            dict(helo="helo.example", reverse_name="rdns.example", ip="192.0.2.44", with_protocol="ESMTP", queue_id="2ANA0"),
+            dict(helo="helo.example", reverse_name="rdns.example", reverse_forged=True, ip="192.0.2.44", with_protocol="ESMTP", queue_id="2ANA0"),
+        ),
+        (  # Exim, no reverse name: the address as a literal after `from`, the client's port after it
+            "from [192.0.2.7] (port=43210 helo=mail.evil.test) by mx.example.com with esmtp (Exim 4.96) id 1t-0A; Mon, 23 Nov 2026 10:00:00 +0000",
+            dict(ip="192.0.2.7", helo="mail.evil.test", reverse_name="", with_protocol="esmtp"),
+        ),
+        (  # Exim with received_header_text showing the port
+            "from host.example ([192.0.2.8]:1234 helo=x.example) by mx.example.com with esmtp id 1t-0B; Mon, 23 Nov 2026 10:00:00 +0000",
+            dict(ip="192.0.2.8", helo="x.example", reverse_name="host.example"),
+        ),
+        (  # qmail: the HELO in its own comment, never a reverse name
+            "from unknown (HELO mx.example.com) (192.0.2.66) by mail.example.net with SMTP; 23 Nov 2026 10:00:00 -0000",
+            dict(ip="192.0.2.66", helo="mx.example.com", reverse_name="", with_protocol="SMTP"),
         ),
         (  # Gmail: trailing dot on the reverse name, implicit TLS
             "from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41]) by mx.google.com with SMTPS id x9sor; Mon, 23 Nov 2026 09:00:00 -0800 (PST)",
@@ -61,6 +73,7 @@ def hop(value: str):  # type: ignore[no-untyped-def]
                 helo="tyapr01mb1234.jpnprd01.prod.outlook.com",
                 ip="2603:1096:404:8000::12",
                 by="os3pr01mb5678.jpnprd01.prod.outlook.com",
+                with_protocol="Microsoft SMTP Server",
                 tls="TLS1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
             ),
         ),
