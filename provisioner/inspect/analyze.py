@@ -121,26 +121,81 @@ class Inspection:
         return self.from_[0].domain if len(self.from_) >= 1 else ""
 
 
-def _find_border(hops: list[Hop], trust: Trust) -> tuple[Hop | None, bool]:
-    """The hop whose receiver is ours and whose sender is not (RFC 8601 §5's border MTA).
-    Walks from the newest hop down while the receiving server is trusted. Without trust (or
-    when the newest hop is not by a trusted server), the newest hop that names an outside
-    address is assumed to be the receiving server's own."""
-    if trust.names:
-        border: Hop | None = None
-        for hop in reversed(hops):
-            if hop.by not in trust.names:
+# Addresses a border can never be: the sender of such a hop is inside some private network.
+_INTERNAL_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "0.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    )
+)
+
+
+def internal_address(ip: str) -> bool:
+    """RFC 1918, shared address space (RFC 6598, carrier NAT), link-local, loopback, ULA."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in _INTERNAL_NETS)
+
+
+def _local_receiver(hop: Hop) -> bool:
+    """A hop inside one machine: a content filter or LMTP on loopback (`by localhost`), or a
+    line without a connecting address (local submission, Gmail's `by 2002:...` internal hop)."""
+    return hop.local or hop.by in ("localhost", "localhost.localdomain")
+
+
+@dataclass(frozen=True)
+class _Border:
+    hop: Hop | None  # where the message entered the trusted servers (or the assumed one)
+    assumed: bool
+    trusted_above: int | None  # field index: trusted results must stand above it; None: no trusted servers in the chain
+
+
+def _find_border(hops: list[Hop], trust: Trust) -> _Border:
+    """RFC 8601 §5's border MTA: walking from the newest Received line down, the first hop whose
+    receiver is a trusted server (or a hop inside it) and whose sender is not ours.
+
+    Only what a trusted server wrote can be believed, and it wrote only the lines above the one
+    it added when it took the message: the walk starts at the top, needs a line `by` a trusted
+    name, and goes on only while the connecting ADDRESS is ours (loopback, the site's hosts, a
+    private address handed on by a trusted server). Names in comments are never used for that:
+    a HELO, a qmail `(HELO x)` or an unconfirmed reverse name can be anything.
+
+    Without a trusted line, the newest hop from a public address is assumed to be the border,
+    for display and for SPF; no Authentication-Results is trusted then."""
+    started = False
+    newest_first = list(reversed(hops))
+    for i, hop in enumerate(newest_first):
+        older = newest_first[i + 1] if i + 1 < len(newest_first) else None
+        if not started:
+            if hop.by in trust.names:
+                started = True
+            elif _local_receiver(hop):
+                continue
+            else:
                 break
-            ours = hop.local or hop.ip in trust.addresses or hop.reverse_name in trust.names or (not hop.ip and hop.helo in trust.names)
-            if not ours:
-                border = hop
-                break
-        if border is not None:
-            return border, False
-    for hop in reversed(hops):
+        ours = hop.local or hop.ip in trust.addresses or (internal_address(hop.ip) and older is not None and older.by in trust.names)
+        if not ours:
+            return _Border(hop, False, hop.field.index)
+        if older is None:
+            return _Border(None, False, hop.field.index)  # every hop is ours: mail written on our own servers
+    for hop in newest_first:
+        if not hop.local and not internal_address(hop.ip):
+            return _Border(hop, True, None)
+    for hop in newest_first:
         if not hop.local:
-            return hop, True
-    return None, True
+            return _Border(hop, True, None)
+    return _Border(None, True, None)
 
 
 def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver | None = None) -> Inspection:
@@ -149,14 +204,16 @@ def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver
     date = message.first("date")
     message_id = message.first("message-id")
     from_fields = message.all("from")
-    from_ = mailboxes(from_fields[0].value) if from_fields else []
+    from_ = mailboxes(from_fields[0].raw) if from_fields else []  # addresses from the raw text: an encoded word is never syntax
     sender_field = message.first("sender")
-    sender_boxes = mailboxes(sender_field.value) if sender_field else []
-    rp_field = message.first("return-path")
-    rp = return_path(rp_field.raw) if rp_field else None
+    sender_boxes = mailboxes(sender_field.raw) if sender_field else []
     hops = read_chain(message.all("received"))
-    border, assumed = _find_border(hops, trust)
-    results = read_authentication_results(message, trust.names, border.field.index if border and not assumed else None)
+    found = _find_border(hops, trust)
+    border = found.hop
+    rp_field = message.first("return-path")
+    rp_below = rp_field is not None and border is not None and rp_field.index > border.field.index
+    rp = return_path(rp_field.raw) if rp_field and not rp_below else None  # one written below the border came with the message
+    results = read_authentication_results(message, trust.names, found.trusted_above)
     from_domain = from_[0].domain if from_ else ""
     signatures = read_signatures(message)
     inspection = Inspection(
@@ -172,8 +229,10 @@ def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver
         results,
         hops,
         border,
-        assumed,
+        found.assumed,
     )
+    if rp_below:
+        inspection.notes.append(say("return-path-below-border"))
     _header_notes(inspection, from_fields)
     if resolver is not None:
         _verify(inspection, resolver)
@@ -191,20 +250,28 @@ def _header_notes(inspection: Inspection, from_fields: list) -> None:  # type: i
         notes.append(say("several-from-fields", count=len(from_fields)))  # RFC 5322 §3.6: exactly one
     elif len({m.domain for m in inspection.from_}) > 1:
         notes.append(say("several-from-domains", domains=", ".join(sorted({m.domain for m in inspection.from_}))))  # RFC 7489 §6.6.1
-    if inspection.return_path is None:
+    if inspection.return_path is None and not any(f.key == "return-path" for f in inspection.message.fields):
         notes.append(say("no-return-path"))
+    duplicated = sorted({f.key for f in inspection.message.fields if f.key in _SINGLE_FIELDS and f.key != "from" and len(inspection.message.all(f.key)) > 1})
+    if duplicated:
+        notes.append(say("duplicate-fields", fields=", ".join(inspection.message.all(key)[0].name for key in duplicated)))
     if inspection.sender and alignment(inspection.sender.domain, inspection.from_domain) is Alignment.NONE:
         notes.append(say("sender-differs", sender=inspection.sender.address, domain=inspection.from_domain))
     if inspection.border is not None and inspection.border_assumed and inspection.hops:
         notes.append(say("border-assumed", by=inspection.border.by or "?"))
 
 
+# RFC 5322 §3.6: fields a message has at most once
+_SINGLE_FIELDS = frozenset(("from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to", "references", "subject", "date"))
+
+
 def _recorded_envelope(inspection: Inspection) -> str | None:
     """Without Return-Path: the envelope sender as a hop recorded it (`envelope-from`, Dovecot
     LMTP and Exim write it), else as a trusted Authentication-Results recorded it (smtp.mailfrom).
     None when nothing did: then SPF cannot be checked as the receiver checked it."""
+    first = inspection.border.number if inspection.border is not None else 1
     for hop in reversed(inspection.hops):
-        if hop.envelope_from:
+        if hop.number >= first and hop.envelope_from:  # lines below the border came with the message
             return hop.envelope_from
     for header in inspection.authentication_results:
         if header.trusted:
@@ -240,6 +307,14 @@ def _verify(inspection: Inspection, resolver: Resolver) -> None:
             border.problems.append(say("hop-no-ptr-now", ip=border.ip))
         elif reverse.names and not reverse.confirmed:
             border.problems.append(say("hop-not-confirmed", ip=border.ip, names=", ".join(reverse.names)))
+    for view in inspection.signatures:
+        check = view.check
+        if check is not None and check.outcome is DkimOutcome.PASS and (check.unsigned or check.appended):
+            uncovered = ", ".join(inspection.message.all(n)[0].name for n in check.unsigned)
+            if check.appended:
+                inspection.notes.append(say("dkim-appended", signer=check.signature.domain, count=check.appended))
+            if uncovered:
+                inspection.notes.append(say("dkim-unsigned", signer=check.signature.domain, fields=uncovered))
     if inspection.from_domain:
         inspection.dmarc = evaluate_dmarc(inspection.from_domain, inspection.spf, [v.check for v in inspection.signatures if v.check], resolver)
 
@@ -257,22 +332,28 @@ class _Facts:
     signed_by: tuple[str, ...]  # d= of every signature
     dkim_pass_aligned: tuple[str, ...]
     dkim_failed_aligned: tuple[tuple[str, str], ...]  # (d=, reason) of aligned signatures that fail
-    dmarc: str  # pass / fail / none / temperror / permerror / "" (unknown)
+    dmarc: str  # pass / fail / none / temperror / permerror / bestguesspass ... / "" (unknown)
     policy: str
     dns_failed: str
+    undecided: Text | None = None  # why the evidence cannot decide (missing, contradictory)
+    recorded_by: str = ""  # the authserv-id whose results these are
 
 
-def _trusted_results(inspection: Inspection) -> list[MethodResult] | None:
-    """Results of the newest trusted Authentication-Results field that says anything about
-    spf, dkim or dmarc (the final receiver's view), or None."""
+_POLICIES = ("none", "quarantine", "reject")
+
+
+def _trusted_results(inspection: Inspection) -> AuthResults | None:
+    """The newest trusted Authentication-Results field that says anything about spf, dkim or
+    dmarc (the final receiver's view), or None."""
     for header in inspection.authentication_results:
         if header.trusted and header.arc_instance is None and any(r.method in ("spf", "dkim", "dmarc") for r in header.results):
-            return list(header.results)
+            return header
     return None
 
 
-def _facts_from_results(inspection: Inspection, results: list[MethodResult]) -> _Facts:
+def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
     from_domain = inspection.from_domain
+    results = header.results
     spf = next((r for r in results if r.method == "spf"), None)
     spf_domain = ""
     if spf:
@@ -283,21 +364,47 @@ def _facts_from_results(inspection: Inspection, results: list[MethodResult]) -> 
         return normal_domain(r.prop("header", "d")) or domain_of(r.prop("header", "i"))
 
     dmarc = next((r for r in results if r.method == "dmarc"), None)
+    if dmarc is not None and dmarc.prop("header", "from") and normal_domain(dmarc.prop("header", "from")) != from_domain:
+        # The result is about another From (a field added or replaced after delivery): not this one's.
+        inspection.notes.append(say("ar-dmarc-other-from", recorded=normal_domain(dmarc.prop("header", "from")), domain=from_domain))
+        dmarc = None
     spf_aligned = bool(spf and spf.result == "pass" and aligned(spf_domain, from_domain))
     passing = tuple(d_of(r) for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain))
     failing = tuple(
         (d_of(r), f"dkim={r.result}" + (f" ({r.reason})" if r.reason else "")) for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain)
     )
     signed = tuple(d_of(r) for r in dkims if d_of(r)) or tuple(v.signature.domain for v in inspection.signatures)
+    dns_failed, undecided = "", None
     if dmarc:
         dmarc_result = dmarc.result
-    elif spf or dkims:
-        dmarc_result = "pass" if spf_aligned or passing else "fail"
-    else:
+    elif spf_aligned or passing:
+        dmarc_result = "pass"
+    elif (spf and spf.result == "temperror") or any(r.result == "temperror" for r in dkims):
+        dmarc_result, dns_failed = "temperror", f"{header.authserv_id} recorded a temporary error"
+    elif spf and spf.result and (dkims or not inspection.signatures):
+        dmarc_result = "fail"
+    else:  # a result is missing: SPF not recorded, or signatures the server said nothing about
         dmarc_result = ""
+        undecided = say("undecided-recorded", authserv=header.authserv_id, missing="SPF" if not spf else "DKIM")
+    policy = dmarc.prop("policy", "dmarc").lower() if dmarc else ""
     return _Facts(
-        spf.result if spf else "", spf_domain, spf_aligned, signed, passing, failing, dmarc_result, dmarc.prop("policy", "dmarc") if dmarc else "", ""
+        spf.result if spf else "",
+        spf_domain,
+        spf_aligned,
+        signed,
+        passing,
+        failing,
+        dmarc_result,
+        policy if policy in _POLICIES else "",
+        dns_failed,
+        undecided,
+        header.authserv_id,
     )
+
+
+def _covers_what_is_shown(check: DkimCheck) -> bool:
+    """A pass that vouches for the message as shown: From and Subject signed, no body appended."""
+    return not (set(check.unsigned) & {"from", "subject"}) and not check.appended
 
 
 def _facts_from_verify(inspection: Inspection) -> _Facts:
@@ -306,27 +413,42 @@ def _facts_from_verify(inspection: Inspection) -> _Facts:
     spf = inspection.spf
     checks = [v.check for v in inspection.signatures if v.check is not None]
     adkim = dmarc.record.adkim if dmarc and dmarc.record else "r"
-    passing = tuple(c.signature.domain for c in checks if c.outcome is DkimOutcome.PASS and aligned(c.signature.domain, from_domain, adkim))
-    failing = tuple(
-        (c.signature.domain, c.reason.value) for c in checks if c.outcome is not DkimOutcome.PASS and aligned(c.signature.domain, from_domain, adkim)
-    )
+    aligned_checks = [c for c in checks if aligned(c.signature.domain, from_domain, adkim)]
+    passing = tuple(c.signature.domain for c in aligned_checks if c.outcome is DkimOutcome.PASS and _covers_what_is_shown(c))
+    partial = [c for c in aligned_checks if c.outcome is DkimOutcome.PASS and not _covers_what_is_shown(c)]
+    failing = tuple((c.signature.domain, c.reason.value) for c in aligned_checks if c.outcome is not DkimOutcome.PASS)
+    spf_aligned = bool(dmarc and dmarc.spf_aligned)
     dns_failed = ""
     if dmarc and dmarc.outcome is DmarcOutcome.TEMPERROR:
         dns_failed = dmarc.detail
     if spf and spf.result is SpfResult.TEMPERROR and not passing:
         dns_failed = dns_failed or f"SPF: {spf.explanation}"
-    if any(c.reason is DkimReason.DNS_FAILED for c in checks) and not passing and not (dmarc and dmarc.spf_aligned):
+    if any(c.reason is DkimReason.DNS_FAILED for c in checks) and not passing and not spf_aligned:
         dns_failed = dns_failed or next(c.detail for c in checks if c.reason is DkimReason.DNS_FAILED)
+    undecided: Text | None = None
+    if not passing and not spf_aligned:
+        if partial:
+            c = partial[0]
+            what = ", ".join([*(n.title() for n in c.unsigned if n in ("from", "subject")), *([f"{c.appended} bytes of the body"] if c.appended else [])])
+            undecided = say("undecided-partial", signer=c.signature.domain, what=what)
+        elif any(c.reason is DkimReason.NO_BODY for c in aligned_checks):
+            undecided = say("undecided-no-body")
+        elif spf is None:
+            undecided = say("undecided-spf-skipped")
+    outcome = dmarc.outcome.value if dmarc else ""
+    if outcome in ("pass", "fail"):
+        outcome = "pass" if passing or spf_aligned else "fail"  # a partial signature does not pass here
     return _Facts(
         spf.result.value if spf else "",
         spf.domain if spf else "",
-        bool(dmarc and dmarc.spf_aligned),
+        spf_aligned,
         tuple(c.signature.domain for c in checks),
         passing,
         failing,
-        dmarc.outcome.value if dmarc else "",
+        outcome,
         dmarc.policy if dmarc else "",
         dns_failed,
+        undecided,
     )
 
 
@@ -351,17 +473,44 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
         inspection.verdict = Verdict.UNKNOWN
         summary.append(say("no-from-domain"))
         return
-    passed = facts.dmarc == "pass" or (facts.dmarc in ("none", "") and (facts.spf_aligned or bool(facts.dkim_pass_aligned)))
+    from_fields = inspection.message.all("from")
+    if len(from_fields) > 1 or len({m.domain for m in inspection.from_}) > 1:
+        # RFC 7489 §6.6.1: which From a reader sees is up to the mail program; none can be vouched for.
+        inspection.verdict = Verdict.UNKNOWN
+        summary.append(say("undecided-several-from"))
+        return
+    aligned_pass = facts.spf_aligned or bool(facts.dkim_pass_aligned)
+    if facts.dmarc == "pass":
+        passed = True
+    elif facts.dmarc in ("fail", "none", ""):
+        passed = aligned_pass
+    else:  # permerror, temperror, bestguesspass, ...: decide on SPF and DKIM themselves
+        passed = aligned_pass
+        if not passed and not facts.dns_failed and facts.dmarc != "temperror":
+            facts = _undecided(facts, say("undecided-dmarc", result=facts.dmarc, domain=from_domain))
+        elif not passed and not facts.dns_failed:
+            facts = _with_dns_failed(facts, f"DMARC: {facts.dmarc}")
     if facts.dns_failed and not passed:
         inspection.verdict = Verdict.UNKNOWN
         summary.append(say("dns-failed", domain=from_domain, detail=facts.dns_failed))
         return
+    if facts.undecided is not None and not passed:
+        inspection.verdict = Verdict.UNKNOWN
+        summary.append(facts.undecided)
+        return
     if passed:
+        doubled = [k for k in ("subject", "reply-to", "sender") if len(inspection.message.all(k)) > 1]
+        if doubled:
+            inspection.verdict = Verdict.UNKNOWN
+            summary.append(say("undecided-doubled", fields=", ".join(inspection.message.all(k)[0].name for k in doubled), domain=from_domain))
+            return
         inspection.verdict = Verdict.PASS
         if facts.dkim_pass_aligned:
             summary.append(say("pass-dkim", domain=from_domain, signer=facts.dkim_pass_aligned[0]))
-        else:
+        elif facts.spf_aligned:
             summary.append(say("pass-spf", domain=from_domain, envelope=facts.spf_domain))
+        else:
+            summary.append(say("pass-recorded", domain=from_domain, authserv=facts.recorded_by))
         border = inspection.border
         if border is not None and border.authenticated:
             summary.append(say("submitted-with-login", by=border.by or "?"))
@@ -393,6 +542,18 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
             inspection.notes.append(say("own-domain-key-missing", domain=from_domain))
         elif facts.policy in ("none", "quarantine") or facts.dmarc == "none":
             inspection.notes.append(say("own-domain-tighten", domain=from_domain))
+
+
+def _undecided(facts: _Facts, why: Text) -> _Facts:
+    from dataclasses import replace
+
+    return replace(facts, undecided=why)
+
+
+def _with_dns_failed(facts: _Facts, detail: str) -> _Facts:
+    from dataclasses import replace
+
+    return replace(facts, dns_failed=detail)
 
 
 _REASONS = {r.value for r in DkimReason}

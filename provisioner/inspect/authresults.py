@@ -88,16 +88,17 @@ def _arc_instance(value: str) -> tuple[int | None, str]:
     return None, value
 
 
-def read_authentication_results(message: Message, trusted_ids: frozenset[str], border_index: int | None) -> list[AuthResults]:
+def read_authentication_results(message: Message, trusted_ids: frozenset[str], trusted_above: int | None) -> list[AuthResults]:
     """Every Authentication-Results and ARC-Authentication-Results field, top to bottom.
 
-    `trusted_ids`: authserv-ids the user trusts (lower case). `border_index`: the field index of
-    the Received line added where the message entered the trusted servers, when known. A server
-    prepends its results above its own Received line (OpenDKIM behind Postfix does: seen on the
-    test network), so a field below the border's Received line was already in the message when
-    it arrived, whatever authserv-id it claims. RFC 8601 §5 has the border remove such fields,
-    but OpenDKIM removes only those with a dkim result: a forged `spf=pass; dmarc=pass` under
-    the border's own name gets through and lands right below its Received line.
+    `trusted_ids`: authserv-ids the user trusts (lower case). `trusted_above`: the field index of
+    the Received line added where the message entered the trusted servers; None when no trusted
+    server wrote a Received line (then nothing is trusted). A server prepends its results above
+    its own Received line (OpenDKIM behind Postfix does: seen on the test network), so a field
+    below that line was already in the message when it arrived, whatever authserv-id it claims.
+    RFC 8601 §5 has the border remove such fields, but OpenDKIM removes only those with a dkim
+    result: a forged `spf=pass; dmarc=pass` under the border's own name gets through and lands
+    right below its Received line.
     """
     out: list[AuthResults] = []
     for field in message.fields:
@@ -107,7 +108,9 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], b
         authserv_id, results, error = parse_authres(value)
         trusted, note = False, say("ar-untrusted")
         if authserv_id in trusted_ids:
-            if border_index is not None and field.index > border_index:
+            if trusted_above is None:
+                note = say("ar-no-received", authserv=authserv_id)
+            elif field.index > trusted_above:
                 note = say("ar-forged", authserv=authserv_id)
             elif error:
                 note = say("ar-unreadable")

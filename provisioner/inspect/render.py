@@ -199,7 +199,15 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
                 "signed_headers": list(v.signature.signed_headers),
                 "alignment": v.alignment.value,
                 "error": v.signature.error,
-                "verify": None if v.check is None else {"result": v.check.outcome.value, "reason": v.check.reason.value, "detail": v.check.detail},
+                "verify": None
+                if v.check is None
+                else {
+                    "result": v.check.outcome.value,
+                    "reason": v.check.reason.value,
+                    "detail": v.check.detail,
+                    "unsigned": list(v.check.unsigned),
+                    "appended": v.check.appended,
+                },
             }
             for v in m.signatures
         ],
@@ -227,6 +235,7 @@ def inspection_json(inspection: Inspection, lang: str = "en") -> dict[str, Any]:
                 "helo": hop.helo,
                 "reverse_name": hop.reverse_name,
                 "reverse_unknown": hop.reverse_unknown,
+                "reverse_forged": hop.reverse_forged,
                 "ip": hop.ip,
                 "by": hop.by,
                 "with": hop.with_protocol,

@@ -28,6 +28,38 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Genuine: From says {domain}, and the mail was sent by a server that {envelope} authorises (SPF); {envelope} belongs to {domain}.",
         "本物です: 差出人 (From) は {domain} で、{domain} 側のドメイン {envelope} が許可したサーバーから送られています (SPF)。",
     ),
+    "pass-recorded": (
+        "Genuine: From says {domain}, and {authserv}, a server you trust, recorded that the message passed DMARC for {domain}.",
+        "本物です: 差出人 (From) は {domain} で、信頼するサーバー {authserv} が {domain} の DMARC 検証に合格したと記録しています。",
+    ),
+    "undecided-recorded": (
+        "Cannot decide: {authserv}, a server you trust, recorded no {missing} result for this message; --verify checks it now.",
+        "判定できません: 信頼するサーバー {authserv} はこのメールの {missing} の結果を記録していません。--verify で今検証できます。",
+    ),
+    "undecided-partial": (
+        "Cannot call it genuine: the signature of {signer} verifies, but it does not cover {what}: a copy of a signed message can be re-sent with those changed.",
+        "本物とは言えません: {signer} の署名は正しいものの、{what} を対象にしていません: 署名されたメールを写して、その部分を変えて再送できます。",
+    ),
+    "undecided-no-body": (
+        "Cannot decide: the signature matching the From domain needs the body, and only the header section was given.",
+        "判定できません: 差出人のドメインの署名を検証するには本文が必要ですが、ヘッダー部分だけが与えられました。",
+    ),
+    "undecided-spf-skipped": (
+        "Cannot decide: no signature of the From domain verifies, and SPF could not be checked (no envelope sender or no sending address recorded).",
+        "判定できません: 差出人のドメインの署名で検証できるものがなく、SPF も検証できません (エンベロープの送信者か送信元アドレスの記録がありません)。",
+    ),
+    "undecided-several-from": (
+        "Cannot decide: the message names several From addresses or fields; a mail program shows only one, and no single one can be vouched for.",
+        "判定できません: 差出人 (From) のアドレスかヘッダーが複数あります。メールソフトが表示するのは 1 つだけで、どれか 1 つを保証することはできません。",
+    ),
+    "undecided-dmarc": (
+        "Cannot decide: the DMARC result for {domain} is {result} (a broken or doubtful record), and neither SPF nor DKIM passes for {domain}.",
+        "判定できません: {domain} の DMARC の結果は {result} (レコードが壊れているか不確か) で、{domain} について SPF も DKIM も合格していません。",
+    ),
+    "undecided-doubled": (
+        "Cannot call it genuine: the message has {fields} twice; the authentication for {domain} may cover the copy your mail program does not show.",
+        "本物とは言えません: {fields} が 2 つあります。{domain} の認証結果は、メールソフトが表示しない方を対象にしている可能性があります。",
+    ),
     "submitted-with-login": (
         "It was handed in by a user who logged in to {by} (SMTP AUTH).",
         "{by} にログインした利用者が送信したメールです (SMTP 認証)。",
@@ -173,6 +205,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "claims {authserv}, but it sits below the Received line where the message entered your servers: it came with the message (forged?)",
         "{authserv} を名乗っていますが、メールがあなたのサーバーに入った時の Received 行より下にあります: メールに最初から含まれていたもの (偽造?) です",
     ),
+    "ar-no-received": (
+        "claims {authserv}, a server you trust, but no Received line of a server you trust is in the message (give that server's host name, as its Received lines show it, to --trust too)",
+        "信頼する {authserv} を名乗っていますが、信頼するサーバーの Received 行がメールにありません (Received 行に出るそのサーバーのホスト名も --trust に指定してください)",
+    ),
     "ar-unreadable": ("authserv-id trusted, but the field cannot be parsed", "信頼する authserv-id ですが、内容を解析できません"),
     "ar-trusted": ("added by a server you trust", "信頼するサーバーが付けたもの"),
     "no-from": ("The message has no From field (RFC 5322 §3.6 requires one).", "差出人 (From) ヘッダーがありません (RFC 5322 §3.6 で必須)。"),
@@ -181,8 +217,28 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "差出人 (From) ヘッダーが {count} 個あります。RFC 5322 §3.6 では 1 個だけです。受信拒否されることがよくあります。",
     ),
     "several-from-domains": (
-        "From names several domains ({domains}); DMARC can judge only one (RFC 7489 §6.6.1). The first is used.",
-        "差出人 (From) に複数のドメイン ({domains}) があります。DMARC は 1 つしか判定できないため、最初のものを使います (RFC 7489 §6.6.1)。",
+        "From names several domains ({domains}); DMARC can judge only one (RFC 7489 §6.6.1).",
+        "差出人 (From) に複数のドメイン ({domains}) があります。DMARC は 1 つしか判定できません (RFC 7489 §6.6.1)。",
+    ),
+    "ar-dmarc-other-from": (
+        "The trusted server's DMARC result is for From {recorded}, not for {domain}: the From field was changed after delivery, so that result was not used.",
+        "信頼するサーバーの DMARC の結果は From {recorded} に対するもので、{domain} のものではありません: 配送後に From が変えられたため、その結果は使いません。",
+    ),
+    "dkim-unsigned": (
+        "The signature of {signer} does not cover {fields}: they may have been added or changed after signing.",
+        "{signer} の署名は {fields} を対象にしていません: 署名の後で追加・変更された可能性があります。",
+    ),
+    "dkim-appended": (
+        "The signature of {signer} covers only part of the body (l=): {count} more bytes follow that anybody could have appended.",
+        "{signer} の署名は本文の一部だけを対象にしています (l=): その後の {count} バイトは誰でも追加できた部分です。",
+    ),
+    "return-path-below-border": (
+        "The Return-Path field stands below the Received line where the message entered your servers: it came with the message, so it was ignored.",
+        "Return-Path がメールがあなたのサーバーに入った時の Received 行より下にあります: 最初からメールに含まれていたものなので無視しました。",
+    ),
+    "duplicate-fields": (
+        "The message has {fields} more than once (RFC 5322 §3.6 allows one): a mail program shows one copy, and a signature may cover the other.",
+        "{fields} が複数あります (RFC 5322 §3.6 では 1 個だけ): メールソフトが表示するのは片方だけで、署名が別の方を対象にしている可能性があります。",
     ),
     "no-return-path": (
         "No Return-Path: the envelope sender was not recorded (the message was saved before final delivery?).",

@@ -79,6 +79,13 @@ class DkimCheck:
     outcome: DkimOutcome
     reason: DkimReason
     detail: str
+    unsigned: tuple[str, ...] = ()  # displayed fields the message has more of than the signature covers
+    appended: int = 0  # body bytes after the l= length the signature covers (RFC 6376 §8.2)
+
+
+# Fields a mail program shows (RFC 6376 §5.4 recommends signing them). A signature that passes
+# but leaves one of them uncovered lets anybody add or replace it on a copy of the message.
+DISPLAYED_FIELDS = ("from", "subject", "reply-to", "to", "cc", "sender", "date", "content-type")
 
 
 class _Capture(logging.Handler):
@@ -120,7 +127,11 @@ def verify_dkim(message: Message, resolver: Resolver) -> list[DkimCheck]:
     logger.setLevel(logging.DEBUG)
     logger.addHandler(capture)
     try:
-        verifier = dkim.DKIM(message.data, logger=logger) if message.has_body else None
+        try:
+            verifier = dkim.DKIM(message.data, logger=logger) if message.has_body else None
+        except dkim.DKIMException as exc:  # dkimpy refuses the header section itself (`Subject : x`, bare CR)
+            detail = f"DKIM cannot read this message: {exc}"
+            return [DkimCheck(s, DkimOutcome.PERMERROR, DkimReason.BAD_SIGNATURE, detail) for s in signatures]
         for idx, signature in enumerate(signatures):
             if verifier is None:
                 out.append(DkimCheck(signature, DkimOutcome.NEUTRAL, DkimReason.NO_BODY, "only the header section was given; the body hash cannot be checked"))
@@ -138,10 +149,34 @@ def verify_dkim(message: Message, resolver: Resolver) -> list[DkimCheck]:
             except (ValueError, IndexError, KeyError, TypeError) as exc:  # dkimpy on input it did not foresee
                 out.append(DkimCheck(signature, DkimOutcome.NEUTRAL, DkimReason.BAD_SIGNATURE, f"{type(exc).__name__}: {exc}"))
                 continue
-            out.append(_classify(signature, ok, " ".join(capture.lines), answers.get(key_name)))
+            checked = _classify(signature, ok, " ".join(capture.lines), answers.get(key_name))
+            if checked.outcome is DkimOutcome.PASS:
+                checked = _coverage(checked, message, verifier.body)
+            out.append(checked)
     finally:
         logger.removeHandler(capture)
     return out
+
+
+def _coverage(check: DkimCheck, message: Message, body: bytes) -> DkimCheck:
+    """What a passing signature leaves uncovered: displayed fields present more often than h=
+    lists them (an added second Subject, an unsigned Reply-To), and body bytes beyond l=."""
+    from dataclasses import replace
+
+    from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
+
+    signed = check.signature.signed_headers
+    unsigned = tuple(name for name in DISPLAYED_FIELDS if len(message.all(name)) > signed.count(name))
+    appended = 0
+    tags = parse_tags(check.signature.field.raw)
+    length = tags.get("l", "").strip() if not isinstance(tags, Invalid) else ""
+    if length.isdigit():
+        try:
+            policy = CanonicalizationPolicy.from_c_value(tags.get("c", "simple/simple").strip().encode())  # type: ignore[union-attr]
+            appended = max(0, len(policy.canonicalize_body(body)) - int(length))
+        except InvalidCanonicalizationPolicyError:
+            appended = 0
+    return replace(check, unsigned=unsigned, appended=appended) if unsigned or appended else check
 
 
 def _classify(signature: Signature, ok: bool, log: str, key: Answer | None) -> DkimCheck:

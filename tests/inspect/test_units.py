@@ -60,6 +60,7 @@ def test_authres_parses_properties_comments_and_refuses_garbage() -> None:
 def test_arc_authentication_results_instance_and_no_counting() -> None:
     raw = message(
         "ARC-Authentication-Results: i=1; mx.example.com; dkim=pass header.d=example.org; dmarc=pass header.from=example.org",
+        "Received: from x.test (x.test [192.0.2.9]) by mx.example.com with ESMTP; " + DATE,
         "From: a@example.org",
         f"Date: {DATE}",
     )
@@ -196,4 +197,5 @@ def test_without_return_path_the_recorded_envelope_sender_is_used_or_spf_is_skip
     assert got.spf is not None and (got.spf.mail_from, got.spf.result.value) == ("a@example.org", "pass")
     bare = inspect_message(parse_message("m", message(border, "From: a@example.org")), Trust.of(["mx.me.test"]), table())
     assert bare.spf is None and any("SPF was not checked" in n.en for n in bare.notes)
-    assert bare.verdict is Verdict.FAIL  # nothing vouches for example.org: no signature, SPF unknown
+    assert bare.verdict is Verdict.UNKNOWN  # no signature, and SPF unknown: nothing decides either way
+    assert "SPF could not be checked" in bare.summary[0].en
