@@ -35,6 +35,7 @@ from provisioner.inspect.verify import (
     ReverseCheck,
     Signature,
     SpfCheck,
+    coverage,
     evaluate_dmarc,
     read_signatures,
     verify_arc,
@@ -184,7 +185,10 @@ def _find_border(hops: list[Hop], trust: Trust) -> _Border:
                 continue
             else:
                 break
-        ours = hop.local or hop.ip in trust.addresses or (internal_address(hop.ip) and older is not None and older.by in trust.names)
+        # A `from` clause without a readable address is a line we could not read, not one of ours
+        # (Dovecot LMTP over a socket writes none: that one is local delivery).
+        unread = bool(hop.from_name) and not hop.ip and not hop.with_protocol.upper().startswith("LMTP")
+        ours = not unread and (hop.local or hop.ip in trust.addresses or (internal_address(hop.ip) and older is not None and older.by in trust.names))
         if not ours:
             return _Border(hop, False, hop.field.index)
         if older is None:
@@ -369,7 +373,9 @@ def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
         inspection.notes.append(say("ar-dmarc-other-from", recorded=normal_domain(dmarc.prop("header", "from")), domain=from_domain))
         dmarc = None
     spf_aligned = bool(spf and spf.result == "pass" and aligned(spf_domain, from_domain))
-    passing = tuple(d_of(r) for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain))
+    recorded_pass = [r for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain)]
+    passing = tuple(d_of(r) for r in recorded_pass if _covered(inspection, d_of(r), r.prop("header", "s")))
+    partial = [r for r in recorded_pass if not _covered(inspection, d_of(r), r.prop("header", "s"))]
     failing = tuple(
         (d_of(r), f"dkim={r.result}" + (f" ({r.reason})" if r.reason else "")) for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain)
     )
@@ -381,6 +387,9 @@ def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
         dmarc_result = "pass"
     elif (spf and spf.result == "temperror") or any(r.result == "temperror" for r in dkims):
         dmarc_result, dns_failed = "temperror", f"{header.authserv_id} recorded a temporary error"
+    elif partial:
+        dmarc_result = ""
+        undecided = say("undecided-partial", signer=d_of(partial[0]), what=_uncovered_words(inspection, d_of(partial[0]), partial[0].prop("header", "s")))
     elif spf and spf.result and (dkims or not inspection.signatures):
         dmarc_result = "fail"
     else:  # a result is missing: SPF not recorded, or signatures the server said nothing about
@@ -402,9 +411,27 @@ def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
     )
 
 
-def _covers_what_is_shown(check: DkimCheck) -> bool:
+def _matching(inspection: Inspection, domain: str, selector: str) -> list[Signature]:
+    return [v.signature for v in inspection.signatures if v.signature.domain == domain and (not selector or v.signature.selector == selector.lower())]
+
+
+def _covered(inspection: Inspection, domain: str, selector: str) -> bool:
+    """A recorded dkim=pass vouches for the message as shown only when the signature it names
+    covers From and Subject and the whole body (checked on the signature itself; a result
+    naming no signature in the message is taken as recorded)."""
+    found = _matching(inspection, domain, selector)
+    return not found or any(_covers_what_is_shown(coverage(s, inspection.message)) for s in found)
+
+
+def _uncovered_words(inspection: Inspection, domain: str, selector: str) -> str:
+    unsigned, appended = coverage(_matching(inspection, domain, selector)[0], inspection.message)
+    return ", ".join([*(n.title() for n in unsigned if n in ("from", "subject")), *([f"{appended} bytes of the body"] if appended else [])])
+
+
+def _covers_what_is_shown(check: DkimCheck | tuple[tuple[str, ...], int]) -> bool:
     """A pass that vouches for the message as shown: From and Subject signed, no body appended."""
-    return not (set(check.unsigned) & {"from", "subject"}) and not check.appended
+    unsigned, appended = (check.unsigned, check.appended) if isinstance(check, DkimCheck) else check
+    return not (set(unsigned) & {"from", "subject"}) and not appended
 
 
 def _facts_from_verify(inspection: Inspection) -> _Facts:
@@ -482,7 +509,9 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
     aligned_pass = facts.spf_aligned or bool(facts.dkim_pass_aligned)
     if facts.dmarc == "pass":
         passed = True
-    elif facts.dmarc in ("fail", "none", ""):
+    elif facts.dmarc == "fail":
+        passed = False  # recorded by a server that knew the record's adkim/aspf; ours is recomputed the same way
+    elif facts.dmarc in ("none", ""):
         passed = aligned_pass
     else:  # permerror, temperror, bestguesspass, ...: decide on SPF and DKIM themselves
         passed = aligned_pass

@@ -63,7 +63,7 @@ class Message:
 
 
 _FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # RFC 5322 §3.6.8: printable US-ASCII except colon
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def read_input(path: str, stdin: object | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str, bytes]:
@@ -96,7 +96,7 @@ def parse_message(source: str, data: bytes) -> Message:
     """Split the header section into fields. Raises MessageUnreadable with file and line."""
     if not data or data.isspace():
         raise MessageUnreadable(f"{source}: empty input (hint: give a saved message: the whole source, headers first)")
-    if b"\0" in _HEADER_END.split(data[:MAX_HEADER_BYTES], maxsplit=1)[0]:  # CRLF or LF line ends
+    if b"\0" in HEADER_END.split(data[:MAX_HEADER_BYTES], maxsplit=1)[0]:  # CRLF or LF line ends
         raise MessageUnreadable(f"{source}: binary data, not a message (hint: give the message source as text, e.g. a .eml file, not a .msg or an archive)")
     # Only the header section is split into lines: a 20 MB body is never copied or split.
     head = data[: MAX_HEADER_BYTES + 4096]
@@ -275,7 +275,9 @@ def _jis_as_cp932(data: bytes) -> str | None:
             out += bytes((s1, s2))
             i += 2
             continue
-        out.append(data[i] + 0x80 if mode == "kana" else data[i])
+        if mode == "kana" and data[i] > 0x5F:  # JIS X 0201 katakana are 0x21-0x5F
+            return None
+        out.append(data[i] + 0x80 if mode == "kana" and data[i] >= 0x21 else data[i])
         i += 1
     try:
         return out.decode("cp932")

@@ -68,7 +68,7 @@ def tokenize(value: str) -> list[Token]:
             j = i
             closing = {'"': '"', "[": "]", "<": ">"}
             while j < n and value[j] not in " \t\r\n;(":
-                if value[j] in closing:
+                if j == i and value[j] in closing:  # an opener only at a word's start: a HELO of `a[` must not swallow the comment
                     end = value.find(closing[value[j]], j + 1)
                     j = n if end < 0 else end + 1
                     continue
@@ -190,7 +190,7 @@ def parse_received(received: Field) -> Hop:
         hop.time_text = date_text
         try:
             hop.time = email.utils.parsedate_to_datetime(date_text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # a year or zone offset no clock has
             hop.time = None
         if hop.time is not None and hop.time.tzinfo is None:
             hop.time = hop.time.replace(tzinfo=dt.UTC)  # RFC 5322 §3.3: -0000 means UTC, zone unknown
@@ -213,7 +213,9 @@ def parse_received(received: Field) -> Hop:
         if token.kind is not TokenKind.WORD:
             continue
         lower = token.text.lower()
-        if lower in CLAUSES:
+        if clause == "from" and not hop.from_name:  # the name after `from` is the HELO, whatever it is: `EHLO by` is a valid name
+            pass
+        elif lower in CLAUSES:
             clause = lower
             continue
         if clause == "from" and not hop.from_name:

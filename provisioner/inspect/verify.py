@@ -15,7 +15,7 @@ from provisioner.check.parse import DmarcRecord, Invalid, is_dmarc, parse_dkim, 
 from provisioner.check.query import Answer, Resolver
 from provisioner.check.spf import SpfResult, check_host
 from provisioner.inspect.identity import aligned, normal_domain, organizational_domain
-from provisioner.inspect.message import Field, Message
+from provisioner.inspect.message import HEADER_END, Field, Message
 
 
 @dataclass(frozen=True)
@@ -159,24 +159,32 @@ def verify_dkim(message: Message, resolver: Resolver) -> list[DkimCheck]:
 
 
 def _coverage(check: DkimCheck, message: Message, body: bytes) -> DkimCheck:
-    """What a passing signature leaves uncovered: displayed fields present more often than h=
-    lists them (an added second Subject, an unsigned Reply-To), and body bytes beyond l=."""
     from dataclasses import replace
 
+    unsigned, appended = coverage(check.signature, message, body)
+    return replace(check, unsigned=unsigned, appended=appended) if unsigned or appended else check
+
+
+def coverage(signature: Signature, message: Message, body: bytes | None = None) -> tuple[tuple[str, ...], int]:
+    """What a signature leaves uncovered: displayed fields present more often than h= lists them
+    (an added second Subject, an unsigned Reply-To), and body bytes beyond l= (RFC 6376 §8.2)."""
     from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 
-    signed = check.signature.signed_headers
+    signed = signature.signed_headers
     unsigned = tuple(name for name in DISPLAYED_FIELDS if len(message.all(name)) > signed.count(name))
     appended = 0
-    tags = parse_tags(check.signature.field.raw)
+    tags = parse_tags(signature.field.raw)
     length = tags.get("l", "").strip() if not isinstance(tags, Invalid) else ""
-    if length.isdigit():
+    if length.isdigit() and not isinstance(tags, Invalid):
+        if body is None:
+            parts = HEADER_END.split(message.data, maxsplit=1)
+            body = parts[1] if len(parts) == 2 else b""
         try:
-            policy = CanonicalizationPolicy.from_c_value(tags.get("c", "simple/simple").strip().encode())  # type: ignore[union-attr]
+            policy = CanonicalizationPolicy.from_c_value(tags.get("c", "simple/simple").strip().encode())
             appended = max(0, len(policy.canonicalize_body(body)) - int(length))
-        except InvalidCanonicalizationPolicyError:
+        except (InvalidCanonicalizationPolicyError, ValueError):
             appended = 0
-    return replace(check, unsigned=unsigned, appended=appended) if unsigned or appended else check
+    return unsigned, appended
 
 
 def _classify(signature: Signature, ok: bool, log: str, key: Answer | None) -> DkimCheck:

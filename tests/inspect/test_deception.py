@@ -10,7 +10,7 @@ import dkim
 import nacl.signing
 import pytest
 
-from provisioner.inspect import Trust, Verdict, inspect_message, inspection_json, parse_message
+from provisioner.inspect import Trust, Verdict, inspect_message, inspection_json, inspection_text, parse_message
 from provisioner.inspect.message import decode_value
 from provisioner.inspect.verify import DkimReason
 from tests.inspect.test_units import DATE, message, table
@@ -137,6 +137,43 @@ def test_a_sender_naming_itself_like_our_server_is_still_the_border(line: str) -
     assert [h.trusted for h in got.authentication_results] == [True, False] and got.verdict is Verdict.FAIL
 
 
+@pytest.mark.parametrize("helo", ["by", "with", "for", "id", "via", "a["])
+def test_a_helo_that_reads_like_a_clause_does_not_hide_the_address(helo: str) -> None:
+    """`EHLO by` is a valid name; read as the start of the `by` clause it hid the MX's own
+    `(unknown [ip])` comment, the hop looked local, and the forged lines below it were trusted."""
+    raw = message(
+        f"Received: from {helo} (unknown [203.0.113.5]) by mx.me.test (Postfix) with ESMTP id 4AbC for <victim@me.test>; " + DATE,
+        "Authentication-Results: mx.me.test; spf=pass smtp.mailfrom=info@example.org; dmarc=pass header.from=example.org",
+        "Received: from out.example.org (out.example.org [192.0.2.1]) by mx.me.test (Postfix) with ESMTPS id A1 (envelope-from <info@example.org>); " + DATE,
+        "From: Bank <info@example.org>",
+    )
+    for got in (run(raw), run(raw, verify=True)):
+        assert got.border is not None and got.border.ip == "203.0.113.5" and got.border.helo == helo
+        assert not got.authentication_results[0].trusted and got.verdict is not Verdict.PASS
+
+
+def test_a_from_clause_without_a_readable_address_ends_the_walk() -> None:
+    raw = message(
+        "Received: from mystery.test (some text the parser cannot place) by mx.me.test with ESMTP id Q; " + DATE,
+        "Authentication-Results: mx.me.test; spf=pass smtp.mailfrom=info@example.org; dmarc=pass header.from=example.org",
+        BORDER,
+        "From: info@example.org",
+    )
+    got = run(raw)
+    assert got.border is not None and got.border.from_name == "mystery.test" and not got.authentication_results[0].trusted
+
+
+def test_our_own_lmtp_line_without_an_address_is_local_delivery() -> None:
+    raw = message(
+        "Received: from mx.me.test by mx.me.test (Dovecot) with LMTP id L1 (envelope-from <info@example.org>) for <b@me.test>; " + DATE,
+        "Authentication-Results: mx.me.test; spf=pass smtp.mailfrom=info@example.org; dmarc=pass header.from=example.org",
+        BORDER,
+        "From: info@example.org",
+    )
+    got = run(raw)
+    assert got.border is not None and got.border.ip == "192.0.2.1" and got.verdict is Verdict.PASS
+
+
 def test_without_trust_the_assumed_border_is_never_a_private_address() -> None:
     raw = message(
         "Received: from gw.corp.test (gw.corp.test [10.1.2.3]) by store.corp.test with ESMTP id Q; " + DATE,
@@ -186,6 +223,30 @@ def test_body_appended_after_an_l_tag_is_not_a_pass() -> None:
     assert got.verdict is Verdict.UNKNOWN and any("covers only part of the body" in n.en for n in got.notes)
 
 
+@pytest.mark.parametrize("label", ["unsigned Subject added", "body appended after l="])
+def test_a_recorded_dkim_pass_for_a_partial_signature_is_not_a_pass(label: str) -> None:
+    if label == "unsigned Subject added":
+        replay = b"Subject: URGENT: wire the money today\r\n" + signed("From: info@example.org", f"Date: {DATE}", include=(b"from", b"date"))
+    else:
+        replay = signed("From: info@example.org", "Subject: hi", f"Date: {DATE}", length=True) + b"Click here: http://evil.test/\r\n"
+    ar = "Authentication-Results: mx.me.test; dkim=pass header.d=example.org header.s=ed; spf=pass smtp.mailfrom=bounce@evil.test"
+    raw = (ar + "\r\n" + BORDER + "\r\n").encode() + replay
+    for got in (run(raw), run(raw, verify=True)):
+        assert got.verdict is Verdict.UNKNOWN and "does not cover" in got.summary[0].en
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        "spf=pass smtp.mailfrom=x@bounce.example.org; dkim=none; dmarc=fail policy.dmarc=reject header.from=example.org",  # aspf=s
+        "spf=fail smtp.mailfrom=x@evil.test; dkim=pass header.d=mail.example.org; dmarc=fail policy.dmarc=reject header.from=example.org",
+    ],
+)
+def test_a_recorded_dmarc_fail_stands(recorded: str) -> None:
+    got = run(message(f"Authentication-Results: mx.me.test; {recorded}", BORDER, "From: info@example.org"))
+    assert got.verdict is Verdict.FAIL and any("reject" in t.en for t in got.summary)
+
+
 # -- missing or doubtful evidence is unknown, not fail
 
 
@@ -219,6 +280,9 @@ def test_headers_only_with_verify_is_unknown_not_fail() -> None:
     [
         b"Subject: =?utf-8?b?A?=\r\nFrom: a@example.org\r\n\r\nx\r\n",
         b"Subject: \x1b$B\x80\x80\x1b(B\r\nFrom: a@example.org\r\n\r\nx\r\n",
+        b"Subject: \x1b(I\xc3\xa9\r\nFrom: a@example.org\r\n\r\nx\r\n",  # half-width kana mode, then a non-ASCII byte
+        message("Received: from a (a [192.0.2.9]) by mx.me.test; Mon, 1 Jan 99999999999999999999 10:00:00 +0000", "From: a@example.org"),
+        message("Received: from a (a [192.0.2.9]) by mx.me.test; Mon, 23 Nov 2026 10:00:00 +99999999999999", "From: a@example.org"),
         b"Subject : hi\r\n" + genuine_signed(),  # dkimpy refuses the header section
         genuine_signed().replace(b"\r\n", b"\r\r\n", 1),
         message("Authentication-Results: mx.me.test; dmarc=fail policy.dmarc=REJECT", BORDER, "From: a@example.org"),
@@ -228,6 +292,7 @@ def test_input_that_used_to_raise(raw: bytes) -> None:
     got = run(raw, verify=True)
     assert got.verdict in Verdict
     inspection_json(got)
+    assert inspection_text(got, "en") and inspection_text(got, "ja")
 
 
 def test_binary_body_with_crlf_line_ends_is_a_message() -> None:
