@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -374,22 +374,27 @@ def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
         dmarc = None
     spf_aligned = bool(spf and spf.result == "pass" and aligned(spf_domain, from_domain))
     recorded_pass = [r for r in dkims if r.result == "pass" and aligned(d_of(r), from_domain)]
-    passing = tuple(d_of(r) for r in recorded_pass if _covered(inspection, d_of(r), r.prop("header", "s")))
-    partial = [r for r in recorded_pass if not _covered(inspection, d_of(r), r.prop("header", "s"))]
+    gaps = {id(r): _partial(inspection, _matching(inspection, d_of(r), r.prop("header", "s"))) for r in recorded_pass}
+    passing = tuple(d_of(r) for r in recorded_pass if gaps[id(r)] is None)
+    partial = next((gap for gap in gaps.values() if gap is not None), None)
+    if partial is None and not recorded_pass and not spf_aligned:
+        # dmarc=pass recorded without saying why: only the aligned signatures in the message can be why
+        partial = _partial(inspection, [v.signature for v in inspection.signatures if aligned(v.signature.domain, from_domain)])
     failing = tuple(
         (d_of(r), f"dkim={r.result}" + (f" ({r.reason})" if r.reason else "")) for r in dkims if r.result != "pass" and aligned(d_of(r), from_domain)
     )
     signed = tuple(d_of(r) for r in dkims if d_of(r)) or tuple(v.signature.domain for v in inspection.signatures)
     dns_failed, undecided = "", None
-    if dmarc:
+    if dmarc and dmarc.result == "pass" and partial is not None and not passing and not spf_aligned:
+        dmarc_result, undecided = "", partial  # the receiver's DMARC passed on a signature that does not cover what is shown
+    elif dmarc:
         dmarc_result = dmarc.result
     elif spf_aligned or passing:
         dmarc_result = "pass"
     elif (spf and spf.result == "temperror") or any(r.result == "temperror" for r in dkims):
         dmarc_result, dns_failed = "temperror", f"{header.authserv_id} recorded a temporary error"
-    elif partial:
-        dmarc_result = ""
-        undecided = say("undecided-partial", signer=d_of(partial[0]), what=_uncovered_words(inspection, d_of(partial[0]), partial[0].prop("header", "s")))
+    elif partial is not None and recorded_pass:
+        dmarc_result, undecided = "", partial
     elif spf and spf.result and (dkims or not inspection.signatures):
         dmarc_result = "fail"
     else:  # a result is missing: SPF not recorded, or signatures the server said nothing about
@@ -411,27 +416,27 @@ def _facts_from_results(inspection: Inspection, header: AuthResults) -> _Facts:
     )
 
 
-def _matching(inspection: Inspection, domain: str, selector: str) -> list[Signature]:
+def _matching(inspection: Inspection, domain: str, selector: str = "") -> list[Signature]:
     return [v.signature for v in inspection.signatures if v.signature.domain == domain and (not selector or v.signature.selector == selector.lower())]
 
 
-def _covered(inspection: Inspection, domain: str, selector: str) -> bool:
-    """A recorded dkim=pass vouches for the message as shown only when the signature it names
-    covers From and Subject and the whole body (checked on the signature itself; a result
-    naming no signature in the message is taken as recorded)."""
-    found = _matching(inspection, domain, selector)
-    return not found or any(_covers_what_is_shown(coverage(s, inspection.message)) for s in found)
+def _covers_what_is_shown(unsigned: tuple[str, ...], appended: int) -> bool:
+    """A signature that vouches for the message as shown: From and Subject signed, no body appended."""
+    return not (set(unsigned) & {"from", "subject"}) and not appended
 
 
-def _uncovered_words(inspection: Inspection, domain: str, selector: str) -> str:
-    unsigned, appended = coverage(_matching(inspection, domain, selector)[0], inspection.message)
+def _uncovered(unsigned: tuple[str, ...], appended: int) -> str:
     return ", ".join([*(n.title() for n in unsigned if n in ("from", "subject")), *([f"{appended} bytes of the body"] if appended else [])])
 
 
-def _covers_what_is_shown(check: DkimCheck | tuple[tuple[str, ...], int]) -> bool:
-    """A pass that vouches for the message as shown: From and Subject signed, no body appended."""
-    unsigned, appended = (check.unsigned, check.appended) if isinstance(check, DkimCheck) else check
-    return not (set(unsigned) & {"from", "subject"}) and not appended
+def _partial(inspection: Inspection, signatures: list[Signature]) -> Text | None:
+    """Why a dkim=pass recorded for these signatures does not vouch for the message as shown,
+    or None when one of them covers it (checked on the signature itself: h= against the fields,
+    l= against the body). No signature at all: the recorded result is taken as it stands."""
+    gaps = [coverage(s, inspection.message) for s in signatures]
+    if not gaps or any(_covers_what_is_shown(*gap) for gap in gaps):
+        return None
+    return say("undecided-partial", signer=signatures[0].domain, what=_uncovered(*gaps[0]))
 
 
 def _facts_from_verify(inspection: Inspection) -> _Facts:
@@ -441,8 +446,8 @@ def _facts_from_verify(inspection: Inspection) -> _Facts:
     checks = [v.check for v in inspection.signatures if v.check is not None]
     adkim = dmarc.record.adkim if dmarc and dmarc.record else "r"
     aligned_checks = [c for c in checks if aligned(c.signature.domain, from_domain, adkim)]
-    passing = tuple(c.signature.domain for c in aligned_checks if c.outcome is DkimOutcome.PASS and _covers_what_is_shown(c))
-    partial = [c for c in aligned_checks if c.outcome is DkimOutcome.PASS and not _covers_what_is_shown(c)]
+    passing = tuple(c.signature.domain for c in aligned_checks if c.outcome is DkimOutcome.PASS and _covers_what_is_shown(c.unsigned, c.appended))
+    partial = [c for c in aligned_checks if c.outcome is DkimOutcome.PASS and not _covers_what_is_shown(c.unsigned, c.appended)]
     failing = tuple((c.signature.domain, c.reason.value) for c in aligned_checks if c.outcome is not DkimOutcome.PASS)
     spf_aligned = bool(dmarc and dmarc.spf_aligned)
     dns_failed = ""
@@ -456,8 +461,7 @@ def _facts_from_verify(inspection: Inspection) -> _Facts:
     if not passing and not spf_aligned:
         if partial:
             c = partial[0]
-            what = ", ".join([*(n.title() for n in c.unsigned if n in ("from", "subject")), *([f"{c.appended} bytes of the body"] if c.appended else [])])
-            undecided = say("undecided-partial", signer=c.signature.domain, what=what)
+            undecided = say("undecided-partial", signer=c.signature.domain, what=_uncovered(c.unsigned, c.appended))
         elif any(c.reason is DkimReason.NO_BODY for c in aligned_checks):
             undecided = say("undecided-no-body")
         elif spf is None:
@@ -516,9 +520,9 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
     else:  # permerror, temperror, bestguesspass, ...: decide on SPF and DKIM themselves
         passed = aligned_pass
         if not passed and not facts.dns_failed and facts.dmarc != "temperror":
-            facts = _undecided(facts, say("undecided-dmarc", result=facts.dmarc, domain=from_domain))
+            facts = replace(facts, undecided=say("undecided-dmarc", result=facts.dmarc, domain=from_domain))
         elif not passed and not facts.dns_failed:
-            facts = _with_dns_failed(facts, f"DMARC: {facts.dmarc}")
+            facts = replace(facts, dns_failed=f"DMARC: {facts.dmarc}")
     if facts.dns_failed and not passed:
         inspection.verdict = Verdict.UNKNOWN
         summary.append(say("dns-failed", domain=from_domain, detail=facts.dns_failed))
@@ -571,18 +575,6 @@ def _judge(inspection: Inspection, trust: Trust) -> None:
             inspection.notes.append(say("own-domain-key-missing", domain=from_domain))
         elif facts.policy in ("none", "quarantine") or facts.dmarc == "none":
             inspection.notes.append(say("own-domain-tighten", domain=from_domain))
-
-
-def _undecided(facts: _Facts, why: Text) -> _Facts:
-    from dataclasses import replace
-
-    return replace(facts, undecided=why)
-
-
-def _with_dns_failed(facts: _Facts, detail: str) -> _Facts:
-    from dataclasses import replace
-
-    return replace(facts, dns_failed=detail)
 
 
 _REASONS = {r.value for r in DkimReason}

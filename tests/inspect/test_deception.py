@@ -223,14 +223,21 @@ def test_body_appended_after_an_l_tag_is_not_a_pass() -> None:
     assert got.verdict is Verdict.UNKNOWN and any("covers only part of the body" in n.en for n in got.notes)
 
 
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        "dkim=pass header.d=example.org header.s=ed; spf=pass smtp.mailfrom=bounce@evil.test",
+        "dkim=pass header.d=example.org header.s=ed; spf=pass smtp.mailfrom=bounce@evil.test; dmarc=pass header.from=example.org",
+        "dmarc=pass header.from=example.org",  # the receiver's DMARC passed on that signature, without saying so
+    ],
+)
 @pytest.mark.parametrize("label", ["unsigned Subject added", "body appended after l="])
-def test_a_recorded_dkim_pass_for_a_partial_signature_is_not_a_pass(label: str) -> None:
+def test_a_recorded_dkim_pass_for_a_partial_signature_is_not_a_pass(label: str, recorded: str) -> None:
     if label == "unsigned Subject added":
         replay = b"Subject: URGENT: wire the money today\r\n" + signed("From: info@example.org", f"Date: {DATE}", include=(b"from", b"date"))
     else:
         replay = signed("From: info@example.org", "Subject: hi", f"Date: {DATE}", length=True) + b"Click here: http://evil.test/\r\n"
-    ar = "Authentication-Results: mx.me.test; dkim=pass header.d=example.org header.s=ed; spf=pass smtp.mailfrom=bounce@evil.test"
-    raw = (ar + "\r\n" + BORDER + "\r\n").encode() + replay
+    raw = (f"Authentication-Results: mx.me.test; {recorded}\r\n{BORDER}\r\n").encode() + replay
     for got in (run(raw), run(raw, verify=True)):
         assert got.verdict is Verdict.UNKNOWN and "does not cover" in got.summary[0].en
 
