@@ -213,12 +213,11 @@ def parse_received(received: Field) -> Hop:
         if token.kind is not TokenKind.WORD:
             continue
         lower = token.text.lower()
-        if clause == "from" and not hop.from_name:  # the name after `from` is the HELO, whatever it is: `EHLO by` is a valid name
-            pass
-        elif lower in CLAUSES:
+        naming = clause == "from" and not hop.from_name  # the name after `from` is the HELO, whatever it is: `EHLO by` is a valid name
+        if lower in CLAUSES and not naming:
             clause = lower
             continue
-        if clause == "from" and not hop.from_name:
+        if naming:
             hop.from_name = _strip_dot(token.text)
             ip = _as_ip(token.text)
             if ip:  # `from [192.0.2.1]`: the client said an address literal in HELO

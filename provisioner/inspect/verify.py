@@ -29,6 +29,8 @@ class Signature:
     identity: str  # i=
     signed_headers: tuple[str, ...]  # h=
     error: str  # the field cannot be read
+    body_length: int | None = None  # l=: the signature covers only this many canonical body bytes
+    canonicalization: str = "simple/simple"  # c=
 
 
 def read_signatures(message: Message) -> list[Signature]:
@@ -48,6 +50,8 @@ def read_signatures(message: Message) -> list[Signature]:
                 tags.get("i", "").strip(),
                 tuple(h.strip().lower() for h in tags.get("h", "").split(":") if h.strip()),
                 f"required tags missing: {', '.join(missing)}" if missing else "",
+                int(tags["l"].strip()) if tags.get("l", "").strip().isdigit() else None,
+                tags.get("c", "").strip() or "simple/simple",
             )
         )
     return out
@@ -173,15 +177,13 @@ def coverage(signature: Signature, message: Message, body: bytes | None = None) 
     signed = signature.signed_headers
     unsigned = tuple(name for name in DISPLAYED_FIELDS if len(message.all(name)) > signed.count(name))
     appended = 0
-    tags = parse_tags(signature.field.raw)
-    length = tags.get("l", "").strip() if not isinstance(tags, Invalid) else ""
-    if length.isdigit() and not isinstance(tags, Invalid):
+    if signature.body_length is not None:
         if body is None:
             parts = HEADER_END.split(message.data, maxsplit=1)
             body = parts[1] if len(parts) == 2 else b""
         try:
-            policy = CanonicalizationPolicy.from_c_value(tags.get("c", "simple/simple").strip().encode())
-            appended = max(0, len(policy.canonicalize_body(body)) - int(length))
+            policy = CanonicalizationPolicy.from_c_value(signature.canonicalization.encode())
+            appended = max(0, len(policy.canonicalize_body(body)) - signature.body_length)
         except (InvalidCanonicalizationPolicyError, ValueError):
             appended = 0
     return unsigned, appended
