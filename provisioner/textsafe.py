@@ -1,0 +1,63 @@
+"""Others' text made safe for one terminal line (below every layer: any module may import it).
+
+A message header, a DNS answer, a site file key or a host's task output can carry characters
+that a terminal obeys instead of showing: ESC starts a control sequence (`ESC[8m` hides the
+rest of the screen, `ESC]8;;` makes a link), CR and LF start a forged line, a bidi override
+(U+202E) prints text in another order than it is stored (Unicode TR #36 §2.2, CVE-2021-42574),
+a zero-width or soft hyphen hides a difference between two names. `visible` shows each of them
+as a visible escape, so every value stays on its line and reads as stored:
+
+- TAB, CR, LF: ``\\t``, ``\\r``, ``\\n``;
+- every other C0 control, DEL and the C1 controls (NEL U+0085 included): ``\\x1b`` style;
+- format characters (Unicode category Cf: bidi marks, embeddings, overrides and isolates,
+  U+061C, zero-width characters, soft hyphen, BOM, tags), line and paragraph separators
+  (U+2028, U+2029), lone surrogates (from undecodable bytes) and unassigned code points:
+  ``<U+202E>`` style (4 to 6 upper-case hex digits).
+
+The escaped form is unambiguous, so a reader can tell a real ESC from the four characters
+``\\x1b`` and a real U+202E from the text ``<U+202E>``: a backslash is doubled (``\\\\``), and a
+``<U+`` that was in the text is written ``\\<U+``. Nothing else changes: letters, marks and
+spaces of any script (an ideographic space, a no-break space) print as they are.
+
+This is for text only. JSON output carries the exact characters (JSON escapes them itself), and
+rich must print the result as plain text (a `Text`, or `markup=False, emoji=False`), never as
+markup: ``[link=...]`` and ``:emoji:`` in others' data are data.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Categories a terminal may act on or render invisibly: controls, format characters, line and
+# paragraph separators, surrogates, unassigned (a newer terminal may know them as format ones).
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
+_NAMED = {"\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\"}
+UNICODE_MARK = "<U+"  # the start of a <U+XXXX> escape; where the text has it, it is written \<U+
+
+
+class _Escapes(dict[int, str]):
+    """str.translate table filled on first sight of each character (translate runs in C)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char in _NAMED:
+            shown = _NAMED[char]
+        elif code < 0xA0 and unicodedata.category(char) == "Cc":  # C0, DEL, C1
+            shown = f"\\x{code:02x}"
+        elif unicodedata.category(char) in _HIDDEN:
+            shown = f"<U+{code:04X}>"
+        else:
+            shown = char
+        self[code] = shown
+        return shown
+
+
+_ESCAPES = _Escapes()
+
+
+def visible(text: str) -> str:
+    """`text` on one terminal line, with every control, format or separator character shown as
+    an escape (see the module docstring); printable text, of any script, is returned unchanged."""
+    if text.isascii() and text.isprintable() and "\\" not in text and UNICODE_MARK not in text:
+        return text  # the common case: nothing to do
+    return ("\\" + UNICODE_MARK).join(part.translate(_ESCAPES) for part in text.split(UNICODE_MARK))
