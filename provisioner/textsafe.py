@@ -1,4 +1,4 @@
-"""Others' text made safe for one terminal line (below every layer: any module may import it).
+r"""Others' text made safe for one terminal line (below every layer: any module may import it).
 
 A message header, a DNS answer, a site file key or a host's task output can carry characters
 that a terminal obeys instead of showing: ESC starts a control sequence (`ESC[8m` hides the
@@ -7,17 +7,20 @@ rest of the screen, `ESC]8;;` makes a link), CR and LF start a forged line, a bi
 a zero-width or soft hyphen hides a difference between two names. `visible` shows each of them
 as a visible escape, so every value stays on its line and reads as stored:
 
-- TAB, CR, LF: ``\\t``, ``\\r``, ``\\n``;
-- every other C0 control, DEL and the C1 controls (NEL U+0085 included): ``\\x1b`` style;
+- TAB, CR, LF: ``\t``, ``\r``, ``\n``;
+- every other C0 control, DEL and the C1 controls (NEL U+0085 included): ``\x1b`` style;
 - format characters (Unicode category Cf: bidi marks, embeddings, overrides and isolates,
   U+061C, zero-width characters, soft hyphen, BOM, tags), line and paragraph separators
   (U+2028, U+2029), lone surrogates (from undecodable bytes) and unassigned code points:
   ``<U+202E>`` style (4 to 6 upper-case hex digits).
 
-The escaped form is unambiguous, so a reader can tell a real ESC from the four characters
-``\\x1b`` and a real U+202E from the text ``<U+202E>``: a backslash is doubled (``\\\\``), and a
-``<U+`` that was in the text is written ``\\<U+``. Nothing else changes: letters, marks and
-spaces of any script (an ideographic space, a no-break space) print as they are.
+Letters, marks and spaces of any script (an ideographic space, a no-break space) and the
+backslash print as they are. The escapes read like Python's repr, which is how messages quote a
+value (`{value!r}`): repr's output has no character to escape, so `visible` leaves it as it is
+and a quoted value is never escaped twice (``'\x1b'`` stays ``'\x1b'``, not ``'\\x1b'``). The
+price, chosen knowingly: the four characters ``\x1b`` (or ``<U+202E>``) in the text look like an
+escaped ESC (or U+202E). Texts without a backslash or ``<U+`` are always told apart; JSON output
+carries the exact characters where that matters.
 
 This is for text only. JSON output carries the exact characters (JSON escapes them itself), and
 rich must print the result as plain text (a `Text`, or `markup=False, emoji=False`), never as
@@ -31,8 +34,7 @@ import unicodedata
 # Categories a terminal may act on or render invisibly: controls, format characters, line and
 # paragraph separators, surrogates, unassigned (a newer terminal may know them as format ones).
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
-_NAMED = {"\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\"}
-UNICODE_MARK = "<U+"  # the start of a <U+XXXX> escape; where the text has it, it is written \<U+
+_NAMED = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
 
 
 class _Escapes(dict[int, str]):
@@ -58,6 +60,6 @@ _ESCAPES = _Escapes()
 def visible(text: str) -> str:
     """`text` on one terminal line, with every control, format or separator character shown as
     an escape (see the module docstring); printable text, of any script, is returned unchanged."""
-    if text.isascii() and text.isprintable() and "\\" not in text and UNICODE_MARK not in text:
+    if text.isascii() and text.isprintable():
         return text  # the common case: nothing to do
-    return ("\\" + UNICODE_MARK).join(part.translate(_ESCAPES) for part in text.split(UNICODE_MARK))
+    return text.translate(_ESCAPES)

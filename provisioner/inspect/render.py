@@ -1,5 +1,5 @@
-"""Views of an Inspection: plain text for people (English or Japanese), JSON for programs
-(shape in docs/inspect.md)."""
+"""Views of an Inspection: plain text for people (English or Japanese), its controls made
+visible (provisioner.textsafe); JSON for programs, exact (shape in docs/inspect.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from provisioner.inspect.identity import Alignment, Mailbox
 from provisioner.inspect.received import Hop, span
 from provisioner.inspect.text import say
 from provisioner.inspect.verify import DkimReason
+from provisioner.textsafe import visible
 
 JSON_VERSION = 1
 
@@ -84,7 +85,12 @@ def _hop_line(hop: Hop) -> str:
 
 def inspection_text(inspection: Inspection, lang: str = "en") -> str:
     lines: list[str] = []
-    add = lines.append
+
+    def add(line: str) -> None:
+        # Every line quotes the sender's text (Subject, names, Received, A-R, notes): shown with
+        # its controls escaped, so no value spans lines or drives the terminal.
+        lines.append(visible(line))
+
     m = inspection
     add(f"{_l('message', lang)}: {m.message.source}")
     add(f"  {_l('subject', lang)}: {m.subject or '-'}")
