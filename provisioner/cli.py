@@ -372,6 +372,10 @@ def inspect(
     message: Annotated[str, typer.Argument(help="a saved message (.eml, the whole source), or - for standard input", show_default=False)],
     site: Annotated[Path | None, typer.Option("--site", help="trust this site's hosts (their authserv-ids and Received lines)")] = None,
     trust: Annotated[list[str] | None, typer.Option("--trust", help="trust Authentication-Results from this authserv-id (repeatable)")] = None,
+    trust_address: Annotated[
+        list[str] | None,
+        typer.Option("--trust-address", help="IP|CIDR of your own mail servers (internal relay, load balancer): hops from it are yours (repeatable)"),
+    ] = None,
     verify: Annotated[bool, typer.Option("--verify", help="re-verify DKIM, SPF and DMARC now, over DNS")] = False,
     nameserver: Annotated[list[str] | None, typer.Option("--nameserver", help="with --verify: ask this server, IP[:PORT] (repeatable)")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
@@ -396,11 +400,14 @@ def inspect(
             servers = [Nameserver.parse(n) for n in nameserver or []]
         except ValueError as exc:
             raise ProvisionError(f"--nameserver: {exc}") from None
-        trusted = Trust.of(trust or [])
+        try:
+            trusted = Trust.of(trust or [], trust_address or [])
+        except ValueError as exc:
+            raise ProvisionError(f"--trust-address: {exc}") from None
         if site is not None:
             from provisioner.site.validate import load_site
 
-            trusted = Trust.from_site(load_site(site).site, trust or [])
+            trusted = Trust.from_site(load_site(site).site, trusted.names, map(str, trusted.addresses))
         source, data = read_input(message, sys.stdin, max_size * 1024 * 1024)
         parsed = parse_message(source, data)
         resolver = CachingResolver(DnsResolver(servers or None, timeout)) if verify else None

@@ -57,32 +57,78 @@ class Evidence(StrEnum):
     NONE = "none"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# A declared network this wide would make nearly every sender "ours" and every line below it believed.
+_WIDEST_PREFIX = {4: 8, 6: 16}
+
+
+def declared_network(text: str) -> Network:
+    """An address or network a user declares as their own mail servers (`--trust-address`).
+    Raises ValueError with a message and a hint."""
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            raise ValueError(f"{text!r} has host bits set (did you mean {ipaddress.ip_network(text.strip(), strict=False)}?)") from None
+        raise ValueError(f"{text!r} is not an IP address or network (write 10.0.0.5 or 10.0.0.0/24)") from None
+    if network.prefixlen < _WIDEST_PREFIX[network.version]:
+        raise ValueError(f"{text} is far too wide: every sender in it would be believed (declare only your own servers' addresses)")
+    return network
+
+
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # RFC 4291 §2.5.5.2: ::ffff:10.0.0.5 is 10.0.0.5
+    return address
+
+
+def _within(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Iterable[Network]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
 @dataclass(frozen=True)
 class Trust:
-    """Whom the reader trusts: authserv-ids and host names (compared lower case), addresses."""
+    """Whom the reader trusts (style rule 15: declared, never inferred): authserv-ids and host
+    names (compared lower case), and the addresses of their own mail servers (the site's hosts,
+    `--trust-address`), as networks. Nothing is trusted for being private or for its name."""
 
     names: frozenset[str] = frozenset()
-    addresses: frozenset[str] = frozenset()
+    addresses: tuple[Network, ...] = ()
     own_domains: frozenset[str] = frozenset()  # the site's mail domains, to spot spoofing of them
 
     @classmethod
     def of(cls, names: Iterable[str] = (), addresses: Iterable[str] = (), own_domains: Iterable[str] = ()) -> Trust:
+        """`addresses`: IPs or CIDR networks; ValueError for one that is not (see declared_network)."""
+        networks = {declared_network(a) for a in addresses}
         return cls(
             frozenset(normal_domain(n) for n in names if n.strip()),
-            frozenset(str(ipaddress.ip_address(a)) for a in addresses),
+            tuple(sorted(networks, key=lambda n: (n.version, n.network_address.packed, n.prefixlen))),
             frozenset(normal_domain(d) for d in own_domains),
         )
 
     @classmethod
-    def from_site(cls, site: Site, names: Iterable[str] = ()) -> Trust:
+    def from_site(cls, site: Site, names: Iterable[str] = (), addresses: Iterable[str] = ()) -> Trust:
         """The site's hosts are the recipient's own servers: their names are the authserv-ids
-        OpenDKIM writes (AuthservID = the host's fqdn) and the `by` of their Received lines."""
+        OpenDKIM writes (AuthservID = the host's fqdn) and the `by` of their Received lines.
+        relay.networks are NOT trusted: a client allowed to relay can still write any line."""
         hosts = site.hosts.values()
         return cls.of(
             [*names, *(h.fqdn for h in hosts)],
-            [str(a) for h in hosts for a in (*h.ipv4, *h.ipv6)],
+            [*(str(a) for h in hosts for a in (*h.ipv4, *h.ipv6)), *addresses],
             site.domains.keys(),
         )
+
+    def declares(self, ip: str) -> bool:
+        """The address is one of the user's own servers: loopback (this machine), or declared."""
+        address = _address(ip)
+        if address is None:
+            return False
+        return address.is_loopback or _within(address, self.addresses)
 
 
 @dataclass(frozen=True)
@@ -122,31 +168,17 @@ class Inspection:
         return self.from_[0].domain if len(self.from_) >= 1 else ""
 
 
-# Addresses a border can never be: the sender of such a hop is inside some private network.
-_INTERNAL_NETS = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "127.0.0.0/8",
-        "0.0.0.0/8",
-        "fc00::/7",
-        "fe80::/10",
-        "::1/128",
-    )
+# Used only to explain a border, never to trust one: RFC 1918, RFC 6598 (carrier NAT), RFC 3927 and
+# RFC 4291 §2.5.6 (link-local), RFC 4193 (ULA).
+_PRIVATE_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10")
 )
 
 
-def internal_address(ip: str) -> bool:
-    """RFC 1918, shared address space (RFC 6598, carrier NAT), link-local, loopback, ULA."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address.version == net.version and address in net for net in _INTERNAL_NETS)
+def private_address(ip: str) -> bool:
+    """An address behind NAT or inside a site: the real sender may be hidden behind it."""
+    address = _address(ip)
+    return address is not None and _within(address, _PRIVATE_NETS)
 
 
 def _local_receiver(hop: Hop) -> bool:
@@ -164,20 +196,23 @@ class _Border:
 
 def _find_border(hops: list[Hop], trust: Trust) -> _Border:
     """RFC 8601 §5's border MTA: walking from the newest Received line down, the first hop whose
-    receiver is a trusted server (or a hop inside it) and whose sender is not ours.
+    receiver is a trusted server (or a hop inside it) and whose sending address is not declared.
 
     Only what a trusted server wrote can be believed, and it wrote only the lines above the one
     it added when it took the message: the walk starts at the top, needs a line `by` a trusted
-    name, and goes on only while the connecting ADDRESS is ours (loopback, the site's hosts, a
-    private address handed on by a trusted server). Names in comments are never used for that:
-    a HELO, a qmail `(HELO x)` or an unconfirmed reverse name can be anything.
+    name, and goes on only while the connecting ADDRESS is declared ours (loopback, the site's
+    hosts, `--trust-address`): then the line below was written by that server of ours. A line
+    below a hop from any other address was written by that sender, whatever its `by` says: a
+    client in relay.networks, or anybody when the MX sees a NAT or load balancer's private
+    address, can write `by mx1.ours` there. Private-ness is never trust (style rule 15), and
+    names in comments are never used either: a HELO, a qmail `(HELO x)` or an unconfirmed
+    reverse name can be anything.
 
-    Without a trusted line, the newest hop from a public address is assumed to be the border,
-    for display and for SPF; no Authentication-Results is trusted then."""
+    Without a trusted line, the newest hop from an undeclared address is assumed to be the
+    border, for display and for SPF; no Authentication-Results is trusted then."""
     started = False
     newest_first = list(reversed(hops))
     for i, hop in enumerate(newest_first):
-        older = newest_first[i + 1] if i + 1 < len(newest_first) else None
         if not started:
             if hop.by in trust.names:
                 started = True
@@ -185,21 +220,24 @@ def _find_border(hops: list[Hop], trust: Trust) -> _Border:
                 continue
             else:
                 break
-        # A `from` clause without a readable address is a line we could not read, not one of ours
-        # (Dovecot LMTP over a socket writes none: that one is local delivery).
-        unread = bool(hop.from_name) and not hop.ip and not hop.with_protocol.upper().startswith("LMTP")
-        ours = not unread and (hop.local or hop.ip in trust.addresses or (internal_address(hop.ip) and older is not None and older.by in trust.names))
-        if not ours:
+        if not _declared_sender(hop, trust):
             return _Border(hop, False, hop.field.index)
-        if older is None:
+        if i + 1 == len(newest_first):
             return _Border(None, False, hop.field.index)  # every hop is ours: mail written on our own servers
     for hop in newest_first:
-        if not hop.local and not internal_address(hop.ip):
-            return _Border(hop, True, None)
-    for hop in newest_first:
-        if not hop.local:
+        if not _declared_sender(hop, trust):
             return _Border(hop, True, None)
     return _Border(None, True, None)
+
+
+def _declared_sender(hop: Hop, trust: Trust) -> bool:
+    """The hop's sender is one of the user's servers: no connection at all (a line written inside
+    one machine), loopback, or a declared address. A `from` clause without a readable address
+    is a line we could not read, not one of ours (Dovecot LMTP over a socket writes none: that
+    one is local delivery)."""
+    if not hop.ip:
+        return not hop.from_name or hop.with_protocol.upper().startswith("LMTP")
+    return trust.declares(hop.ip)
 
 
 def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver | None = None) -> Inspection:
@@ -263,6 +301,8 @@ def _header_notes(inspection: Inspection, from_fields: list) -> None:  # type: i
         notes.append(say("sender-differs", sender=inspection.sender.address, domain=inspection.from_domain))
     if inspection.border is not None and inspection.border_assumed and inspection.hops:
         notes.append(say("border-assumed", by=inspection.border.by or "?"))
+    if inspection.border is not None and private_address(inspection.border.ip):
+        notes.append(say("border-private", ip=inspection.border.ip))
 
 
 # RFC 5322 §3.6: fields a message has at most once

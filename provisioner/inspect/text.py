@@ -252,6 +252,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Assumed that the newest Received line naming an address was written by your server ({by}); --site or --trust makes this certain.",
         "アドレスを含む最新の Received 行をあなたのサーバー ({by}) が書いたものと仮定しました。--site か --trust で確実になります。",
     ),
+    "border-private": (
+        "The message entered at {ip}, a private address you have not declared: a NAT or load balancer there hides the real sender, and no line below that hop is believed. If {ip} is one of your own mail servers, declare it: --trust-address {ip} (or list the host in --site).",
+        "メールは {ip} (宣言されていないプライベートアドレス) から入っています: そこにある NAT やロードバランサーは本当の送信元を隠すため、その下の行は信用しません。{ip} があなたのメールサーバーなら --trust-address {ip} で宣言してください (または --site にそのホストを記載)。",
+    ),
     "spf-without-return-path": (
         "No Return-Path and no recorded envelope sender, so SPF was not checked (DMARC can then pass only by DKIM).",
         "Return-Path も記録されたエンベロープ送信者もないため、SPF は検証していません (DMARC は DKIM でのみ合格できます)。",

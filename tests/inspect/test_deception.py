@@ -174,14 +174,18 @@ def test_our_own_lmtp_line_without_an_address_is_local_delivery() -> None:
     assert got.border is not None and got.border.ip == "192.0.2.1" and got.verdict is Verdict.PASS
 
 
-def test_without_trust_the_assumed_border_is_never_a_private_address() -> None:
+def test_without_trusted_names_the_assumed_border_skips_only_declared_addresses() -> None:
+    """A private address is not skipped for being private (style rule 15): only when declared."""
     raw = message(
         "Received: from gw.corp.test (gw.corp.test [10.1.2.3]) by store.corp.test with ESMTP id Q; " + DATE,
         "Received: from out.example.org (out.example.org [192.0.2.1]) by gw.corp.test with ESMTPS id P; " + DATE,
         "From: a@example.org",
     )
-    got = run(raw, Trust())
+    got = run(raw, Trust.of(addresses=["10.1.2.3"]))
     assert got.border is not None and got.border.ip == "192.0.2.1" and got.border_assumed
+    undeclared = run(raw, Trust())
+    assert undeclared.border is not None and undeclared.border.ip == "10.1.2.3" and undeclared.border_assumed
+    assert any("--trust-address 10.1.2.3" in n.en for n in undeclared.notes)
 
 
 def test_return_path_and_envelope_from_below_the_border_are_ignored() -> None:
