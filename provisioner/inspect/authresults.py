@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.inspect.message import Field, Message
+from provisioner.inspect.message import AUTH_RESULTS_FIELDS, MAX_COMMENT_DEPTH, MAX_PARSED_BYTES, Field, Message, parsable
 from provisioner.inspect.text import Text, say
 
 
@@ -50,17 +50,23 @@ class AuthResults:
 
 
 def parse_authres(value: str) -> tuple[str, tuple[MethodResult, ...], str]:
-    """(authserv-id, results, error) of one Authentication-Results value. Never raises."""
+    """(authserv-id, results, error) of one Authentication-Results value. Never raises.
+
+    authres copies the rest of the text for every token (quadratic, ~6 µs a byte) and recurses
+    once per nested comment: a value too long or nested too deep is refused before it gets there."""
     import authres
     import authres.arc
     import authres.dmarc
 
+    if not parsable(value):
+        why = f"longer than {MAX_PARSED_BYTES // 1024} KB" if len(value) > MAX_PARSED_BYTES else f"comments nested deeper than {MAX_COMMENT_DEPTH}"
+        return _authserv_guess(value), (), f"not read: {why}"
     context = authres.FeatureContext(authres.dmarc, authres.arc)
     try:
         header = context.parse_value(value)
     except authres.AuthResError as exc:
         return _authserv_guess(value), (), str(exc)
-    except (ValueError, IndexError, AttributeError) as exc:  # authres on input it did not foresee
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError, RecursionError) as exc:  # authres on input it did not foresee
         return _authserv_guess(value), (), f"cannot be parsed ({type(exc).__name__})"
     results = tuple(
         MethodResult(
@@ -76,7 +82,7 @@ def parse_authres(value: str) -> tuple[str, tuple[MethodResult, ...], str]:
 
 def _authserv_guess(value: str) -> str:
     """For a field authres refuses: the text up to the first ';', to show whose it claims to be."""
-    return value.split(";", 1)[0].strip().split(" ", 1)[0].lower()[:100]
+    return value[:200].split(";", 1)[0].strip().split(" ", 1)[0].lower()[:100]
 
 
 def _arc_instance(value: str) -> tuple[int | None, str]:
@@ -102,7 +108,7 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], t
     """
     out: list[AuthResults] = []
     for field in message.fields:
-        if field.key not in ("authentication-results", "arc-authentication-results"):
+        if field.key not in AUTH_RESULTS_FIELDS or field.index in message.unread:  # past a cap (a note says so)
             continue
         instance, value = _arc_instance(field.raw) if field.key.startswith("arc-") else (None, field.raw)
         authserv_id, results, error = parse_authres(value)

@@ -131,16 +131,30 @@ def aligned(identifier: str, from_domain: str, mode: str = "r") -> bool:
 
 
 def mailboxes(value: str) -> list[Mailbox]:
-    """RFC 5322 §3.4 address list, display names decoded."""
-    from provisioner.inspect.message import decode_value
+    """RFC 5322 §3.4 address list, display names decoded. Nothing for a value too long or nested
+    too deep for email.utils (it recurses once per comment level); parse_message notes those."""
+    from provisioner.inspect.message import decode_value, parsable
 
-    return [Mailbox(decode_value(name), addr) for name, addr in email.utils.getaddresses([value]) if addr or name]
+    if not parsable(value):
+        return []
+    try:
+        pairs = email.utils.getaddresses([value])
+    except RecursionError:  # bounded by parsable(); kept so that no input can reach the user as a traceback
+        return []
+    return [Mailbox(decode_value(name), addr) for name, addr in pairs if addr or name]
 
 
 def return_path(value: str) -> Mailbox | None:
     """RFC 5322 §3.6.7 Return-Path: `<addr>` or the null path `<>` (a bounce)."""
+    from provisioner.inspect.message import parsable
+
     text = value.strip()
     if text.replace(" ", "") == "<>":
         return Mailbox("", "")
-    _, addr = email.utils.parseaddr(text)
+    if not parsable(text):
+        return None
+    try:
+        _, addr = email.utils.parseaddr(text)
+    except RecursionError:
+        return None
     return Mailbox("", addr) if addr else None

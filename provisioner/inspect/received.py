@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from dataclasses import field as default
 from enum import StrEnum
 
-from provisioner.inspect.message import Field
+from provisioner.inspect.message import MAX_PARSED_BYTES, MAX_RECEIVED, Field
 from provisioner.inspect.text import Text, say
 
 CLOCK_SKEW = dt.timedelta(minutes=5)  # differences below this are clocks, not forgery
@@ -181,11 +181,12 @@ def _tls_from_comment(comment: str) -> str:
 
 def parse_received(received: Field) -> Hop:
     hop = Hop(received)
-    tokens = tokenize(received.raw)
+    raw = received.raw[:MAX_PARSED_BYTES]  # a real line is a few hundred bytes; parse_message notes a cut one
+    tokens = tokenize(raw)
     # the date: after the last ';' (RFC 5321 §4.4); a ';' inside a comment is not one
     semis = [i for i, t in enumerate(tokens) if t.kind is TokenKind.SEMICOLON]
     if semis:
-        date_text = received.raw[received.raw.rfind(";") + 1 :].strip()
+        date_text = raw[raw.rfind(";") + 1 :].strip()[:200]
         tokens = tokens[: semis[-1]]
         hop.time_text = date_text
         try:
@@ -251,8 +252,9 @@ def parse_received(received: Field) -> Hop:
 
 
 def read_chain(received: list[Field]) -> list[Hop]:
-    """Hops oldest first, with delays and the problems a postmaster would point at."""
-    hops = [parse_received(f) for f in reversed(received)]
+    """Hops oldest first, with delays and the problems a postmaster would point at. Only the
+    newest MAX_RECEIVED lines (the topmost fields) are read; parse_message notes a longer chain."""
+    hops = [parse_received(f) for f in reversed(received[:MAX_RECEIVED])]
     previous_time: dt.datetime | None = None
     for number, hop in enumerate(hops, 1):
         hop.number = number

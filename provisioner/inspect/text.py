@@ -276,6 +276,33 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "At delivery a trusted server recorded dmarc={then}; re-verified now it is {now} (a DNS record or key may have changed since).",
         "配送時に信頼するサーバーが記録した結果は dmarc={then} でしたが、今回の再検証では {now} です (その後 DNS レコードや鍵が変わった可能性があります)。",
     ),
+    # input limits (message.py MAX_*): what a hostile header section gets read of
+    "cap-where-one": ("{name} (line {line})", "{name} ({line} 行目)"),
+    "cap-where-many": ("{count} fields, the first {name} (line {line})", "{count} 個のヘッダー (最初は {line} 行目の {name})"),
+    "cap-received": (
+        "The message has {count} Received lines; only the newest {limit} were read (Postfix bounces a message after 50 hops).",
+        "Received 行が {count} 個あります。新しい方から {limit} 個だけを読みました (Postfix は 50 回中継されたメールを返送します)。",
+    ),
+    "cap-signatures": (
+        "The message has {count} DKIM signatures; only the topmost {limit} were read.",
+        "DKIM 署名が {count} 個あります。上から {limit} 個だけを読みました。",
+    ),
+    "cap-auth-results": (
+        "Not read: {where}. Only the topmost {limit} Authentication-Results fields, {kb} KB in all, are read; those your servers add are on top.",
+        "読んでいません: {where}。認証結果 (Authentication-Results) は上から {limit} 個、合計 {kb} KB までだけを読みます。あなたのサーバーが付けたものは一番上にあります。",
+    ),
+    "cap-long-field": (
+        "Longer than {limit} KB: {where}. A Received line is read up to there, any other such field not at all.",
+        "{limit} KB を超えています: {where}。Received 行はそこまでを読み、それ以外のヘッダーは読んでいません。",
+    ),
+    "cap-deep-comments": (
+        "Not read: {where}: comments (parentheses) nest deeper than {limit} levels.",
+        "読んでいません: {where}: コメント (括弧) の入れ子が {limit} 段を超えています。",
+    ),
+    "cap-encoded-words": (
+        "More than {limit} encoded words (RFC 2047): {where}; the rest is shown as written.",
+        "エンコードされた語 (RFC 2047) が {limit} 個を超えています: {where}。残りはそのまま表示しています。",
+    ),
 }
 
 
