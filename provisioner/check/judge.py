@@ -62,9 +62,10 @@ def _norm(value: str, rtype: str) -> str:
 # ---------------------------------------------------------------------------- generic records
 
 
-def judge_records(domain: str, category: Category, prefix: str, expected: Sequence[Record], answer: Answer) -> list[Finding]:
+def judge_records(domain: str, category: Category, prefix: str, expected: Sequence[Record], answer: Answer, single: bool = False) -> list[Finding]:
     """Every expected value at one (name, type) is published; other values at the name are
-    reported (as a warning) when the expected set is complete. TXT compares the joined strings."""
+    reported (as a warning) when the expected set is complete. TXT compares the joined strings.
+    `single`: more than one record of the kind makes readers ignore them all (an error)."""
     if not expected:
         return []
     rtype = expected[0].type
@@ -77,6 +78,19 @@ def judge_records(domain: str, category: Category, prefix: str, expected: Sequen
     if rtype == "TXT":
         kinds = {r.value.split(";", 1)[0].split(" ", 1)[0].lower() for r in want}
         relevant = {k: v for k, v in seen.items() if k.split(";", 1)[0].split(" ", 1)[0].lower() in kinds}
+    if single and len(relevant) > 1:
+        return [
+            Finding(
+                f"{prefix}.multiple",
+                domain,
+                category,
+                Severity.ERROR,
+                want[0].name,
+                " | ".join(r.value for r in want),
+                " | ".join(relevant.values()),
+                f"keep one record: {zone_line(want[0])}",
+            )
+        ]
     findings: list[Finding] = []
     for record in want:
         if _norm(record.value, rtype) in seen:
@@ -158,22 +172,41 @@ def judge_mx(domain: str, expected: Sequence[Record], answer: Answer) -> list[Fi
             findings.append(
                 Finding("mx.missing", domain, Category.MX, _missing_severity(record), name, str(want), answer.describe(), f"add: {zone_line(record)}")
             )
-    wanted = {parse_mx(r.value).host for r in expected if isinstance(parse_mx(r.value), MxValue)}  # type: ignore[union-attr]
-    extra = [str(mx) for host, mx in sorted(seen.items()) if host not in wanted]
-    if extra:
-        null_mixed = "." in seen and len(seen) > 1
+    ours = [mx for mx in (parse_mx(r.value) for r in expected) if isinstance(mx, MxValue)]
+    wanted = {mx.host for mx in ours}
+    extra = [mx for host, mx in sorted(seen.items()) if host not in wanted]
+    if not extra:
+        return findings
+    declared = " | ".join(r.value for r in expected)
+    remove = "remove the MX record(s) the site does not declare: "
+    if "." in seen and len(seen) > 1:  # RFC 7505 §3: a null MX stands alone
+        text = " | ".join(map(str, extra))
+        findings.append(Finding("mx.unexpected", domain, Category.MX, Severity.ERROR, name, declared, text, remove + text))
+        return findings
+    # RFC 5321 §5.1: senders try MX hosts lowest preference first, a random one among equals. An MX
+    # we do not declare that is tried before (or with) any of ours receives our mail: a hijack, an
+    # error. One tried only after all of ours fail is a stale backup: a warning. Ours count at the
+    # preference declared and at the one published, whichever is later.
+    last = max((mx.priority for mx in [*ours, *(seen[h] for h in wanted if h in seen)]), default=-1)
+    first = [mx for mx in extra if mx.priority <= last]
+    after = [mx for mx in extra if mx.priority > last]
+    if first:
+        text = " | ".join(map(str, first))
         findings.append(
             Finding(
-                "mx.unexpected",
+                "mx.unexpected-preferred",
                 domain,
                 Category.MX,
-                Severity.ERROR if null_mixed else Severity.WARNING,  # RFC 7505 §3: a null MX stands alone
+                Severity.ERROR,
                 name,
-                " | ".join(r.value for r in expected),
-                " | ".join(extra),
-                f"remove the MX record(s) the site does not declare: {' | '.join(extra)}",
+                declared,
+                text,
+                f"mail goes to these hosts before or alongside yours (lower or equal preference number); {remove}{text}",
             )
         )
+    if after:
+        text = " | ".join(map(str, after))
+        findings.append(Finding("mx.unexpected", domain, Category.MX, Severity.WARNING, name, declared, text, remove + text))
     return findings
 
 
@@ -324,10 +357,29 @@ def judge_dkim(domain: str, expected: Record, answer: Answer) -> list[Finding]:
         else:
             add("dkim.not-revoked", Severity.WARNING, keys[0], f"publish the withdrawn selector revoked: {zone_line(expected)}")
         return findings
+    # A key verifiers ignore or cannot use is no match, whatever its bytes (RFC 6376 §3.6.1, RFC 8301 §3.1).
+    usable = seen.for_email and seen.allows_sha256
+    if not seen.revoked and not seen.for_email:
+        add(
+            "dkim.not-for-email",
+            Severity.ERROR,
+            f"s={':'.join(seen.services)}",
+            f"verifiers ignore this key for mail (RFC 6376 §3.6.1): remove s= or make it s=email; {zone_line(expected)}",
+            "s=email or s=* (or no s=)",
+        )
+    if not seen.revoked and not seen.allows_sha256:
+        add(
+            "dkim.no-sha256",
+            Severity.ERROR,
+            f"h={':'.join(seen.hashes or ())}",
+            f"verifiers accept only sha256 signatures, never sha1 (RFC 8301 §3.1): remove h= or make it h=sha256; {zone_line(expected)}",
+            "h=sha256 (or no h=)",
+        )
     # RFC 6376 §3.6: the published key must be the one we sign with, byte for byte (DKIM-14).
     ours, theirs = _key_bytes(want.public_key), seen.key_bytes()
     if seen.key_type == want.key_type and ours is not None and ours == theirs:
-        add("dkim.match", Severity.PASS, keys[0])
+        if usable:
+            add("dkim.match", Severity.PASS, keys[0])
     elif seen.revoked:
         add("dkim.revoked", _missing_severity(expected), keys[0], f"publish the key: {zone_line(expected)}")
         return findings

@@ -170,10 +170,24 @@ class DkimRecord:
     key_type: str  # k=, default rsa
     public_key: str  # p= with whitespace removed; "" = revoked
     testing: bool  # t=y
+    services: tuple[str, ...] = ("*",)  # s=, a colon list; default "*" (RFC 6376 §3.6.1)
+    hashes: tuple[str, ...] | None = None  # h=, a colon list; None = not given, all allowed
 
     @property
     def revoked(self) -> bool:
         return self.public_key == ""
+
+    @property
+    def for_email(self) -> bool:
+        """RFC 6376 §3.6.1: verifiers MUST ignore a key whose s= names neither `*` nor `email`
+        (values are case-sensitive, §3.2)."""
+        return "*" in self.services or "email" in self.services
+
+    @property
+    def allows_sha256(self) -> bool:
+        """RFC 8301 §3.1: verifiers MUST NOT accept sha1, so h= must allow sha256 (the only hash
+        left for rsa-sha256 and ed25519-sha256, RFC 8463)."""
+        return self.hashes is None or "sha256" in self.hashes
 
     def key_bytes(self) -> bytes | None:
         try:
@@ -195,10 +209,22 @@ def parse_dkim(text: str) -> DkimRecord | Invalid:
     if key_type not in ("rsa", "ed25519"):
         return Invalid(text, f"k={key_type} is not rsa or ed25519")
     public_key = re.sub(r"\s+", "", tags["p"])
-    record = DkimRecord(text, key_type, public_key, "y" in tags.get("t", "").split(":"))
+    record = DkimRecord(
+        text,
+        key_type,
+        public_key,
+        "y" in _colon_list(tags.get("t", "")),
+        _colon_list(tags["s"]) if "s" in tags else ("*",),
+        _colon_list(tags["h"]) if "h" in tags else None,
+    )
     if public_key and record.key_bytes() is None:
         return Invalid(text, "p= is not base64")
     return record
+
+
+def _colon_list(value: str) -> tuple[str, ...]:
+    """RFC 6376 §3.6.1: t=, s= and h= are colon lists; folding whitespace may surround each item."""
+    return tuple(item for item in re.sub(r"\s+", "", value).split(":") if item)
 
 
 def dkim_key_bits(record: DkimRecord) -> int | None:
