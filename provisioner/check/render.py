@@ -1,12 +1,18 @@
-"""Views of a Report: a table for people, JSON for pipelines (shape in docs/check.md)."""
+"""Views of a Report: a table for people, JSON for pipelines (shape in docs/check.md).
+
+The table quotes others' DNS data (TXT records, rua targets, host names in answers, certificate
+names): every cell is a plain `Text` with its controls made visible (provisioner.textsafe), so a
+record can neither drive the terminal nor be read as rich markup. JSON carries the exact text."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from provisioner.check.findings import Finding, Report, Severity
+from provisioner.textsafe import visible
 
 MARK = {Severity.PASS: "✓", Severity.WARNING: "!", Severity.ERROR: "✗"}
 STYLE = {Severity.PASS: "green", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
@@ -21,12 +27,16 @@ def _worst(findings: list[Finding]) -> Severity:
     return Severity.PASS
 
 
+def _cell(value: str) -> Text:
+    return Text(visible(value))
+
+
 def report_table(report: Report, problems_only: bool = False) -> Table:
     """One table, grouped by domain (or host) and category: mark, check id, expected, seen, fix."""
     c = report.counts
     table = Table(
         title=f"provision check: {c[Severity.PASS]} ✓  {c[Severity.WARNING]} !  {c[Severity.ERROR]} ✗",
-        caption=f"DNS: {report.resolver}; DNSBL: {report.dnsbl_resolver}",
+        caption=_cell(f"DNS: {report.resolver}; DNSBL: {report.dnsbl_resolver}"),
         show_lines=False,
     )
     for column in ("domain", "category", "", "check", "name", "expected", "seen", "fix"):
@@ -38,14 +48,14 @@ def report_table(report: Report, problems_only: bool = False) -> Table:
         first = True
         for finding in shown:
             table.add_row(
-                domain if first else "",
-                finding.category.value,
-                MARK[finding.severity],
-                finding.id,
-                finding.subject,
-                finding.expected,
-                finding.seen,
-                finding.advice,
+                _cell(domain if first else ""),
+                _cell(finding.category.value),
+                _cell(MARK[finding.severity]),
+                _cell(finding.id),
+                _cell(finding.subject),
+                _cell(finding.expected),
+                _cell(finding.seen),
+                _cell(finding.advice),
                 style=STYLE[finding.severity] if not finding.passed else None,
             )
             first = False
