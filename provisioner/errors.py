@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provisioner.textsafe import visible
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One problem in a site file, pointing at its source."""
+    """One problem in a site file, pointing at its source. Its text form is one line with the
+    file's controls made visible (a key or value may carry ESC, CR, LF or bidi controls); the
+    fields themselves keep the exact text (for JSON)."""
 
     file: str
     line: int
@@ -19,7 +23,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
         text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-        return f"{text} (hint: {self.hint})" if self.hint else text
+        return visible(f"{text} (hint: {self.hint})" if self.hint else text)
 
 
 class ProvisionError(Exception):
