@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from provisioner.errors import ProvisionError, SiteInvalid
+from provisioner.textsafe import visible
 
 app = typer.Typer(
     add_completion=False,
@@ -36,8 +37,10 @@ app = typer.Typer(
     ),
     epilog="Docs: README.md and docs/ in the project. Exit codes: 0 success, 1 user error.",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# No markup, emoji codes or highlighting: a string printed here is shown as it is, never
+# interpreted ('[link=...]' or ':warning:' in a DNS answer or a header is data).
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 SiteArg = Annotated[Path, typer.Argument(help="the site file (site.yaml)", show_default=False)]
 StateOpt = Annotated[Path | None, typer.Option("--state", help="state directory (default: state/ beside the site file)")]
@@ -67,7 +70,7 @@ def _fail(exc: ProvisionError) -> NoReturn:
             err.print(str(problem), markup=False, soft_wrap=True)
         err.print(f"{len(exc.problems)} problem{'s' * (len(exc.problems) != 1)} found", markup=False)
     else:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        err.print(visible(f"error: {exc}"), markup=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -103,7 +106,7 @@ def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
         _print_json({"valid": True, "problems": []})
     else:
         s = loaded.site
-        out.print(f"{site}: valid ({len(s.hosts)} hosts, {len(s.domains)} domains, {sum(len(d.mailboxes) for d in s.domains.values())} mailboxes)")
+        out.print(visible(f"{site}: valid ({len(s.hosts)} hosts, {len(s.domains)} domains, {sum(len(d.mailboxes) for d in s.domains.values())} mailboxes)"))
 
 
 @app.command(epilog="Example: provision keys examples/all-in-one/site.yaml --rotate smallco.example")
@@ -133,14 +136,14 @@ def keys(
             ks = rotate_keys(loaded.site, state_dir, targets, vault_password=vault)
             for domain in targets:
                 active = ", ".join(k.selector for k in ks.signing_keys(domain))
-                out.print(f"{domain}: now signing with {active}")
+                out.print(visible(f"{domain}: now signing with {active}"))
             return
         with _progress() as bar:
             task = bar.add_task("generating DKIM keys", total=None)
             _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total), vault_password=vault)
     except ProvisionError as exc:
         _fail(exc)
-    out.print(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}")
+    out.print(visible(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}"))
 
 
 @app.command(epilog="Example: provision render examples/all-in-one/site.yaml -o build/")
@@ -163,7 +166,7 @@ def render(
     if fmt == "json":
         _print_json(data)
         return
-    table = Table(title=f"rendered into {output}/", show_lines=False)
+    table = Table(title=visible(f"rendered into {output}/"), show_lines=False)
     table.add_column("host")
     table.add_column("files", justify="right")
     table.add_column("written")
@@ -173,11 +176,11 @@ def render(
         shown = paths if len(paths) <= 20 else [*paths[:15], f"... and {len(paths) - 15} more"]
         if keys:
             shown.append(f"{keys} DKIM private key{'s' * (keys != 1)} in /etc/opendkim/keys/")
-        table.add_row(host, str(len(tree.files)), "\n".join(shown))
+        table.add_row(visible(host), str(len(tree.files)), "\n".join(visible(line) for line in shown))
     out.print(table)
     sheets = "sheet.html, sheet.ja.html" if "dns/sheet.html" in dns_files else "no sheet for this many domains: provision dns --format sheet"
-    out.print(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, {sheets})")
-    out.print(f"manifest: {output / 'manifest.json'}")
+    out.print(visible(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, {sheets})"))
+    out.print(visible(f"manifest: {output / 'manifest.json'}"))
 
 
 @app.command(epilog="Example: provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html")
@@ -353,7 +356,7 @@ def apply(
 
         def show(event) -> None:  # type: ignore[no-untyped-def]
             line = f"{event.host}: {event.task}: {event.status}"
-            err.print(line + (f": {event.message}" if event.status == "failed" and event.message else ""), markup=False, soft_wrap=True)
+            err.print(visible(line + (f": {event.message}" if event.status == "failed" and event.message else "")), markup=False, soft_wrap=True)
 
         result = run_apply(site, build_dir, inventory, limit, progress=show)
     except ProvisionError as exc:
@@ -361,7 +364,7 @@ def apply(
     if fmt == "json":
         print(apply_json(result))
     for failure in result.failures:
-        err.print(f"failed on {failure.host} at task '{failure.task}': {failure.message}", markup=False, soft_wrap=True)
+        err.print(visible(f"failed on {failure.host} at task '{failure.task}': {failure.message}"), markup=False, soft_wrap=True)
     if result.exit_code == 0 and fmt != "json":
         out.print("applied")
     raise typer.Exit(result.exit_code)
@@ -457,7 +460,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - a bug must still not dump a traceback on a user
         if os.environ.get("PROVISION_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (run with PROVISION_DEBUG=1 for details, and report it)", markup=False)
+        err.print(visible(f"internal error: {type(exc).__name__}: {exc} (run with PROVISION_DEBUG=1 for details, and report it)"), markup=False)
         sys.exit(70)
 
 

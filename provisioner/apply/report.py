@@ -1,6 +1,8 @@
 """Plan and apply results as JSON and Markdown (one result, several renderings).
 
-Only paths, reasons, service and task names: secret files are marked, never shown.
+Only paths, reasons, service and task names: secret files are marked, never shown. Host names,
+task names and messages come from the inventory and the hosts: in Markdown each line has their
+controls made visible (provisioner.textsafe); JSON carries the exact text.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from provisioner.apply.plan import ApplyResult, HostPlan, PlanResult
+from provisioner.textsafe import visible
 
 
 def _host_data(host: HostPlan) -> dict[str, Any]:
@@ -62,4 +65,4 @@ def plan_markdown(result: PlanResult, title: str = "Plan") -> str:
         lines.append("")
     total = sum(1 for h in result.hosts if h.changed)
     lines.append(f"{total} of {len(result.hosts)} host(s) would change." if result.ok else "The plan failed; nothing was changed.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(visible(line) for line in lines) + "\n"
