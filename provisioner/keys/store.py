@@ -4,6 +4,9 @@ Layout of STATE (default `state/` beside the site file):
 
     dkim.yaml                       which selector generation is active, standby, retired
     dkim/<a-label-domain>/<selector>.pem   private keys, PKCS#8 PEM, mode 0600
+    secret-digest.key               the key of the manifest's digests of secret files, 0600
+
+Every directory provisioner makes in STATE is 0700, whatever the umask (make_dirs).
 
 With a vault password (`--vault-password-file FILE` or ANSIBLE_VAULT_PASSWORD_FILE), new private
 keys are written as ansible-vault files (`$ANSIBLE_VAULT;1.1;AES256`, made by ansible-core's own
@@ -20,10 +23,12 @@ not signing), so a rotation needs no wait for DNS.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import string
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from ansible.parsing.vault import VaultLib
 
 STATE_FILE = "dkim.yaml"
+STATE_DIR_MODE = 0o700  # every directory made in STATE: it holds private keys
 # A retired selector stays published this long: mail signed just before a rotation may sit in
 # queues for up to 5 days (maximal_queue_lifetime) and be verified again when forwarded.
 RETIRED_DAYS = 14
@@ -206,21 +212,58 @@ def save_state(ks: KeyState, site_name: str) -> None:
         "# retired is still published for verification, withdrawn is published revoked (p=).\n"
     )
     body = {"version": 1, "domains": {d: [g.as_dict() for g in gens] for d, gens in sorted(ks.domains.items())}}
-    atomic_write(ks.state_dir / STATE_FILE, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True), 0o644)
+    atomic_write(ks.state_dir / STATE_FILE, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True), 0o644, STATE_DIR_MODE)
 
 
-def atomic_write(path: Path, content: str | bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def make_dirs(path: Path | str, mode: int) -> None:
+    """Make `path` and its missing parents, each with exactly `mode` (chmod after mkdir, so
+    the umask neither widens nor narrows it); directories that exist are left as they are."""
+    missing = []
+    current = os.fspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if os.path.isdir(directory):
+                continue  # made by someone else meanwhile: theirs, not ours to chmod
+            raise
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, content: str | bytes, mode: int, dir_mode: int = 0o755) -> None:
+    """Replace `path` whole with `content` and exactly `mode`, or leave it as it was.
+
+    The bytes go to a fresh file beside it (mkstemp: a random name, O_EXCL, 0600, so a link
+    planted at a predictable name is never followed) whose mode is set before the first byte
+    is written, then it is renamed over `path`. Missing parents are made with `dir_mode`
+    (STATE_DIR_MODE in the state directory, which holds private keys).
+    """
+    make_dirs(path.parent, dir_mode)
     data = content.encode() if isinstance(content, str) else content
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(os.dup(fd), "wb") as handle:
+                handle.write(data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 # ---------------------------------------------------------------------------- generation
@@ -315,10 +358,10 @@ def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] 
 
         nonlocal done
         for path, pem in results:
-            atomic_write(Path(path), vault.encrypt(pem) if vault is not None else pem, 0o600)
+            atomic_write(Path(path), vault.encrypt(pem) if vault is not None else pem, 0o600, STATE_DIR_MODE)
             # The public half (not secret) beside it: records never need to decrypt the key.
             k, p = dkim_public_value(pem)
-            atomic_write(Path(path).with_suffix(".pub"), f"{k} {p}\n", 0o644)
+            atomic_write(Path(path).with_suffix(".pub"), f"{k} {p}\n", 0o644, STATE_DIR_MODE)
             done += 1
             if progress:
                 progress(done, total)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from provisioner.errors import ProvisionError
-from provisioner.keys.store import atomic_write
+from provisioner.keys.store import STATE_DIR_MODE, atomic_write
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import TlsSource
@@ -69,8 +69,8 @@ def add_tls(tree: HostTree, site: Site, host: Host, state_dir: Path, now: dt.dat
     cert_file, key_file = stored / "cert.pem", stored / "key.pem"
     if not (key_file.exists() and _usable(cert_file, host.fqdn, now)):
         cert_pem, key_pem = self_signed(host.fqdn, now)
-        atomic_write(key_file, key_pem, 0o600)
-        atomic_write(cert_file, cert_pem, 0o644)
+        atomic_write(key_file, key_pem, 0o600, STATE_DIR_MODE)
+        atomic_write(cert_file, cert_pem, 0o644, STATE_DIR_MODE)
     paths = TlsPaths(cert=f"/{CERT_DIR}/{host.fqdn}.crt", key=f"/{CERT_DIR}/{host.fqdn}.key")
     tree.add(paths.cert[1:], cert_file.read_bytes(), 0o644)
     tree.add(paths.key[1:], key_file.read_bytes(), 0o600, secret=True)
