@@ -27,7 +27,7 @@ from provisioner.check.parse import (
     parse_dmarc,
     parse_mx,
 )
-from provisioner.check.query import Answer
+from provisioner.check.query import Answer, Outcome
 from provisioner.check.spf import MAX_LOOKUPS, MAX_VOID_LOOKUPS, HostResult, SpfProblemKind, SpfResult, SpfWalk, spf_records
 from provisioner.dns.formats import rdata
 from provisioner.dns.records import Level, Record
@@ -51,8 +51,16 @@ def _failed(domain: str, category: Category, prefix: str, answer: Answer, expect
         answer.name,
         expected,
         answer.describe(),
-        "the nameserver did not answer; check that the zone is served and retry",
+        _UNRESOLVED_ADVICE[answer.outcome],
     )
+
+
+# run_check stops first when the resolver itself is silent (ResolverUnreachable), so what is left
+# is about the name: its zone's servers, or the resolver's verdict on them.
+_UNRESOLVED_ADVICE = {
+    Outcome.TIMEOUT: "the resolver replies, but not for this name in time: check that the zone's nameservers answer, then retry (or raise --timeout)",
+    Outcome.SERVFAIL: "the resolver could not resolve this name (SERVFAIL/REFUSED): check the zone's delegation and DNSSEC, then retry",
+}
 
 
 def _norm(value: str, rtype: str) -> str:

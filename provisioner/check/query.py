@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from provisioner.errors import ProvisionError
+
 # dnspython (with its DoH/DoQ machinery, 0.1 s to import) is imported where a question is
 # asked, so commands that only read (provision inspect without --verify) do not pay for it.
 
@@ -23,8 +25,8 @@ class Outcome(StrEnum):
     ANSWER = "answer"
     NXDOMAIN = "nxdomain"  # the name does not exist
     NODATA = "nodata"  # the name exists, but has no record of this type
-    TIMEOUT = "timeout"
-    SERVFAIL = "servfail"  # SERVFAIL, REFUSED, no usable nameserver, network error
+    TIMEOUT = "timeout"  # no reply at all: timed out, or the network refused to carry the question
+    SERVFAIL = "servfail"  # a reply, but no answer: SERVFAIL, REFUSED, a malformed reply
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Answer:
         return {
             Outcome.NXDOMAIN: "NXDOMAIN (no such name)",
             Outcome.NODATA: f"no {self.rdtype} record",
-            Outcome.TIMEOUT: "no answer (timeout)",
+            Outcome.TIMEOUT: f"no answer ({self.detail or 'timeout'})",
             Outcome.SERVFAIL: f"lookup failed ({self.detail or 'SERVFAIL'})",
         }[self.outcome]
 
@@ -120,7 +122,8 @@ def _rdata_text(rdata: object) -> str:
 
 class DnsResolver:
     """dnspython; the system resolver unless `nameservers` are given. One timeout bounds each
-    question (all tries, all servers), so a dead server costs `timeout` seconds, not more."""
+    question (all tries, all servers), so a dead server costs `timeout` seconds, not more; with
+    several servers each try gets its share, so a dead first server leaves time for the next."""
 
     def __init__(self, nameservers: Sequence[Nameserver] | None = None, timeout: float = 2.0) -> None:
         import dns.nameserver
@@ -131,7 +134,7 @@ class DnsResolver:
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(ns.ip, ns.port) for ns in nameservers]
         else:
             self._resolver = dns.resolver.Resolver(configure=True)
-        self._resolver.timeout = timeout
+        self._resolver.timeout = timeout / max(1, len(self._resolver.nameservers))
         self._resolver.lifetime = timeout
         self._resolver.search = []
         self._resolver.use_search_by_default = False
@@ -139,7 +142,10 @@ class DnsResolver:
         self.timeout = timeout
 
     def describe(self) -> str:
-        return ", ".join(str(ns) for ns in self.nameservers) or "system resolver"
+        if self.nameservers:
+            return ", ".join(str(ns) for ns in self.nameservers)
+        system = ", ".join(str(getattr(ns, "address", ns)) for ns in self._resolver.nameservers)
+        return f"system resolver ({system})" if system else "system resolver"
 
     def resolve(self, name: str, rdtype: str) -> Answer:
         import dns.exception
@@ -155,6 +161,10 @@ class DnsResolver:
         except dns.exception.Timeout:
             return Answer(qname, rdtype, Outcome.TIMEOUT)
         except dns.resolver.NoNameservers as exc:
+            errors = exc.kwargs.get("errors") or []
+            if errors and all(response is None and isinstance(error, OSError) for *_, error, response in errors):
+                # no server replied: the network refused (ICMP unreachable on TCP, no route)
+                return Answer(qname, rdtype, Outcome.TIMEOUT, detail=f"{type(errors[-1][3]).__name__}: {errors[-1][3]}"[:200])
             return Answer(qname, rdtype, Outcome.SERVFAIL, detail=str(exc)[:200])
         except (dns.exception.DNSException, OSError, ValueError) as exc:
             return Answer(qname, rdtype, Outcome.SERVFAIL, detail=f"{type(exc).__name__}: {exc}"[:200])
@@ -205,6 +215,37 @@ class CachingResolver:
         with self._lock:
             self._cache[key] = answer
         return answer
+
+
+# ---------------------------------------------------------------------------- is anyone there?
+
+
+class ResolverUnreachable(ProvisionError):
+    """The resolver itself gives no reply: every question would time out, and each row would
+    blame a zone that is not at fault. Raised once, before any record is judged."""
+
+    def __init__(self, resolver: str, option: str, silent: Sequence[Answer], timeout: float) -> None:
+        asked = ", ".join(f"{a.rdtype} {a.name}" for a in silent)
+        self.resolver = resolver
+        super().__init__(
+            f"the DNS resolver {resolver} gave no reply to {asked} ({silent[-1].describe()}, {timeout:g} s each): "
+            "it is down, is not a DNS server, or a firewall drops the packets; nothing was checked. "
+            f"Check the network and firewall (UDP and TCP to that address), or name a working resolver with {option} IP[:PORT]"
+        )
+
+
+def silent_probe(resolver: Resolver, zone: str) -> list[Answer]:
+    """Ask `. NS` (any recursive resolver knows it; an authoritative one refuses at once), then
+    `<zone> SOA`. Any reply, even REFUSED or NXDOMAIN, shows the server is there: return [].
+    Two questions, so one lost packet does not condemn a resolver. Returns the questions that got
+    no reply: both, when nobody is listening."""
+    silent = []
+    for name, rdtype in ((".", "NS"), (zone, "SOA")):
+        answer = resolver.resolve(name, rdtype)
+        if answer.outcome is not Outcome.TIMEOUT:
+            return []
+        silent.append(answer)
+    return silent
 
 
 # ---------------------------------------------------------------------------- query names

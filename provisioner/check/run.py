@@ -32,7 +32,7 @@ from provisioner.check.judge import (
     seen_dmarc,
 )
 from provisioner.check.parse import Invalid, parse_dmarc
-from provisioner.check.query import Answer, CachingResolver, Resolver, dnsbl_name
+from provisioner.check.query import Answer, CachingResolver, Resolver, ResolverUnreachable, dnsbl_name, silent_probe
 from provisioner.check.spf import HostResult, check_host, walk_spf
 from provisioner.dns.records import Record, site_records
 from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, Status
@@ -62,8 +62,14 @@ def run_check(
     `timeout` is the per-question timeout the resolver was built with; pyspf gets ten times
     that for a whole check_host() (RFC 7208 §4.6.4 suggests at least 20 s, SPF-20).
     DNSBL questions go to `dnsbl_resolver` when given (mail-standards BL-05).
+
+    Raises ResolverUnreachable, before judging anything, when a resolver gives no reply at all
+    (two questions, `timeout` each): a dead resolver is one problem, not one per record.
     """
     today = today or dt.date.today()
+    _require_reply(resolver, min(site.domains, default="."), "--nameserver", timeout)
+    if dnsbl_resolver is not None and site.policy.dnsbl:
+        _require_reply(dnsbl_resolver, site.policy.dnsbl[0].zone, "--dnsbl-nameserver", timeout)
     records = site_records(site, keys, today=today)
     cached = CachingResolver(resolver)
     bl_cached = CachingResolver(dnsbl_resolver) if dnsbl_resolver is not None else cached
@@ -129,6 +135,12 @@ def run_check(
     )
 
 
+def _require_reply(resolver: Resolver, zone: str, option: str, timeout: float) -> None:
+    silent = silent_probe(resolver, zone)
+    if silent:
+        raise ResolverUnreachable(_describe(resolver), option, silent, timeout)
+
+
 def _sending_hosts(site: Site) -> list[tuple[str, Host]]:
     from provisioner.dns.records import sending_hosts
 
@@ -172,9 +184,11 @@ def check_domain(
             answer = resolver.resolve(name, "TXT")
             findings += judge_dmarc(domain, group[0], answer, _report_targets(domain, answer, resolver))
         elif rtype == "TXT" and name.startswith("_mta-sts."):
-            findings += judge_records(domain, Category.MTA_STS, "mta-sts", group, resolver.resolve(name, "TXT"))
+            # RFC 8461 §3.1: several STSv1 records mean no policy at all.
+            findings += judge_records(domain, Category.MTA_STS, "mta-sts", group, resolver.resolve(name, "TXT"), single=True)
         elif rtype == "TXT" and name.startswith("_smtp._tls."):
-            findings += judge_records(domain, Category.TLS_RPT, "tls-rpt", group, resolver.resolve(name, "TXT"))
+            # RFC 8460 §3: not exactly one TLSRPTv1 record means no TLS reporting.
+            findings += judge_records(domain, Category.TLS_RPT, "tls-rpt", group, resolver.resolve(name, "TXT"), single=True)
         elif rtype == "SRV":
             findings += judge_records(domain, Category.SRV, "srv", group, resolver.resolve(name, "SRV"))
         elif rtype == "CNAME":
