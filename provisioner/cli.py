@@ -259,8 +259,11 @@ def check(
         keys = load_state(state_dir_for(loaded.path, state), vault_password_from(vault_password_file, os.environ))
         resolver = DnsResolver(servers or None, timeout)
         dnsbl_resolver = DnsResolver(dnsbl_servers, timeout) if dnsbl_servers else None
-        with _progress() as bar:
-            task = bar.add_task("checking", total=None)
+        bar = _progress()
+        bar.disable = not err.is_terminal  # progress only on a terminal: nothing in logs or pipes
+        with bar:
+            # a dead resolver is detected before any row (ResolverUnreachable); the timer shows the wait
+            task = bar.add_task(f"checking via {resolver.describe()}", total=None)
             report = run_check(
                 loaded.site,
                 keys,
