@@ -11,10 +11,11 @@ from typing import Any
 
 from provisioner.dns import build_outputs
 from provisioner.dns.records import site_records
+from provisioner.keys.digest import state_digest_key
 from provisioner.keys.store import ensure_keys, state_dir_for
 from provisioner.render import render_site
 from provisioner.render.tree import HostTree
-from provisioner.render.writer import write_build
+from provisioner.render.writer import check_output, write_build
 from provisioner.site.validate import LoadedSite, load_site
 
 
@@ -37,8 +38,9 @@ def build(
 ) -> Build:
     loaded = load_site(site)
     state_dir = state_dir_for(loaded.path, state)
+    check_output(output, loaded.path.parent, state_dir)  # before any key is made
     keys, _ = ensure_keys(loaded.site, state_dir, progress=progress, vault_password=vault_password)
     trees = render_site(loaded, keys, state_dir, env)
     dns_files = build_outputs(loaded.site, site_records(loaded.site, keys))
-    manifest = write_build(output, trees, dns_files)
+    manifest = write_build(output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir)
     return Build(loaded, output, trees, dns_files, manifest)

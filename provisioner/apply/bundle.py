@@ -9,6 +9,7 @@ change, and a re-apply touches nothing.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionError
-
-BUNDLES = ".bundles"  # inside the build directory; a new render replaces the directory whole
+from provisioner.keys.digest import secret_digest
+from provisioner.render.writer import BUNDLES, read_digest_keys
 
 
 def read_manifest(build_dir: Path) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def write_bundles(build_dir: Path, hosts: list[str] | None = None) -> dict[str, 
     out = build_dir / BUNDLES
     out.mkdir(mode=0o700, exist_ok=True)
     written = {}
+    digest_keys: dict[str, bytes] | None = None
     for host in sorted(hosts if hosts is not None else manifest["hosts"]):
         entry = manifest["hosts"].get(host)
         if entry is None:
@@ -48,7 +50,12 @@ def write_bundles(build_dir: Path, hosts: list[str] | None = None) -> dict[str, 
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for file in sorted(entry["files"], key=lambda f: f["path"]):
                 content = (build_dir / host / file["path"].lstrip("/")).read_bytes()
-                if hashlib.sha256(content).hexdigest() != file["sha256"]:
+                if "hmac_sha256" in file:  # a secret: keyed digest (provisioner.keys.digest)
+                    digest_keys = digest_keys if digest_keys is not None else read_digest_keys(build_dir)
+                    same = host in digest_keys and hmac.compare_digest(secret_digest(digest_keys[host], content), file["hmac_sha256"])
+                else:
+                    same = hashlib.sha256(content).hexdigest() == file.get("sha256")
+                if not same:
                     raise ProvisionError(f"{build_dir}/{host}{file['path']} differs from manifest.json: render again")
                 info = tarfile.TarInfo(file["path"].lstrip("/"))
                 info.size = len(content)

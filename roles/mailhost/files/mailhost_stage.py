@@ -3,7 +3,12 @@
 It decides nothing about mail: the bundle (a tar the provisioner built from the rendered tree
 and its manifest) already carries every path, mode and owner. This script only compares,
 extracts, compiles the lookup tables Postfix is told about, and replaces live files atomically.
-It prints one JSON object (paths and reasons, never file contents); arguments come on stdin.
+It prints one JSON object (paths and reasons, never file contents or digests); arguments come
+on stdin. A secret file's entry carries `hmac_sha256` under this host's `digest_key` (never a
+plain sha256, which would let anyone who sees it test guesses of the secret offline).
+It runs as root: every file and directory it makes gets its mode explicitly, whatever the
+umask, and a temporary file has a random name made with O_EXCL (a link planted there is never
+followed).
 
   inspect         what differs between the manifest and the live files (read-only)
   stage B S       extract bundle B into a fresh staging directory S
@@ -13,6 +18,7 @@ It prints one JSON object (paths and reasons, never file contents); arguments co
 """
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -20,27 +26,36 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
 
 
-def sha256(path):
-    digest = hashlib.sha256()
+def sha256(path, key=None):
+    """Hex sha256 of the file, or its HMAC-SHA256 under `key` (RFC 2104)."""
+    digest = hashlib.sha256() if key is None else hmac.new(key, digestmod=hashlib.sha256)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def difference(live, want):
-    """Why the live file is not what the entry wants, or None. want: sha256, mode, owner, group."""
+def same_content(live, want, key):
+    if "hmac_sha256" in want:  # a secret file: only the keyed digest is known here
+        return key is not None and hmac.compare_digest(sha256(live, key), want["hmac_sha256"])
+    return sha256(live) == want["sha256"]
+
+
+def difference(live, want, key=None):
+    """Why the live file is not what the entry wants, or None.
+    want: sha256 (or hmac_sha256 under `key`), mode, owner, group."""
     try:
         info = os.lstat(live)
     except FileNotFoundError:
         return "missing"
     if not stat.S_ISREG(info.st_mode):
         return "not a file"
-    if sha256(live) != want["sha256"]:
+    if not same_content(live, want, key):
         return "content"
     if f"{stat.S_IMODE(info.st_mode):04o}" != want["mode"]:
         return "mode"
@@ -67,6 +82,21 @@ def group_name(gid):
         return str(gid)
 
 
+def make_dirs(path, mode):
+    """Make `path` and its missing parents with exactly `mode` (chmod after mkdir defeats the
+    umask); existing directories are left as they are."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        os.mkdir(directory, mode)
+        os.chmod(directory, mode)
+
+
 def services_for(paths, reload_on):
     return sorted(service for service, prefixes in reload_on.items() if any(p.startswith(tuple(prefixes)) for p in paths))
 
@@ -81,7 +111,8 @@ def table_suffix(config_dir):
 
 def inspect(args):
     """Read-only: files whose live copy differs, tables to compile, services to reload."""
-    files = [{"path": f["path"], "why": why} for f in args["files"] for why in [difference(f["path"], f)] if why]
+    key = bytes.fromhex(args["digest_key"]) if args.get("digest_key") else None
+    files = [{"path": f["path"], "why": why} for f in args["files"] for why in [difference(f["path"], f, key)] if why]
     changed = {f["path"] for f in files}
     try:
         suffix = table_suffix("/etc/postfix")
@@ -106,7 +137,7 @@ def stage(bundle, staged):
             if not member.isreg() or name.startswith(("/", "..")):
                 raise SystemExit(f"bundle holds {member.name!r}, which is not a relative regular file")
             target = os.path.join(staged, name)
-            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            make_dirs(os.path.dirname(target), 0o755)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(tar.extractfile(member), out)
@@ -177,16 +208,31 @@ def install(staged, args):
         if difference(live, entry_of(path)) is None:
             continue
         directory = os.path.dirname(live)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        temporary = os.path.join(directory, f".{os.path.basename(live)}.provisioner-new")
-        shutil.copyfile(path, temporary)
-        info = os.lstat(path)
-        os.chown(temporary, info.st_uid, info.st_gid)
-        os.chmod(temporary, stat.S_IMODE(info.st_mode))
-        os.utime(temporary, ns=(info.st_atime_ns, info.st_mtime_ns))
-        os.replace(temporary, live)
+        make_dirs(directory, 0o755)
+        replace(path, live)
         changed.append(live)
     return {"provisioner": "install", "changed": changed, "reload": services_for(changed, args["reload_on"])}
+
+
+def replace(staged_file, live):
+    """Put a copy of staged_file at `live` atomically, with its owner and mode before any byte."""
+    info = os.lstat(staged_file)
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(live)}.provisioner-", dir=os.path.dirname(live))
+    try:
+        with os.fdopen(fd, "wb") as target, open(staged_file, "rb") as source:
+            os.fchown(target.fileno(), info.st_uid, info.st_gid)
+            os.fchmod(target.fileno(), stat.S_IMODE(info.st_mode))
+            shutil.copyfileobj(source, target)
+            target.flush()
+            os.utime(target.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.fsync(target.fileno())
+        os.replace(temporary, live)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def main(argv):
@@ -207,4 +253,5 @@ def main(argv):
     print(json.dumps(report, sort_keys=True))
 
 
-main(sys.argv)
+if __name__ == "__main__":  # run as `python3 -c <this file>`; tests import it
+    main(sys.argv)
