@@ -7,12 +7,13 @@ sections are the same classes at site level and as per-domain overrides: what a 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from provisioner.site.types import (
     Alignment,
+    AnsibleHost,
     DkimKeyType,
     DmarcPolicy,
     DomainName,
@@ -29,14 +30,40 @@ from provisioner.site.types import (
     Size,
     SpfAll,
     Targets,
+    Text,
     TlsSource,
     Transport,
+    Version,
     fail,
+    visible,
 )
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _visible(cls, value: Any) -> Any:
+        """The one text rule (types.visible) on every string a field holds, whatever its type.
+
+        Typed values (names, hashes, URIs) check it themselves with an exact position; this
+        net covers plain `str` fields with a pattern, and any field added later.
+        """
+        for text in _strings(value):
+            visible(text)
+        return value
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings directly in a field's value: itself, tuple items, mapping keys and values."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, tuple):
+        return [item for item in value if isinstance(item, str)]
+    if isinstance(value, dict):
+        return [item for pair in value.items() for item in pair if isinstance(item, str)]
+    return []
 
 
 # ---------------------------------------------------------------------------- policy
@@ -68,7 +95,7 @@ class DmarcPolicyConfig(Frozen):
     p: DmarcPolicy = Field(DmarcPolicy.QUARANTINE, description="policy for the domain")
     sp: DmarcPolicy | None = Field(None, description="policy for subdomains")
     np: DmarcPolicy | None = Field(None, description="policy for non-existent subdomains (RFC 9989)")
-    rua: tuple[str, ...] = Field((), description="aggregate report addresses, mailto: URIs")
+    rua: tuple[Text, ...] = Field((), description="aggregate report addresses, mailto: URIs")
     adkim: Alignment = Alignment.RELAXED
     aspf: Alignment = Alignment.RELAXED
 
@@ -81,11 +108,11 @@ class DmarcPolicyConfig(Frozen):
 class MtaStsPolicy(Frozen):
     mode: MtaStsMode = MtaStsMode.TESTING
     # RFC 8461 §3.2: max_age up to 31557600; weeks are recommended once stable.
-    max_age: int = Field(604800, ge=86400, le=31557600, description="seconds senders cache the policy")
+    max_age: StrictInt = Field(604800, ge=86400, le=31557600, description="seconds senders cache the policy")
 
 
 class TlsRptPolicy(Frozen):
-    rua: tuple[str, ...] = Field((), description="TLS report addresses: mailto: or https: URIs")
+    rua: tuple[Text, ...] = Field((), description="TLS report addresses: mailto: or https: URIs")
 
     @field_validator("rua")
     @classmethod
@@ -101,7 +128,7 @@ class TlsRptPolicy(Frozen):
 
 class DnsblSite(Frozen):
     zone: DomainName
-    weight: int = Field(3, ge=1, le=10)
+    weight: StrictInt = Field(3, ge=1, le=10)
 
 
 def _default_dnsbl() -> tuple[DnsblSite, ...]:
@@ -140,9 +167,10 @@ def _mailto_uri(uri: object, what: str) -> str:
 
 
 class AnsibleTarget(Frozen):
-    host: str | None = Field(None, description="address or name Ansible connects to", pattern=r"^[A-Za-z0-9.:-]+$")
-    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]*$")
-    port: int | None = Field(None, ge=1, le=65535)
+    # These reach ssh's command line: nothing may start with '-' (it would be read as an option).
+    host: AnsibleHost | None = None
+    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]*$", max_length=32)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     connection: Literal["ssh", "local"] | None = None
 
 
@@ -151,7 +179,7 @@ class Host(Frozen):
     ipv4: tuple[IPv4, ...] = ()
     ipv6: tuple[IPv6, ...] = ()
     services: tuple[Service, ...] = Field(min_length=1)
-    mx_priority: int | None = Field(None, ge=0, le=65535)
+    mx_priority: StrictInt | None = Field(None, ge=0, le=65535)
     ansible: AnsibleTarget | None = None
 
     @field_validator("services")
@@ -188,7 +216,7 @@ class Host(Frozen):
 
 class Smarthost(Frozen):
     host: DomainName
-    port: int = Field(587, ge=1, le=65535)
+    port: StrictInt = Field(587, ge=1, le=65535)
     username: str = Field(pattern=r"^[^\s:#]+$", max_length=256)
     password: SecretValue
 
@@ -241,7 +269,7 @@ class Domain(Frozen):
 
 
 class Site(Frozen):
-    version: Literal[1]
+    version: Version
     name: SimpleName = Field(description="site name: [a-z0-9-]+")
     hosts: dict[SimpleName, Host] = Field(min_length=1)
     policy: Policy = Policy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -19,6 +20,53 @@ from pydantic_core import PydanticCustomError
 
 def fail(message: str, hint: str = "") -> PydanticCustomError:
     return PydanticCustomError("provision", message, {"hint": hint})
+
+
+# ---------------------------------------------------------------------------- text
+
+# Every value ends up in a config line, a table, a command line or a terminal. One rule for all
+# of them: no character of Unicode category C* (controls, format/bidi, unassigned) or Z* (line
+# and paragraph separators, non-ASCII spaces). str.isprintable() is exactly that set, with the
+# plain space U+0020 let through; each field's own pattern decides whether a space is legal.
+
+
+def visible(value: str, what: str = "value") -> str:
+    """`value` unchanged, or an error naming the first invisible character and where it is."""
+    if value.isprintable():
+        return value
+    index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+    label = unicodedata.name(char, "") or {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB"}.get(char, "control character")
+    shown = repr(value) if len(value) <= 80 else repr(value[:60]) + "..."
+    raise fail(
+        f"{what} {shown} contains U+{ord(char):04X} ({label}) at character {index + 1}",
+        "no line breaks, tabs, control, bidi or invisible characters; retype the value",
+    )
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise fail(f"expected text, got {type(value).__name__}", "quote it")
+    return visible(value)
+
+
+# A free-text string: no C*/Z* characters except a plain space. Every plain `str` field uses it.
+Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string"})]
+
+
+def _strict_int(value: Any) -> int:
+    # YAML `true` is a bool, and bool is an int in Python: refuse it (and "10", 10.0) for numbers.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(f"expected a whole number, got {value!r}", "write digits without quotes, e.g. 10")
+    return value
+
+
+def _version(value: Any) -> int:
+    if _strict_int(value) != 1:
+        raise fail(f"version {value!r} is not supported", "version: 1")
+    return 1
+
+
+Version = Annotated[int, PlainValidator(_version), WithJsonSchema({"const": 1, "type": "integer"})]
 
 
 # ---------------------------------------------------------------------------- domain names
@@ -33,12 +81,13 @@ def to_a_label(value: Any, what: str = "domain name") -> str:
     name = value.strip().rstrip(".")
     if not name or any(c.isspace() for c in value):
         raise fail(f"{value!r} is not a valid {what}", "no spaces or line breaks")
+    visible(value, what)
     try:
         ascii_name = name.encode("ascii").decode().lower() if name.isascii() else idna.encode(name, uts46=True).decode()
     except (idna.IDNAError, UnicodeError) as exc:
         raise fail(f"{value!r} is not a valid {what}: {exc}", "use letters, digits and hyphens per label") from None
     labels = ascii_name.split(".")
-    if len(labels) < 2 or len(ascii_name) > 253 or not all(_LDH_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or len(ascii_name) > 253 or not all(_LDH_LABEL.fullmatch(label) for label in labels):
         raise fail(
             f"{value!r} is not a valid {what}",
             "labels of letters, digits and hyphens joined by dots, e.g. mail.example.com (RFC 1123)",
@@ -68,8 +117,8 @@ _LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?$")
 def _local_part(value: Any) -> str:
     if not isinstance(value, str):
         raise fail(f"expected a local part (the part before @), got {type(value).__name__}", "e.g. alice")
-    local = value.lower()
-    if not _LOCAL.match(local) or ".." in local or len(local) > 64:
+    local = visible(value, "local part").lower()
+    if not _LOCAL.fullmatch(local) or ".." in local or len(local) > 64:
         raise fail(
             f"{value!r} is not an accepted local part",
             "letters, digits and . _ - (not first or last, no '..'; + is the tag delimiter), at most 64 characters",
@@ -117,27 +166,54 @@ _SIMPLE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def _simple_name(value: Any) -> str:
-    if not isinstance(value, str) or not _SIMPLE_NAME.match(value):
+    if not isinstance(value, str) or not _SIMPLE_NAME.fullmatch(visible(value, "name")):
         raise fail(f"{value!r} is not an accepted name", "lower-case letters, digits and '-', e.g. mx1")
     return value
 
 
 SimpleName = Annotated[str, PlainValidator(_simple_name), WithJsonSchema({"type": "string", "pattern": _SIMPLE_NAME.pattern})]
 
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _ansible_host(value: Any) -> str:
+    """An IP address or a host name: ssh and Ansible read a leading '-' as an option, so none."""
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(visible(value, "host")))
+        except ValueError:
+            labels = value.rstrip(".").split(".")
+            if len(value) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels):
+                return value
+    raise fail(f"{value!r} is not an IP address or host name", "e.g. 192.0.2.10 or mx1.example.com (it must not start with '-')")
+
+
+AnsibleHost = Annotated[
+    str,
+    PlainValidator(_ansible_host),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9.:][A-Za-z0-9.:-]*$", "description": "address or name Ansible connects to"}),
+]
+
 
 # ---------------------------------------------------------------------------- addresses, networks
 
 
+def _address_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise fail(f"expected an address as text, got {type(value).__name__}", "e.g. 203.0.113.10 or 2001:db8::10")
+    return visible(value, "address")
+
+
 def _ipv4(value: Any) -> ipaddress.IPv4Address:
     try:
-        return ipaddress.IPv4Address(str(value))
+        return ipaddress.IPv4Address(_address_text(value))
     except ValueError:
         raise fail(f"{value!r} is not an IPv4 address", "e.g. 203.0.113.10") from None
 
 
 def _ipv6(value: Any) -> ipaddress.IPv6Address:
     try:
-        return ipaddress.IPv6Address(str(value))
+        return ipaddress.IPv6Address(_address_text(value))
     except ValueError:
         raise fail(f"{value!r} is not an IPv6 address", "e.g. 2001:db8::10") from None
 
@@ -148,7 +224,7 @@ IPv6 = Annotated[ipaddress.IPv6Address, PlainValidator(_ipv6), PlainSerializer(s
 
 def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        return ipaddress.ip_address(str(value))
+        return ipaddress.ip_address(_address_text(value))
     except ValueError:
         raise fail(f"{value!r} is not an IP address", "e.g. 192.0.2.53 or 2001:db8::53") from None
 
@@ -164,7 +240,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _network(value: Any) -> Network:
-    text = str(value)
+    text = _address_text(value)
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -191,8 +267,8 @@ _TRANSPORT = re.compile(r"^(smtp|lmtp|relay):(\[[a-z0-9.-]+\]|[a-z0-9.-]+)(:[0-9
 
 
 def _transport(value: Any) -> str:
-    text = str(value).strip().lower() if isinstance(value, str) else ""
-    found = _TRANSPORT.match(text)
+    text = visible(value, "transport").strip().lower() if isinstance(value, str) else ""
+    found = _TRANSPORT.fullmatch(text)
     if not found:
         raise fail(
             f"{value!r} is not an accepted transport",
@@ -219,8 +295,8 @@ _SIZE = re.compile(r"^([1-9][0-9]*)([KMGT]?)$")
 
 
 def _size(value: Any) -> str:
-    text = str(value).strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not _SIZE.match(text):
+    text = visible(str(value), "size").strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _SIZE.fullmatch(text):
         raise fail(f"{value!r} is not a size", "a number with an optional K, M, G or T suffix, e.g. 2G")
     return text
 
@@ -258,13 +334,14 @@ def _secret_ref(value: dict[str, Any]) -> SecretRef:
     keys = set(value)
     if keys == {"env"}:
         name = value["env"]
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             raise fail(f"{name!r} is not an environment variable name", "e.g. SMARTHOST_PASSWORD")
         return SecretRef(env=name)
     if keys == {"file"}:
         rel = value["file"]
-        if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/") or "\n" in rel:
+        if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/"):
             raise fail(f"{rel!r} is not an accepted secret file", "a path relative to the site file, without '..'")
+        visible(rel, "secret file")
         return SecretRef(file=rel)
     raise fail("a secret reference has exactly one key, env or file", "{env: NAME} or {file: relative/path}")
 
@@ -297,7 +374,7 @@ _SCHEME = re.compile(r"^\{([A-Z0-9.-]+)\}(.*)$", re.S)
 
 def check_password_hash(text: str) -> str:
     """A Dovecot scheme-prefixed hash of an accepted scheme, or an error that says what to do."""
-    found = _SCHEME.match(text)
+    found = _SCHEME.fullmatch(visible(text, "password hash"))
     if not found:
         raise fail(
             "plaintext is not accepted; a password must be a Dovecot scheme-prefixed hash",
@@ -309,7 +386,7 @@ def check_password_hash(text: str) -> str:
             f"the password scheme {{{scheme}}} is not accepted (weak or plaintext)",
             "use {ARGON2ID}, {BLF-CRYPT} or {SHA512-CRYPT}; `provision passwd` prints an {ARGON2ID} hash",
         )
-    if not _HASH_FORMS[scheme].match(body):
+    if not _HASH_FORMS[scheme].fullmatch(body):
         raise fail(f"this is not a well-formed {{{scheme}}} hash", "copy the whole hash, e.g. from `provision passwd`")
     return text
 
