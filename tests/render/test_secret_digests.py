@@ -153,3 +153,20 @@ def test_the_role_ships_only_this_hosts_digest_key_to_the_inspect_task() -> None
     inspect = tasks[tasks.index("- name: Compare the live files with the build") :].split("\n- name:")[0]
     assert "'digest_key': (lookup('ansible.builtin.file', mailhost_build_dir ~ '/.secret-digest-keys.json') | from_json).hosts[mailhost_host]" in inspect
     assert "no_log: true" in inspect
+
+
+def test_with_a_vault_password_the_digest_key_is_a_vault_file(rendered, tmp_path: Path) -> None:
+    from provisioner.errors import ProvisionError
+    from provisioner.keys.digest import state_digest_key
+    from provisioner.keys.store import KeyState
+
+    site, _, _, _ = rendered
+    first = build(site, tmp_path / "b", tmp_path / "state", ENV, vault_password=b"correct horse").manifest
+    key_file = tmp_path / "state" / KEY_FILE
+    assert key_file.read_bytes().startswith(b"$ANSIBLE_VAULT;1.1;AES256") and key_file.stat().st_mode & 0o777 == 0o600
+    assert build(site, tmp_path / "b", tmp_path / "state", ENV, vault_password=b"correct horse").manifest == first
+    with pytest.raises(ProvisionError, match="encrypted with ansible-vault"):
+        state_digest_key(KeyState(tmp_path / "state"))
+    key_file.write_text("not a key\n")
+    with pytest.raises(ProvisionError, match="is damaged"):
+        state_digest_key(KeyState(tmp_path / "state"))
