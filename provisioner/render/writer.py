@@ -160,6 +160,8 @@ def _old_build(out: Path) -> _OldBuild | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
+        if not os.path.lexists(out):
+            raise  # a parent is a file
         raise ProvisionError(f"{out} exists and is not a directory") from None
     if not names:
         return None
@@ -285,10 +287,13 @@ def write_build(
     extra = extra or {}
     check_output(out, site_dir, state_dir)
     out = out.absolute()
-    old = _old_build(out)
+    try:
+        old = _old_build(out)
+        make_dirs(out.parent, DIR_MODE)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    except OSError as exc:
+        raise ProvisionError(f"cannot write the build directory {out}: {exc.strerror or exc}") from None
     previous = old.files if old is not None else {}
-    make_dirs(out.parent, DIR_MODE)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     made: set[str] = set()
     key = digest_key if digest_key is not None else os.urandom(32)
 
@@ -340,8 +345,10 @@ def write_build(
             _remove(retired / "build", old.ours)
             with contextlib.suppress(OSError):
                 os.rmdir(retired)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)  # our own, made above: all of it is ours
+        if isinstance(exc, OSError):
+            raise ProvisionError(f"cannot write the build directory {out}: {exc.strerror or exc}") from None
         raise
     return data
 

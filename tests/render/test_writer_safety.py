@@ -216,3 +216,12 @@ def test_an_empty_directory_is_filled(tmp_path: Path) -> None:
     out.mkdir()
     write_build(out, small_tree())
     assert (out / MARKER).read_bytes() == MARKER_TEXT
+
+
+def test_an_output_under_a_file_or_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProvisionError, match="cannot write the build directory .*Not a directory"):
+        write_build(tmp_path / "file" / "build", small_tree())
+    with pytest.raises(ProvisionError, match="exists and is not a directory"):
+        write_build(tmp_path / "file", small_tree())
+    assert (tmp_path / "file").read_text() == "x"
