@@ -19,16 +19,20 @@ from provisioner.site.validate import Issue, LoadedSite, raise_issues
 class Secrets:
     smarthost_password: str | None
     passwd: list[dovecot.PasswdEntry]
+    smarthost_ca: bytes | None = None  # not secret, but read from beside the site file like one
 
 
 def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
     """Every secret reference of the site, or every missing one reported at once."""
     site = loaded.site
     issues: list[Issue] = []
-    smarthost_password = None
+    smarthost_password = smarthost_ca = None
     if site.relay.smarthost:
         smarthost_password, issue = resolve(site.relay.smarthost.password, loaded.base_dir, env, ("relay", "smarthost", "password"))
         issues += [issue] if issue else []
+        if site.relay.smarthost.tls_ca:
+            smarthost_ca, issue = postfix.read_smarthost_ca(site.relay.smarthost.tls_ca, loaded.base_dir)
+            issues += [issue] if issue else []
     entries: list[dovecot.PasswdEntry] = []
     for domain_name in site.hosted_domains:
         for local, mailbox in site.domains[domain_name].mailboxes.items():
@@ -48,7 +52,7 @@ def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
                     continue
             entries.append(dovecot.PasswdEntry(f"{local}@{domain_name}", password, mailbox.quota))
     raise_issues(loaded, issues)
-    return Secrets(smarthost_password, entries)
+    return Secrets(smarthost_password, entries, smarthost_ca)
 
 
 def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mapping[str, str]) -> dict[str, HostTree]:
@@ -64,7 +68,7 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
         tree = HostTree(name)
         paths = tls.add_tls(tree, site, host, state_dir)
         milter = opendkim.add_opendkim(tree, site, host, keys)
-        postfix.build(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password), tree)
+        postfix.build(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca), tree)
         dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)
         trees[name] = tree
     return trees

@@ -7,6 +7,7 @@ sections are the same classes at site level and as per-domain overrides: what a 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
@@ -214,11 +215,47 @@ class Host(Frozen):
 # ---------------------------------------------------------------------------- relay, tls
 
 
+_CA_PATH = r"[A-Za-z0-9_][A-Za-z0-9._@+-]*(?:/[A-Za-z0-9_][A-Za-z0-9._@+-]*)*"
+
+
+class SmarthostCa(Frozen):
+    """A private CA for the smarthost: a PEM file beside the site file, shipped to the hosts."""
+
+    file: str = Field(
+        max_length=1024,
+        description="PEM certificate(s) of the CA (or the provider's own certificate), relative to the site file",
+        json_schema_extra={"pattern": f"^{_CA_PATH}$"},
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, rel: str) -> str:
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise fail(f"{rel!r} is not inside the site directory", "a path relative to the site file, without '..', e.g. certs/provider-ca.pem")
+        if not re.fullmatch(_CA_PATH, rel):
+            raise fail(f"{rel!r} is not an accepted file name", "letters, digits and . _ @ + - in names joined by '/'")
+        return rel
+
+
 class Smarthost(Frozen):
-    host: DomainName
+    host: DomainName = Field(description="the provider's name as its certificate names it (verified: TLS level secure)")
     port: StrictInt = Field(587, ge=1, le=65535)
     username: str = Field(pattern=r"^[^\s:#]+$", max_length=256)
     password: SecretValue
+    tls_ca: SmarthostCa | None = Field(None, description="trust only this CA for the smarthost, instead of the system's CAs")
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _name_not_address(cls, value: object) -> object:
+        # Postfix 'secure' matches the certificate against the next-hop *name*
+        # (smtp_tls_secure_cert_match = nexthop); an address literal can match no name.
+        text = value.strip("[] ") if isinstance(value, str) else ""
+        if text and (text.replace(".", "").isdigit() or ":" in text):
+            raise fail(
+                f"{value!r} is an IP address: the smarthost's certificate cannot be checked against it",
+                "write the provider's host name, the one its TLS certificate names (e.g. smtp.provider.example)",
+            )
+        return value
 
 
 class Relay(Frozen):

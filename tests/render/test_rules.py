@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import SiteInvalid
+from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES
 from tests.render.helpers import main_cf, render_example, text
+from tests.render.test_smarthost_tls import make_pki
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +99,133 @@ def test_transport_map_lines(multi) -> None:
     assert "legacy.acme.example\tsmtp:[mail.legacy.acme.example]:25\n" in transport
 
 
-def test_smarthost_credentials_are_secret_and_tls_is_required(multi) -> None:
+def test_smarthost_credentials_are_secret_and_its_certificate_is_verified(multi) -> None:
     f = multi["out1"].files["etc/postfix/sasl_passwd"]
     assert f.mode == 0o600 and f.secret
     assert f.content.decode().endswith("[smtp.provider.example]:587\tacme:example-smarthost-secret\n")
     params = main_cf(multi, "out1")
     assert params["relayhost"] == "[smtp.provider.example]:587"
-    assert params["smtp_tls_security_level"] == "encrypt"
+    assert params["smtp_tls_security_level"] == "encrypt"  # the site's own hosts: TLS, self-signed allowed
+    assert params["smtp_tls_CAfile"] == "/etc/ssl/certs/ca-certificates.crt"
     assert "example-smarthost-secret" not in text(multi, "out1", "etc/postfix/main.cf")
+    for host in multi:
+        # the password goes only where the certificate is verified for the name (secure); partners keep may
+        policy = dict(line.split("\t") for line in text(multi, host, "etc/postfix/tls_policy").splitlines() if not line.startswith("#"))
+        assert policy == {
+            params["relayhost"]: "secure match=nexthop protocols=>=TLSv1.2",
+            "[mx.partner.example]:25": "may",
+            "[mail.legacy.acme.example]:25": "may",
+        }
+        assert not any(p.endswith("smarthost-ca.pem") for p in multi[host].files)
+
+
+@functools.cache
+def _ca_pem() -> bytes:
+    return make_pki().ca
+
+
+def _smarthost_site(tmp_path: Path, tls_ca: str | None = None, host: str = "smtp.provider.example") -> Path:
+    site_dir = tmp_path / "site"
+    shutil.copytree(EXAMPLES / "multi-host", site_dir)
+    site = (site_dir / "site.yaml").read_text()
+    site = site.replace("    host: smtp.provider.example\n", f"    host: {host}\n")
+    if tls_ca is not None:
+        site = site.replace("    password: {env: SMARTHOST_PASSWORD}\n", f"    password: {{env: SMARTHOST_PASSWORD}}\n    tls_ca: {tls_ca}\n")
+    (site_dir / "site.yaml").write_text(site)
+    return site_dir
+
+
+def test_a_private_ca_for_the_smarthost_is_shipped_and_trusted_alone(tmp_path: Path) -> None:
+    site_dir = _smarthost_site(tmp_path, "{file: certs/provider-ca.pem}")
+    (site_dir / "certs").mkdir()
+    (site_dir / "certs/provider-ca.pem").write_bytes(b"comment lines are dropped\n" + _ca_pem())
+    trees, out = render_example("multi-host", tmp_path, site_dir / "site.yaml")
+    manifest = json.loads((out / "manifest.json").read_text())
+    for host, tree in trees.items():
+        ca = tree.files["etc/ssl/provisioner/smarthost-ca.pem"]
+        assert ca.content == _ca_pem() and ca.mode == 0o644 and not ca.secret
+        assert "/etc/ssl/provisioner/smarthost-ca.pem" in {e["path"] for e in manifest["hosts"][host]["files"]}
+        assert "/etc/ssl/provisioner/smarthost-ca.pem" not in manifest["hosts"][host]["postfix_tables"]
+        policy = text(trees, host, "etc/postfix/tls_policy")
+        # postconf(5) smtp_tls_trust_anchor_file: with a tafile only its anchors are trusted
+        assert "[smtp.provider.example]:587\tsecure match=nexthop protocols=>=TLSv1.2 tafile=/etc/ssl/provisioner/smarthost-ca.pem\n" in policy
+
+
+def _link_out(site_dir: Path) -> None:
+    (site_dir / "certs").symlink_to(site_dir.parent / "elsewhere", target_is_directory=True)
+    (site_dir.parent / "elsewhere").mkdir()
+    (site_dir.parent / "elsewhere/provider-ca.pem").write_bytes(_ca_pem())
+
+
+def _put(data: bytes):
+    def write(site_dir: Path) -> None:
+        (site_dir / "certs").mkdir()
+        (site_dir / "certs/provider-ca.pem").write_bytes(data)
+
+    return write
+
+
+def _device(site_dir: Path) -> None:
+    (site_dir / "certs").mkdir()
+    (site_dir / "certs/provider-ca.pem").symlink_to("/dev/zero")
+
+
+def _directory(site_dir: Path) -> None:
+    (site_dir / "certs/provider-ca.pem").mkdir(parents=True)
+
+
+BAD_CA_FILES = {
+    "missing": (lambda site_dir: None, "CA file certs/provider-ca.pem not found"),
+    "link out of the site directory": (_link_out, "leads out of the site directory"),
+    "link to a device": (_device, "leads out of the site directory"),
+    "a directory": (_directory, "is not a regular file"),
+    "too large": (_put(b"#" * ((1 << 20) + 1)), "is larger than 1048576 bytes"),
+    "with a private key": (_put(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "holds a private key"),
+    "not PEM": (_put(b"\x00\xff binary"), "holds no PEM certificate"),
+}
+
+
+@pytest.mark.parametrize("make, message", BAD_CA_FILES.values(), ids=BAD_CA_FILES.keys())
+def test_a_bad_smarthost_ca_file_is_refused_with_its_position(make, message: str, tmp_path: Path) -> None:
+    site_dir = _smarthost_site(tmp_path, "{file: certs/provider-ca.pem}")
+    make(site_dir)
+    with pytest.raises(SiteInvalid) as caught:
+        render_example("multi-host", tmp_path, site_dir / "site.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1 and ":53:" in problems[0] and "relay.smarthost.tls_ca.file: " in problems[0] and message in problems[0], problems
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("host", ["192.0.2.25", "'[192.0.2.25]'", "'2001:db8::25'", "'[2001:db8::25]'"])
+def test_a_smarthost_given_as_an_ip_address_is_refused(host: str, tmp_path: Path) -> None:
+    site_dir = _smarthost_site(tmp_path, host=host)
+    with pytest.raises(SiteInvalid) as caught:
+        load_site(site_dir / "site.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1 and "relay.smarthost.host: " in problems[0] and "certificate cannot be checked" in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "tls_ca",
+    [
+        "{file: ../outside.pem}",
+        "{file: certs/../../outside.pem}",
+        "{file: /etc/ssl/certs/ca-certificates.crt}",
+        '{file: "certs/a\\nb.pem"}',
+        '{file: "certs/ca.pem\\n"}',
+        '{file: "certs/\\u202eb.pem"}',
+        '{file: "certs/\\0.pem"}',
+        "{file: ''}",
+        "certs/ca.pem",
+        "{path: /x.pem}",
+    ],
+)
+def test_the_smarthost_ca_reference_stays_inside_the_site_directory(tls_ca: str, tmp_path: Path) -> None:
+    site_dir = _smarthost_site(tmp_path, tls_ca)
+    with pytest.raises(SiteInvalid) as caught:
+        load_site(site_dir / "site.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert problems and all(":53:" in p and "relay.smarthost.tls_ca" in p for p in problems), problems
 
 
 def test_only_declared_address_families_send(multi) -> None:
