@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from provisioner.keys.store import ensure_keys
 from provisioner.render import render_site
 from provisioner.render.tree import HostTree
 from provisioner.site.validate import load_site
-from tests.conftest import ALICE_HASH, FIXED_DAY, ROOT
+from tests.conftest import FIXED_DAY, MINIMAL, ROOT
 
 pytestmark = [
     pytest.mark.judge,
@@ -238,33 +237,15 @@ class Smarthost:
 
 
 def site_yaml(port: int, with_ca: bool) -> str:
-    ca = "\n            tls_ca: {file: certs/provider-ca.pem}" if with_ca else ""
-    return textwrap.dedent(f"""\
-        version: 1
-        name: t
-        hosts:
-          mx1:
-            fqdn: mx1.t.example
-            ipv4: [192.0.2.10]
-            services: [mx, submission, imap]
-            mx_priority: 10
-          out1:
-            fqdn: out1.t.example
-            ipv4: [192.0.2.11]
-            services: [relay]
-        relay:
-          networks: [192.168.10.0/24]
-          smarthost:
-            host: {NAME}
-            port: {port}
-            username: {USER}
-            password: {{env: SMARTHOST_PASSWORD}}{ca}
-        domains:
-          t.example:
-            mailboxes:
-              alice: {{password: "{ALICE_HASH}"}}
-            aliases: {{postmaster: alice}}
-        """)
+    """The conftest's minimal site plus a relay host that sends through the smarthost."""
+    ca = "\n    tls_ca: {file: certs/provider-ca.pem}" if with_ca else ""
+    relay = (
+        "  out1:\n    fqdn: out1.t.example\n    ipv4: [192.0.2.11]\n    services: [relay]\n"
+        f"relay:\n  networks: [192.168.10.0/24]\n  smarthost:\n    host: {NAME}\n    port: {port}\n"
+        f"    username: {USER}\n    password: {{env: SMARTHOST_PASSWORD}}{ca}\n"
+    )
+    assert "\ndomains:\n" in MINIMAL
+    return MINIMAL.replace("\ndomains:\n", f"\n{relay}domains:\n", 1)
 
 
 def render_relay(tmp_path: Path, port: int, ca: bytes | None) -> HostTree:
@@ -430,6 +411,17 @@ def deliver(instance: Instance) -> str:
 # ---------------------------------------------------------------------------- the tests
 
 
+def attempt(served: Issued, site_ca: bytes | None, tmp_path: Path) -> tuple[Smarthost, str, str]:
+    """One delivery through a smarthost showing `served`: the server, the delivery line, the log."""
+    server = Smarthost(served, tmp_path)
+    try:
+        tree = render_relay(tmp_path, server.port, site_ca)
+        with postfix_instance(tree) as instance:
+            return server, deliver(instance), instance.log
+    finally:
+        server.stop()
+
+
 @dataclass(frozen=True)
 class Case:
     served: str  # which certificate the smarthost shows (a Pki field)
@@ -449,14 +441,7 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED.values(), ids=REFUSED.keys())
 def test_unverified_smarthost_never_sees_the_password(case: Case, pki: Pki, tmp_path: Path) -> None:
-    server = Smarthost(getattr(pki, case.served), tmp_path)
-    try:
-        tree = render_relay(tmp_path, server.port, pki.ca if case.site_ca else None)
-        with postfix_instance(tree) as instance:
-            line = deliver(instance)
-            log = instance.log
-    finally:
-        server.stop()
+    server, line, log = attempt(getattr(pki, case.served), pki.ca if case.site_ca else None, tmp_path)
     assert "status=deferred" in line, line
     assert "Server certificate not verified" in line or "certificate verification failed" in log, log
     assert "Verified TLS connection established" not in log
@@ -468,14 +453,7 @@ def test_unverified_smarthost_never_sees_the_password(case: Case, pki: Pki, tmp_
 
 @pytest.mark.parametrize("served", ["by_ca", "wildcard"])
 def test_smarthost_with_the_sites_private_ca_gets_the_login_and_the_mail(served: str, pki: Pki, tmp_path: Path) -> None:
-    server = Smarthost(getattr(pki, served), tmp_path)
-    try:
-        tree = render_relay(tmp_path, server.port, pki.ca)
-        with postfix_instance(tree) as instance:
-            line = deliver(instance)
-            log = instance.log
-    finally:
-        server.stop()
+    server, line, log = attempt(getattr(pki, served), pki.ca, tmp_path)
     assert "status=sent" in line, log
     assert f"Verified TLS connection established to {NAME}[127.0.0.1]:{server.port}" in log
     assert server.credentials == [f"\0{USER}\0{PASSWORD}".encode()]
