@@ -248,7 +248,9 @@ def _caps(fields: tuple[Field, ...]) -> tuple[frozenset[int], list[Text]]:
     long_fields = [f for f in fields if f.index not in unread and len(f.raw) > MAX_PARSED_BYTES and (f.key in _PARSED_FIELDS)]
     if long_fields:
         notes.append(say("cap-long-field", where=_where(long_fields), limit=MAX_PARSED_BYTES // 1024))
-    deep = [f for f in fields if f.index not in unread and f.key in _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS and len(f.raw) <= MAX_PARSED_BYTES and not parsable(f.raw)]
+    deep = [
+        f for f in fields if f.index not in unread and f.key in _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS and len(f.raw) <= MAX_PARSED_BYTES and not parsable(f.raw)
+    ]
     if deep:
         notes.append(say("cap-deep-comments", where=_where(deep), limit=MAX_COMMENT_DEPTH))
     many_words = [f for f in fields if f.raw.count("=?") > MAX_ENCODED_WORDS and _encoded_words(f.raw) > MAX_ENCODED_WORDS]
