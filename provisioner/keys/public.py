@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from provisioner.errors import ProvisionError
+from provisioner.keys.store import STATE_DIR_MODE, atomic_write
 
 
 def dkim_public_value(private_pem: bytes) -> tuple[str, str]:
@@ -39,7 +40,5 @@ def cached_public_value(private_path: Path, read_private: Callable[[], bytes]) -
     except OSError:
         pass
     k, p = dkim_public_value(read_private())
-    tmp = cache.with_name(cache.name + ".tmp")
-    tmp.write_text(f"{k} {p}\n", encoding="ascii")
-    tmp.replace(cache)
+    atomic_write(cache, f"{k} {p}\n", 0o644, STATE_DIR_MODE)  # its mode whatever the umask; no link at a guessable name followed
     return k, p
