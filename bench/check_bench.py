@@ -10,12 +10,20 @@ What it measures (site from bench/gen_site.py: generate(N, 1, 0), default N = 1,
                   another as checkdmarc.check_domains does, nameservers=[127.0.0.155];
 * ratio         - check s / checkdmarc s (we check far more per domain; see the queries column).
 
+Second table, `provision check` as a user runs it (a subprocess, default --timeout 2, median of
+--cli-repeat runs, the same site file and state):
+
+* served        - baseline: --nameserver 127.0.0.155 (the nsd above), a full check;
+* black hole    - --nameserver at a UDP socket on 127.0.0.157 that reads and drops every packet;
+* closed port   - --nameserver at a port on 127.0.0.157 where nothing listens (ICMP unreachable).
+  Both dead rows must stop with one "gave no reply" line and exit 1. Target: <= 10 s.
+
 DKIM keys are made outside the timing with one pre-made key per algorithm (as render_bench
 warm_keys does). Zones are checked by nsd-checkzone and served by nsd (tests/dns/conftest.serve).
 Results: a Markdown table on stdout and bench/results/check.json (no timestamps). Target: check
 of 1,000 domains in <= 15 s.
 
-usage: .venv/bin/python bench/check_bench.py [--domains 1000] [--repeat 3] [--concurrency 32]
+usage: .venv/bin/python bench/check_bench.py [--domains 1000] [--repeat 3] [--concurrency 32] [--cli-repeat 5]
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,12 +51,14 @@ from provisioner.check import DnsResolver, Nameserver, Severity, run_check  # no
 from provisioner.check.query import Answer  # noqa: E402
 from provisioner.dns.formats import zone_text  # noqa: E402
 from provisioner.dns.records import site_records  # noqa: E402
-from provisioner.site.model import DnsblSite  # noqa: E402
 from provisioner.site.validate import load_site  # noqa: E402
+from tests.check.blackhole import black_hole, closed_port  # noqa: E402
 from tests.dns.conftest import serve, stop  # noqa: E402
 
 ADDRESS = "127.0.0.155"
+DEAD_ADDRESS = "127.0.0.157"
 BL_ZONE = "bl.test"
+DEAD_TARGET_S = 10.0
 
 
 class Counting:
@@ -91,20 +102,53 @@ def checkdmarc_baseline(domains: list[str], timeout: float) -> tuple[float, int]
     return time.perf_counter() - start, valid
 
 
+def cli_check(site_path: Path, nameserver: str, repeat: int) -> dict[str, Any]:
+    """`provision check` in a subprocess, as a user runs it: median wall seconds, exit status,
+    and the stderr lines of the last run."""
+    times, status, stderr = [], 0, ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "provisioner.cli",
+                "check",
+                str(site_path),
+                "--nameserver",
+                nameserver,
+                "--dnsbl-nameserver",
+                nameserver,
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            cwd=ROOT,
+        )
+        times.append(time.perf_counter() - start)
+        status, stderr = proc.returncode, proc.stderr
+    if status not in (0, 1):
+        print(stderr, file=sys.stderr)
+    return {"s": round(statistics.median(times), 3), "exit": status, "stderr_lines": len([line for line in stderr.splitlines() if line.strip()])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--cli-repeat", type=int, default=5)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="check-bench-") as tmp:
         work = Path(tmp)
         site_path = work / "site.yaml"
-        site_path.write_text(generate(args.domains, 1, 0), encoding="utf-8")
+        site_path.write_text(generate(args.domains, 1, 0) + f"policy:\n  dnsbl: [{{zone: {BL_ZONE}}}]\n", encoding="utf-8")
         site = load_site(site_path).site
-        site = site.model_copy(update={"policy": site.policy.model_copy(update={"dnsbl": (DnsblSite(zone=BL_ZONE),)})})
         keys = warm_keys(site, work / "state")
         records = site_records(site, keys)
         zones = {z: zone_text(records, z, standalone=True) for z in records.zones()}
@@ -130,8 +174,12 @@ def main() -> None:
                         cache.clear()
                 seconds, valid = checkdmarc_baseline(sorted(site.domains), args.timeout)
                 baseline.append(seconds)
+            cli = {"served": cli_check(site_path, ADDRESS, args.cli_repeat)}
         finally:
             stop(proc)
+        with black_hole(DEAD_ADDRESS) as port:
+            cli["black hole"] = cli_check(site_path, f"{DEAD_ADDRESS}:{port}", args.cli_repeat)
+        cli["closed port"] = cli_check(site_path, f"{DEAD_ADDRESS}:{closed_port(DEAD_ADDRESS)}", args.cli_repeat)
 
     check_s, base_s = statistics.median(times), statistics.median(baseline)
     row = {
@@ -153,6 +201,18 @@ def main() -> None:
         f"| {row['domains']} | {queries} | {row['check_s']} | {row['checkdmarc_s']} | {row['ratio']} | "
         f"{counts['pass']} / {counts['warning']} / {counts['error']} | {'yes' if row['within_target'] else 'NO'} |"
     )
+    print()
+    print(f"`provision check` (CLI, --timeout 2, median of {args.cli_repeat}):")
+    print()
+    print("| nameserver | s | exit | stderr lines | dead: one line, exit 1, ≤ 10 s |")
+    print("|---|---:|---:|---:|---|")
+    for label, run in cli.items():
+        run["within_target"] = label == "served" or (run["exit"] == 1 and run["stderr_lines"] == 1 and run["s"] <= DEAD_TARGET_S)
+        verdict = "(baseline)" if label == "served" else ("yes" if run["within_target"] else "NO")
+        print(f"| {label} | {run['s']} | {run['exit']} | {run['stderr_lines']} | {verdict} |")
+    row["cli"] = cli
+    row["cli_repeat"] = args.cli_repeat
+    row["dead_target_s"] = DEAD_TARGET_S
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     data = {"repeat": args.repeat, "rows": [row], "notes": ["median wall seconds; nsd on loopback; checkdmarc runs sequentially, as its check_domains does"]}
