@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PlainValidator, TypeAdapter, ValidationError
 
 from provisioner.errors import Problem, SiteInvalid
-from provisioner.site.loader import PathKey, dotted, parse, read_text, source_map
+from provisioner.site.loader import PathKey, dotted, parse, read_text, scan, spellings
 from provisioner.site.model import Domain, Site
 from provisioner.site.types import Service, to_a_label
 
@@ -54,13 +55,23 @@ def load_site(path: Path | str) -> LoadedSite:
     return LoadedSite(site=site, path=path)
 
 
+# A hostile file can hold a million wrong values; the first thousand problems say enough.
+MAX_PROBLEMS = 1000
+
+
 def locate(name: str, text: str, issues: list[Issue]) -> list[Problem]:
-    """Turn issues into problems with line and column (composes the file once more)."""
-    smap, _ = source_map(text)
+    """Turn issues into problems with line and column (reads the file's events once more)."""
+    shown = issues[:MAX_PROBLEMS]
+    candidates = [spellings(issue.path) for issue in shown]
+    smap = scan(text, name, [path for options in candidates for path in options]).smap
     problems = []
-    for issue in issues:
-        mark = smap.locate(_normalised_path(issue.path, smap), at_key=issue.at_key)
+    for issue, options in zip(shown, candidates, strict=True):
+        path = next((option for option in options if option in smap.values), options[0])
+        mark = smap.locate(path, at_key=issue.at_key)
         problems.append(Problem(name, mark.line, mark.column, dotted(issue.path), issue.message, issue.hint))
+    if len(issues) > len(shown):
+        more = len(issues) - len(shown)
+        problems.append(Problem(name, 1, 1, "", f"{more} more problems not shown", f"fix the first {len(shown)} and validate again"))
     return problems
 
 
@@ -73,18 +84,135 @@ def raise_issues(loaded: LoadedSite, issues: list[Issue]) -> None:
 def validate_data(data: dict[str, Any]) -> tuple[Site | None, list[Issue]]:
     """Validate parsed data. Returns the site (when valid) and every issue found."""
     folded = _folded_duplicates(data)
-    try:
-        site = Site.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+    errors: list[Any] = []
+    if _nodes(data, SLICE_NODES * 10) > SLICE_NODES * 10:
+        data = _in_pieces(Site, data, (), errors)
+    site = None
+    if len(errors) < MAX_PROBLEMS:
+        try:
+            site = Site.model_validate(data)
+        except ValidationError as exc:
+            errors.extend(exc.errors(include_url=False))
+    if errors or site is None:
         item_paths = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
         # A list whose items failed also fails min_length; the item errors say it better.
         errors = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in item_paths)]
-        issues = [_from_pydantic(err) for err in errors]
-        issues.extend(_partial_domain_checks(data))
+        issues = [_from_pydantic(err) for err in errors[:MAX_PROBLEMS]]
+        if len(errors) < MAX_PROBLEMS:
+            issues.extend(_partial_domain_checks(data))
+        else:
+            issues.append(Issue((), f"{len(errors) - MAX_PROBLEMS} or more further problems", "fix these first"))
         return None, _dedupe(folded + issues)
     issues = folded + check_site(site)
     return (None if issues else site), _dedupe(issues)
+
+
+# ---------------------------------------------------------------------------- big documents
+
+# Pydantic keeps every error of one call in memory (about 1.7 kB each with .errors()): a million
+# wrong values would take gigabytes. A big document is therefore validated collection by
+# collection in pieces of about SLICE_NODES values, and stops after MAX_PROBLEMS errors.
+SLICE_NODES = 2000
+
+
+def _nodes(value: Any, limit: int) -> int:
+    """Values in `value` (keys and items included), counting no further than `limit`."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def _shape(annotation: Any) -> tuple[str, Any]:
+    """('model', cls), ('dict', (K, V)), ('tuple', T) or ('leaf', None) for a field's type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            base, *metadata = typing.get_args(annotation)
+            if any(isinstance(m, PlainValidator) for m in metadata):
+                return "leaf", None  # validated whole by our own function
+            annotation = base
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return "leaf", None
+            annotation = options[0]
+        elif origin is dict:
+            return "dict", typing.get_args(annotation)
+        elif origin is tuple:
+            return "tuple", typing.get_args(annotation)[0]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return "model", annotation
+        else:
+            return "leaf", None
+
+
+def _in_pieces(annotation: Any, value: Any, loc: PathKey, errors: list[Any]) -> Any:
+    """`value` with each big collection replaced by its valid items, validated in pieces.
+
+    Errors of the pieces go to `errors` with their full location; the caller validates the
+    (now small) rest as usual.
+    """
+    kind, args = _shape(annotation)
+    if len(errors) >= MAX_PROBLEMS or _nodes(value, SLICE_NODES) <= SLICE_NODES:
+        return value
+    if kind == "model" and isinstance(value, dict):
+        fields = args.model_fields
+        unknown = set([key for key in value if key not in fields][:MAX_PROBLEMS])  # junk keys: a few say enough
+        return {
+            key: _in_pieces(fields[key].annotation, child, (*loc, key), errors) if key in fields else child
+            for key, child in value.items()
+            if key in fields or key in unknown
+        }
+    if kind == "dict" and isinstance(value, dict):
+        entries = [(key, _in_pieces(args[1], child, (*loc, key), errors)) for key, child in value.items()]
+        adapter = _adapter(dict[args[0], args[1]])  # type: ignore[valid-type]
+        kept: dict[Any, Any] = {}
+        for _, piece in _slices(entries):
+            try:
+                kept.update(adapter.validate_python(dict(piece)))
+            except ValidationError as exc:
+                errors.extend({**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False))
+            if len(errors) >= MAX_PROBLEMS:
+                break
+        return kept
+    if kind == "tuple" and isinstance(value, list):
+        items = [_in_pieces(args, child, (*loc, index), errors) for index, child in enumerate(value)]
+        adapter = _adapter(tuple[args, ...])  # type: ignore[valid-type]
+        valid: list[Any] = []
+        for start, piece in _slices(items):
+            try:
+                valid.extend(adapter.validate_python(piece))
+            except ValidationError as exc:
+                errors.extend({**e, "loc": (*loc, start + e["loc"][0], *e["loc"][1:])} for e in exc.errors(include_url=False))
+            if len(errors) >= MAX_PROBLEMS:
+                break
+        return valid
+    return value
+
+
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def _slices(items: list[Any]) -> Any:
+    """(index of the first item, items) in runs of about SLICE_NODES values."""
+    start, piece, size = 0, [], 0
+    for index, item in enumerate(items):
+        piece.append(item)
+        size += _nodes(item, SLICE_NODES)
+        if size >= SLICE_NODES:
+            yield start, piece
+            start, piece, size = index + 1, [], 0
+    if piece:
+        yield start, piece
 
 
 def _folded_duplicates(data: dict[str, Any]) -> list[Issue]:
@@ -214,24 +342,6 @@ def _known_keys(parent: PathKey) -> list[str]:
     if isinstance(model, type) and issubclass(model, BaseModel):
         return sorted(model.model_fields)
     return []
-
-
-def _normalised_path(path: PathKey, smap: Any) -> PathKey:
-    """Map A-label keys back to the spelling in the file (IDN domains, upper case)."""
-    out: list[str | int] = []
-    for part in path:
-        candidate = (*out, part)
-        if candidate not in smap.values and isinstance(part, str):
-            for key in smap.keys:
-                if len(key) == len(candidate) and key[:-1] == tuple(out) and isinstance(key[-1], str):
-                    try:
-                        if to_a_label(key[-1]) == part or key[-1].lower() == part:
-                            candidate = key
-                            break
-                    except Exception:  # noqa: BLE001 - not a domain name: keep looking
-                        continue
-        out = list(candidate)
-    return tuple(out)
 
 
 # ---------------------------------------------------------------------------- semantic checks
