@@ -52,7 +52,8 @@ def _rich_sites() -> list[dict[str, Any]]:
     policy["dnsbl"] = [{"zone": "zen.spamhaus.org", "weight": 3}]
     policy["resolvers"] = ["192.0.2.53"]
     policy["mta_sts"]["max_age"] = 86400
-    site["relay"]["smarthost"]["tls_ca"] = {"file": "certs/provider-ca.pem"}
+    if "tls_ca" in SCHEMA["$defs"]["Smarthost"]["properties"]:  # added by issue 11 item 13
+        site["relay"]["smarthost"]["tls_ca"] = {"file": "certs/provider-ca.pem"}
     acme = site["domains"]["acme.example"]
     acme.update(
         spf={"all": "softfail", "include": ["spf.crm.example"]},
