@@ -103,6 +103,13 @@ class _Frame:
     seen: set[str] = field(default_factory=set)
 
 
+MAX_SCAN_PROBLEMS = 1000
+
+
+class _Enough(Exception):
+    """Raised inside scan() once it has MAX_SCAN_PROBLEMS problems."""
+
+
 @dataclass
 class Scan:
     problems: list[Problem] = field(default_factory=list)
@@ -124,6 +131,8 @@ def scan(text: str, name: str, wanted: Iterable[PathKey] = ()) -> Scan:
     def problem(mark: Any, path: PathKey | None, message: str, hint: str) -> None:
         where = _mark(mark)
         problems.append(Problem(name, where.line, where.column, dotted(path or ()), message, hint))
+        if len(problems) >= MAX_SCAN_PROBLEMS:  # a million duplicate keys need not be a million lines
+            raise _Enough
 
     try:
         for event in yaml.parse(text, Loader=_Loader):
@@ -177,6 +186,8 @@ def scan(text: str, name: str, wanted: Iterable[PathKey] = ()) -> Scan:
                     problem(event.start_mark, path, f"nested more than {MAX_DEPTH} levels deep", "a site file needs at most 6")
                     break
                 stack.append(_Frame(None if is_key else path, folded, isinstance(event, yaml.MappingStartEvent)))
+    except _Enough:
+        problems.append(Problem(name, 1, 1, "", f"stopped reading after {MAX_SCAN_PROBLEMS} problems", "fix these first"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -137,6 +137,11 @@ def test_many_wrong_values_give_a_bounded_list_of_problems(tmp_path: Path) -> No
     assert 1000 <= stderr.count("\n") <= 1003
 
 
+def test_a_flood_of_duplicate_keys_stops_at_1000_problems(tmp_path: Path) -> None:
+    stderr = refused(document_with(tmp_path, "version: 1\nname: t\n" + "a: 1\n" * 400_000), "a: duplicate key", "stopped reading after 1000 problems")
+    assert stderr.count("\n") <= 1003
+
+
 def test_too_many_internationalised_names(tmp_path: Path) -> None:
     text = MINIMAL + "".join(f"  例え{i}.jp: {{}}\n" for i in range(25_000))
     refused(document_with(tmp_path, text), "more than 20,000 non-ASCII names")
