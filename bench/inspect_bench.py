@@ -6,6 +6,11 @@ Messages (built and signed as tests/inspect/conftest.py does, zones served by a 
 * large   - the same with a 20 MB base64 attachment (body hash over 20 MB);
 * hops    - 200 Received lines (a mail loop), 50 Authentication-Results.
 
+Hostile rows (issue 11 item 4; messages from tests/inspect/test_hostile_input.py), each run as
+`provision inspect FILE` (text and --format json) and, for the signed one, with --verify:
+median seconds and peak RSS of the process (GNU time's %M), each as a ratio against the typical
+message's `provision inspect FILE` in the same run. Target: <= 1 s and <= 200 MB.
+
 Columns (medians over --repeat runs, seconds):
 * read       - parse_message + inspect_message without --verify;
 * stdlib     - baseline: email.message_from_bytes(policy=default) and str() of every header
@@ -47,7 +52,8 @@ import dns.resolver  # noqa: E402
 from provisioner.check import CachingResolver, DnsResolver, Nameserver  # noqa: E402
 from provisioner.inspect import Trust, inspect_message, parse_message  # noqa: E402
 from tests.dns.conftest import serve, stop  # noqa: E402
-from tests.inspect.conftest import DOMAIN, OUR_IP, OUR_MX, RECIPIENT_MX, build_world, compose, deliver, received, sign  # noqa: E402
+from tests.inspect.conftest import DOMAIN, EVIL, EVIL_SELECTOR, OUR_IP, OUR_MX, RECIPIENT_MX, build_world, compose, deliver, received, sign  # noqa: E402
+from tests.inspect.test_hostile_input import HOSTILE_MESSAGES  # noqa: E402
 
 PROVISION = str(Path(sys.executable).parent / "provision")
 
@@ -84,6 +90,66 @@ def messages(world: world_module.World) -> dict[str, bytes]:
         "large": deliver(signed(mime, ('Content-Type: multipart/mixed; boundary="b1"',)), *hops(5), border, mail_from=f"alice@{DOMAIN}", auth_results=auth),
         "hops": deliver(signed(body), *hops(199), border, mail_from=f"alice@{DOMAIN}", auth_results=auth * 17),
     }
+
+
+def many_signatures(world: world_module.World) -> bytes:
+    """Twenty valid signatures of the sender's own key varying c= and l=, over a 9 MB body."""
+    import itertools
+
+    import dkim
+
+    message = compose(f"a@{EVIL}", body="Body line of a large message, filling ten megabytes.\r\n" * 170_000)
+    ways = list(itertools.product([b"simple", b"relaxed"], [b"simple", b"relaxed"], [False, True]))
+    for number in range(20):
+        header, body, length = ways[number % len(ways)]
+        message = dkim.sign(message, EVIL_SELECTOR.encode(), EVIL.encode(), world.evil_key, canonicalize=(header, body), length=length) + message
+    return message
+
+
+def run_measured(args: list[str], work: Path) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit code) of one process. The RSS is what GNU time reports for
+    its own child: a child forked from this (large) process would report this process's RSS."""
+    report = work / "rss.txt"
+    t0 = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-o", str(report), "-f", "%M", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    elapsed = time.perf_counter() - t0
+    return elapsed, int(report.read_text().split()[-1]) / 1024, done.returncode
+
+
+def measured(args: list[str], repeat: int, work: Path) -> tuple[float, float]:
+    """Median seconds and the largest peak RSS (MB) over `repeat` runs; the exit code must be documented."""
+    runs = [run_measured(args, work) for _ in range(repeat)]
+    assert all(code in (0, 1, 2, 3) for _, _, code in runs), (args, runs)
+    return statistics.median(t for t, _, _ in runs), max(m for _, m, _ in runs)
+
+
+def hostile_rows(world: world_module.World, work: Path, repeat: int) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """The typical message as the baseline, then each hostile message against it."""
+    typical = work / "typical.eml"
+    base_s, base_mb = measured([PROVISION, "inspect", str(typical), "--trust", RECIPIENT_MX], repeat, work)
+    baseline = {"cli_s": round(base_s, 3), "rss_mb": round(base_mb, 1)}
+    cases: list[tuple[str, bytes, list[str]]] = [(name, build(), []) for name, build in HOSTILE_MESSAGES.items()]
+    cases.append(("20 signatures, 9 MB, --verify", many_signatures(world), ["--verify", "--nameserver", ADDRESS]))
+    rows: list[dict[str, object]] = []
+    for number, (name, raw, extra) in enumerate(cases):
+        path = work / f"hostile{number}.eml"
+        path.write_bytes(raw)
+        text_s, text_mb = measured([PROVISION, "inspect", str(path), "--trust", RECIPIENT_MX, *extra], repeat, work)
+        json_s, json_mb = measured([PROVISION, "inspect", str(path), "--trust", RECIPIENT_MX, "--format", "json", *extra], repeat, work)
+        worst_s, worst_mb = max(text_s, json_s), max(text_mb, json_mb)
+        rows.append(
+            {
+                "message": name,
+                "bytes": len(raw),
+                "text_s": round(text_s, 3),
+                "json_s": round(json_s, 3),
+                "rss_mb": round(worst_mb, 1),
+                "time_ratio": round(worst_s / base_s, 2),
+                "rss_ratio": round(worst_mb / base_mb, 2),
+                "within_target": worst_s <= 1.0 and worst_mb <= 200,
+            }
+        )
+    return baseline, rows
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -151,6 +217,7 @@ def main() -> None:
                 row["verify_ratio"] = round(row["verify"] / row["dkimpy"], 2)
                 row["cli_ratio"] = round(row["cli"] / row["cli_help"], 2)
                 rows.append(row)
+            baseline, hostile = hostile_rows(world, work, args.repeat)
         finally:
             stop(proc)
     print("| message | MB | read s | stdlib s | ratio | verify s | dkimpy s | ratio | cli s | cli --help s | ratio |")
@@ -160,8 +227,17 @@ def main() -> None:
             f"| {r['message']} | {r['bytes'] / 1e6:.2f} | {r['read']:.4f} | {r['stdlib']:.4f} | {r['read_ratio']} | {r['verify']:.4f} | {r['dkimpy']:.4f} | "
             f"{r['verify_ratio']} | {r['cli']:.3f} | {r['cli_help']:.3f} | {r['cli_ratio']} |"
         )
+    print()
+    print(f"Hostile messages (baseline: typical message, text, {baseline['cli_s']:.3f} s, {baseline['rss_mb']:.0f} MB peak RSS):")
+    print("| message | MB | text s | json s | peak RSS MB | time ratio | RSS ratio | <= 1 s, 200 MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for h in hostile:
+        print(
+            f"| {h['message']} | {int(h['bytes']) / 1e6:.2f} | {h['text_s']:.3f} | {h['json_s']:.3f} | {h['rss_mb']:.0f} | {h['time_ratio']} | {h['rss_ratio']} | "
+            f"{'yes' if h['within_target'] else 'NO'} |"
+        )
     out = ROOT / "bench" / "results" / "inspect.json"
-    out.write_text(json.dumps({"repeat": args.repeat, "rows": rows}, indent=1, sort_keys=True) + "\n")
+    out.write_text(json.dumps({"repeat": args.repeat, "rows": rows, "hostile_baseline": baseline, "hostile": hostile}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
