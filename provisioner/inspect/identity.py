@@ -47,7 +47,7 @@ def normal_domain(domain: str) -> str:
         return ""
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError:
+    except UnicodeError:  # idna.IDNAError is one; a codec error too
         return domain
 
 

@@ -295,13 +295,13 @@ def _text(raw: bytes) -> str:
     decode_value), EUC-JP when only its bytes occur (Unix mailers), Shift_JIS, else Latin-1."""
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         pass
     candidates = ("cp932",) if _NOT_EUC.search(raw) else ("euc_jp", "cp932")  # Shift_JIS: Windows, still met in Japanese mail
     for candidate in candidates:
         try:
             return raw.decode(candidate)
-        except UnicodeDecodeError:
+        except UnicodeError:
             continue
     return raw.decode("latin-1")
 
@@ -428,5 +428,5 @@ def _jis_as_cp932(data: bytes) -> str | None:
         i += 1
     try:
         return out.decode("cp932")
-    except UnicodeDecodeError:
+    except UnicodeError:
         return None
