@@ -260,7 +260,7 @@ def _caps(fields: tuple[Field, ...]) -> tuple[frozenset[int], list[Text]]:
 
 
 # Fields read by a parser: longer than MAX_PARSED_BYTES, a Received line is read up to there, the others not at all.
-_PARSED_FIELDS = _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS | frozenset(("received", "dkim-signature", "content-type"))
+_PARSED_FIELDS = _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS | frozenset(("received", "content-type"))
 
 
 def _multipart_boundary(fields: tuple[Field, ...]) -> str:
