@@ -181,9 +181,13 @@ def parse_message(source: str, data: bytes) -> Message:
     return Message(source, data, parsed, has_body, tuple(notes + cap_notes), unread)
 
 
-# Fields whose value goes to a parser that recurses on (comments) or slows with length.
-_ADDRESS_FIELDS = frozenset(("from", "sender", "reply-to", "return-path"))
+# Fields whose value goes to a parser that recurses on (comments) or slows with length: email.utils
+# (identity.py), authres (authresults.py). Longer than MAX_PARSED_BYTES, a Received line is read up
+# to there (received.py), the others not at all.
+_ADDRESS_FIELDS = frozenset(("from", "sender", "return-path"))
 AUTH_RESULTS_FIELDS = frozenset(("authentication-results", "arc-authentication-results"))
+_RECURSIVE_FIELDS = _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS
+_PARSED_FIELDS = _RECURSIVE_FIELDS | frozenset(("received", "content-type"))
 
 
 def comment_depth(value: str) -> int:
@@ -245,22 +249,16 @@ def _caps(fields: tuple[Field, ...]) -> tuple[frozenset[int], list[Text]]:
         budget += size
     if skipped:
         notes.append(say("cap-auth-results", where=_where(skipped), limit=MAX_AUTH_RESULTS, kb=MAX_AUTH_RESULTS_BYTES // 1024))
-    long_fields = [f for f in fields if f.index not in unread and len(f.raw) > MAX_PARSED_BYTES and (f.key in _PARSED_FIELDS)]
+    long_fields = [f for f in fields if f.index not in unread and f.key in _PARSED_FIELDS and len(f.raw) > MAX_PARSED_BYTES]
     if long_fields:
         notes.append(say("cap-long-field", where=_where(long_fields), limit=MAX_PARSED_BYTES // 1024))
-    deep = [
-        f for f in fields if f.index not in unread and f.key in _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS and len(f.raw) <= MAX_PARSED_BYTES and not parsable(f.raw)
-    ]
+    deep = [f for f in fields if f.index not in unread and f.key in _RECURSIVE_FIELDS and len(f.raw) <= MAX_PARSED_BYTES and not parsable(f.raw)]
     if deep:
         notes.append(say("cap-deep-comments", where=_where(deep), limit=MAX_COMMENT_DEPTH))
     many_words = [f for f in fields if f.raw.count("=?") > MAX_ENCODED_WORDS and _encoded_words(f.raw) > MAX_ENCODED_WORDS]
     if many_words:
         notes.append(say("cap-encoded-words", where=_where(many_words), limit=MAX_ENCODED_WORDS))
     return frozenset(unread), notes
-
-
-# Fields read by a parser: longer than MAX_PARSED_BYTES, a Received line is read up to there, the others not at all.
-_PARSED_FIELDS = _ADDRESS_FIELDS | AUTH_RESULTS_FIELDS | frozenset(("received", "content-type"))
 
 
 def _multipart_boundary(fields: tuple[Field, ...]) -> str:
