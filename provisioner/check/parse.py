@@ -42,8 +42,8 @@ def parse_tags(text: str) -> dict[str, str] | Invalid:
 
 LOOKUP_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})  # + redirect: RFC 7208 §4.6.4
 _MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
-_MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)=(.*)$")
-_DOMAIN_SPEC = re.compile(r"^[A-Za-z0-9_.%{}+\-=/,|]+$")
+_MODIFIER = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)=(.*)", re.DOTALL)  # fullmatch: a trailing LF is no end
+_DOMAIN_SPEC = re.compile(r"[A-Za-z0-9_.%{}+\-=/,|]+")  # used with fullmatch
 
 
 class SpfQualifier(StrEnum):
@@ -98,10 +98,10 @@ def _cidr(text: str, maximum: int) -> bool:
 
 
 def _parse_spf_term(token: str) -> SpfTerm | str:
-    modifier = _MODIFIER.match(token)
+    modifier = _MODIFIER.fullmatch(token)
     if modifier and ":" not in modifier.group(1):
         name, value = modifier.group(1).lower(), modifier.group(2)
-        if name in ("redirect", "exp") and not (value and _DOMAIN_SPEC.match(value)):
+        if name in ("redirect", "exp") and not (value and _DOMAIN_SPEC.fullmatch(value)):
             return f"{token!r}: {name}= needs a domain"
         return SpfTerm(token, name, value, modifier=True)
     qualifier = SpfQualifier.PASS
@@ -134,7 +134,7 @@ def _parse_spf_term(token: str) -> SpfTerm | str:
         return f"{token!r}: {name} needs a domain"
     if value:
         domain, _, cidrs = value.partition("/")
-        if not _DOMAIN_SPEC.match(domain) or ".." in domain:
+        if not _DOMAIN_SPEC.fullmatch(domain) or ".." in domain:
             return f"{token!r}: {domain!r} is not a domain"
         value = domain
         cidr = cidrs
@@ -150,7 +150,8 @@ def parse_spf(text: str) -> SpfRecord | Invalid:
     if not is_spf(text):
         return Invalid(text, "does not start with v=spf1")
     terms: list[SpfTerm] = []
-    for token in text.split()[1:]:
+    # RFC 7208 §4.6.1: terms are separated by SP only; a TAB or newline inside is a syntax error.
+    for token in [t for t in text.split(" ") if t][1:]:
         term = _parse_spf_term(token)
         if isinstance(term, str):
             return Invalid(text, term)
@@ -276,7 +277,7 @@ class DmarcRecord:
 
 
 def is_dmarc(text: str) -> bool:
-    return re.match(r"^v\s*=\s*DMARC1\s*(;|$)", text) is not None
+    return re.match(r"v\s*=\s*DMARC1\s*(;|\Z)", text) is not None
 
 
 def mailto_domain(uri: str) -> str | None:

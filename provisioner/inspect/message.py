@@ -80,7 +80,7 @@ class Message:
         return found[0] if found else None
 
 
-_FIELD_NAME = re.compile(rb"^[!-9;-~]+$")  # RFC 5322 §3.6.8: printable US-ASCII except colon
+_FIELD_NAME = re.compile(rb"^[!-9;-~]+\Z")  # RFC 5322 §3.6.8: printable US-ASCII except colon
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 

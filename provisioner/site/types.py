@@ -71,7 +71,7 @@ Version = Annotated[int, PlainValidator(_version), WithJsonSchema({"const": 1, "
 
 # ---------------------------------------------------------------------------- domain names
 
-_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 def to_a_label(value: Any, what: str = "domain name") -> str:
@@ -111,7 +111,7 @@ DomainName = Annotated[
 # ---------------------------------------------------------------------------- local parts, names
 
 # No "+": it is the recipient delimiter (alice+tag@ reaches alice).
-_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?$")
+_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?\Z")
 
 
 def _local_part(value: Any) -> str:
@@ -162,7 +162,7 @@ Targets = Annotated[
     ),
 ]
 
-_SIMPLE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SIMPLE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def _simple_name(value: Any) -> str:
@@ -263,7 +263,7 @@ RelayNetwork = Annotated[Network, PlainValidator(_network), PlainSerializer(str)
 
 # ---------------------------------------------------------------------------- transports
 
-_TRANSPORT = re.compile(r"^(smtp|lmtp|relay):(\[[a-z0-9.-]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+_TRANSPORT = re.compile(r"^(smtp|lmtp|relay):(\[[a-z0-9.-]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?\Z")
 
 
 def _transport(value: Any) -> str:
@@ -291,7 +291,7 @@ Transport = Annotated[
 
 # ---------------------------------------------------------------------------- sizes
 
-_SIZE = re.compile(r"^([1-9][0-9]*)([KMGT]?)$")
+_SIZE = re.compile(r"^([1-9][0-9]*)([KMGT]?)\Z")
 
 
 def _size(value: Any) -> str:
@@ -306,7 +306,7 @@ Size = Annotated[str, PlainValidator(_size), WithJsonSchema({"type": ["string", 
 
 # ---------------------------------------------------------------------------- secrets
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 SECRET_REF_SCHEMA = {
@@ -365,11 +365,11 @@ SecretValue = Annotated[
 # Dovecot password schemes we accept, strongest first (Dovecot password schemes docs).
 STRONG_SCHEMES = ("ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT")
 _HASH_FORMS = {
-    "ARGON2ID": re.compile(r"^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"),
-    "BLF-CRYPT": re.compile(r"^\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}$"),
-    "SHA512-CRYPT": re.compile(r"^\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$"),
+    "ARGON2ID": re.compile(r"^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+\Z"),
+    "BLF-CRYPT": re.compile(r"^\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}\Z"),
+    "SHA512-CRYPT": re.compile(r"^\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}\Z"),
 }
-_SCHEME = re.compile(r"^\{([A-Z0-9.-]+)\}(.*)$", re.S)
+_SCHEME = re.compile(r"^\{([A-Z0-9.-]+)\}(.*)\Z", re.S)
 
 
 def check_password_hash(text: str) -> str:
