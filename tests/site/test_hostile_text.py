@@ -53,11 +53,11 @@ def test_an_unknown_key_with_an_escape_shows_it_escaped(tmp_path: Path) -> None:
     assert [p["path"] for p in report["problems"]] == [key]  # JSON: the exact key
 
 
-hostile = st.lists(
-    st.one_of(st.sampled_from(sorted(YAML_ESCAPES)), st.sampled_from(["a", "[bold]", ":x:", "\\", " "])),
-    min_size=1,
-    max_size=8,
-).map("".join)
+_piece = st.one_of(st.sampled_from(sorted(YAML_ESCAPES)), st.sampled_from(["a", "[bold]", ":x:", "\\", " "]))
+# At least one control or format character: without one, a value like "a" is simply valid.
+hostile = st.tuples(st.lists(_piece, max_size=4), st.sampled_from(sorted(YAML_ESCAPES)), st.lists(_piece, max_size=4)).map(
+    lambda parts: "".join(parts[0]) + parts[1] + "".join(parts[2])
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
