@@ -46,11 +46,11 @@ def read_site_file(base_dir: Path, rel: str, max_bytes: int = MAX_SECRET_BYTES) 
         return None, f"{rel} cannot be read: {exc.strerror}", ""
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        return None, f"{rel} is not a regular file", "a secret is a small text file in the site directory, not a device, FIFO or directory"
+        return None, f"{rel} is not a regular file", "point it at a small file in the site directory, not a device, FIFO or directory"
     with os.fdopen(fd, "rb") as stream:
         data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        return None, f"{rel} is larger than {max_bytes // 1024} KiB", "a secret file holds one line"
+        return None, f"{rel} is larger than {max_bytes // 1024} KiB", ""
     return data, "", ""
 
 

@@ -6,8 +6,6 @@ cites it (postconf(5), RFC, or the checklist id in ../shared/reference/mail-stan
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from provisioner.render.opendkim import MilterSettings
 from provisioner.render.tls import CERT_DIR, TlsPaths
 from provisioner.render.tree import HostTree, render_template, table
+from provisioner.secrets import read_site_file
 from provisioner.site.model import Domain, Host, Site, SmarthostCa
 from provisioner.site.types import Service
 from provisioner.site.validate import Issue
@@ -80,26 +79,9 @@ def read_smarthost_ca(ca: SmarthostCa, base_dir: Path) -> tuple[bytes | None, Is
     there would be shipped world-readable to every host.
     """
     where = ("relay", "smarthost", "tls_ca", "file")
-    root = base_dir.resolve()
-    try:
-        real = (root / ca.file).resolve(strict=True)
-    except FileNotFoundError:
-        return None, Issue(where, f"CA file {ca.file} not found (looked in {base_dir})", "create it, or fix the path")
-    except (OSError, RuntimeError) as exc:
-        return None, Issue(where, f"CA file {ca.file} cannot be read: {exc}", "")
-    if not real.is_relative_to(root):
-        return None, Issue(where, f"CA file {ca.file} leads out of the site directory", "copy the CA certificate beside the site file")
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return None, Issue(where, f"CA file {ca.file} is not a regular file", "point it at a PEM file")
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(CA_FILE_LIMIT + 1)
-    except OSError as exc:
-        return None, Issue(where, f"CA file {ca.file} cannot be read: {exc}", "")
-    if len(data) > CA_FILE_LIMIT:
-        return None, Issue(where, f"CA file {ca.file} is larger than {CA_FILE_LIMIT} bytes", "give only the CA certificate(s) the provider uses")
+    data, problem, hint = read_site_file(base_dir, ca.file, CA_FILE_LIMIT)
+    if data is None:
+        return None, Issue(where, f"CA file {problem}", hint or "give only the CA certificate(s) the provider uses")
     if b"PRIVATE KEY" in data:
         return None, Issue(where, f"CA file {ca.file} holds a private key", "give only the CA certificate; never ship a key")
     try:

@@ -176,10 +176,10 @@ def _directory(site_dir: Path) -> None:
 
 BAD_CA_FILES = {
     "missing": (lambda site_dir: None, "CA file certs/provider-ca.pem not found"),
-    "link out of the site directory": (_link_out, "leads out of the site directory"),
-    "link to a device": (_device, "leads out of the site directory"),
+    "link out of the site directory": (_link_out, "leads outside the site directory"),
+    "link to a device": (_device, "leads outside the site directory"),
     "a directory": (_directory, "is not a regular file"),
-    "too large": (_put(b"#" * ((1 << 20) + 1)), "is larger than 1048576 bytes"),
+    "too large": (_put(b"#" * ((1 << 20) + 1)), "is larger than 1024 KiB"),
     "with a private key": (_put(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "holds a private key"),
     "not PEM": (_put(b"\x00\xff binary"), "holds no PEM certificate"),
 }
