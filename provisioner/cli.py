@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import io
 import json
 import os
 import sys
@@ -453,6 +454,11 @@ def schema() -> None:
 
 
 def main() -> None:
+    # A terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii, LANG=C with a
+    # Japanese report) gets it as an escape rather than an internal error.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     if os.environ.get("NO_COLOR") is not None:
         out.no_color = err.no_color = True
     try:

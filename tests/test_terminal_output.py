@@ -121,3 +121,18 @@ def test_the_dns_sheet_escapes_html_in_every_value(tmp_path: Path) -> None:
         page = sheet_html(site, records, lang)
         assert "<script" not in page and "<img" not in page
         assert html.unescape(page).count(payload) >= 2  # the site name and the record, whole
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii:strict"}])
+def test_a_terminal_that_cannot_encode_japanese_gets_escapes_not_an_internal_error(env: dict[str, str], tmp_path: Path) -> None:
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@example.com\r\nSubject: =?utf-8?b?5pel5pys?=\r\n\r\nhi\r\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli", "inspect", "--lang", "ja", str(message)],
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr  # unknown: no evidence either way
+    assert b"internal error" not in done.stderr
+    assert b"\\u65e5\\u672c" in done.stdout  # the Subject, escaped by the stream
