@@ -1,4 +1,5 @@
-"""Views of a Report: a table for people, JSON for pipelines (shape in docs/check.md).
+"""Views of a Report: a table for a terminal, plain text for pipes and logs, JSON for pipelines
+(shapes in docs/check.md).
 
 The table quotes others' DNS data (TXT records, rua targets, host names in answers, certificate
 names): every cell is a plain `Text` with its controls made visible (provisioner.textsafe), so a
@@ -61,6 +62,35 @@ def report_table(report: Report, problems_only: bool = False) -> Table:
             first = False
         table.add_section()
     return table
+
+
+PLAIN_FIELDS = ("name", "expected", "seen", "advice")
+
+
+def report_plain(report: Report, problems_only: bool = False) -> str:
+    """The report for a pipe, a log or a mail: no table, no wrapping, nothing sized to a terminal.
+
+    Each finding is a block: a line `STATUS ID (CATEGORY)`, then one indented line per field
+    (name, expected, seen, advice; an empty one is left out) holding the whole value, so a DKIM
+    key stays one string to copy or grep. Every value is shown with its controls escaped
+    (textsafe.visible). Deterministic: the report's own order, no widths, no colours.
+    """
+    c = report.counts
+    lines = [
+        f"provision check: {c[Severity.PASS]} passed, {c[Severity.WARNING]} warning{'s' * (c[Severity.WARNING] != 1)}, "
+        f"{c[Severity.ERROR]} error{'s' * (c[Severity.ERROR] != 1)}",
+        visible(f"DNS: {report.resolver}; DNSBL: {report.dnsbl_resolver}"),
+    ]
+    for domain, findings in report.by_domain().items():
+        shown = [f for f in findings if not (problems_only and f.passed)]
+        if not shown:
+            continue
+        lines += ["", visible(f"== {domain}")]
+        for finding in shown:
+            lines.append(visible(f"{finding.severity.value} {finding.id} ({finding.category.value})"))
+            values = (finding.subject, finding.expected, finding.seen, finding.advice)
+            lines += [f"  {label + ':':<9} {visible(value)}" for label, value in zip(PLAIN_FIELDS, values, strict=True) if value]
+    return "\n".join(lines) + "\n"
 
 
 def finding_json(finding: Finding) -> dict[str, str]:
