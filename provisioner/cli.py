@@ -282,8 +282,12 @@ def check(
         _fail(exc)
     if fmt == "json":
         _print_json(report_json(report))
-    else:
+    elif out.is_terminal:
         out.print(report_table(report, problems_only=problems_only))
+    else:  # a pipe or a file: whole values, no columns sized to a terminal (docs/check.md)
+        from provisioner.check.render import report_plain
+
+        sys.stdout.write(report_plain(report, problems_only=problems_only))
     raise typer.Exit(report.exit_status(strict))
 
 
