@@ -1,6 +1,6 @@
 """The site model: validated once at the door, frozen afterwards.
 
-Field names are the site file's keys (../shared/site-format.md); they are fixed. Policy
+Field names are the site file's keys (docs/site-file.md); they are fixed. Policy
 sections are the same classes at site level and as per-domain overrides: what a domain sets
 (`model_fields_set`) replaces the site's value, the rest is inherited.
 """
@@ -17,6 +17,7 @@ from provisioner.site.types import (
     AnsibleHost,
     DkimKeyType,
     DmarcPolicy,
+    DnsName,
     DomainName,
     IPAddress,
     IPv4,
@@ -30,6 +31,7 @@ from provisioner.site.types import (
     SimpleName,
     Size,
     SpfAll,
+    SpfInclude,
     Targets,
     Text,
     TlsSource,
@@ -72,7 +74,8 @@ def _strings(value: Any) -> list[str]:
 
 class SpfPolicy(Frozen):
     all: SpfAll = Field(SpfAll.FAIL, description="fail (-all) or softfail (~all)")
-    include: tuple[DomainName, ...] = Field((), description="third-party senders, e.g. _spf.google.com")
+    # RFC 7208 §5.2: include takes a domain-spec, a DNS name (underscore labels), not a host name.
+    include: tuple[SpfInclude, ...] = Field((), description="third-party senders, e.g. _spf.google.com")
 
 
 class DkimPolicy(Frozen):
@@ -128,7 +131,7 @@ class TlsRptPolicy(Frozen):
 
 
 class DnsblSite(Frozen):
-    zone: DomainName
+    zone: DnsName  # RFC 5782 §2: a zone looked up, not a host name
     weight: StrictInt = Field(3, ge=1, le=10)
 
 

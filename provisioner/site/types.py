@@ -53,6 +53,12 @@ def _text(value: Any) -> str:
 Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string"})]
 
 
+def json_pattern(pattern: re.Pattern[str]) -> str:
+    """A Python pattern anchored with \\Z, as JSON Schema writes it: ECMA-262 has no \\Z, and its
+    `$` (without the m flag) is the end of the input, which Python's `$` is not."""
+    return pattern.pattern.removesuffix("\\Z") + "$"
+
+
 def _strict_int(value: Any) -> int:
     # YAML `true` is a bool, and bool is an int in Python: refuse it (and "10", 10.0) for numbers.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -71,29 +77,102 @@ Version = Annotated[int, PlainValidator(_version), WithJsonSchema({"const": 1, "
 
 # ---------------------------------------------------------------------------- domain names
 
-_LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+# Two kinds of name, chosen per field (docs/site-file.md, "Names"):
+# - DomainName, a host name or the domain of a mail address: LDH labels only. RFC 1123 §2.1
+#   (host names), RFC 5321 §4.1.2 (Domain = sub-domain = Let-dig [Ldh-str]; RFC 6531 §3.3 adds
+#   U-labels), RFC 2181 §10.3 (an MX target is a host name), RFC 6125 §6.4.1 (a certificate's
+#   DNS-ID is a host name). Hosts, hosted domains, transport keys and next hops, the smarthost,
+#   alias targets, DMARC/TLS-RPT report addresses.
+# - DnsName, a name that is only looked up in the DNS: RFC 2181 §11 puts no syntax on labels,
+#   and service names start with '_' (_spf.google.com; RFC 8552). SPF include targets (RFC 7208
+#   §7.1 domain-spec) and DNSBL zones (RFC 5782 §2). Letters, digits, '-' and '_': anything
+#   else would need escaping in a zone file and no provider publishes it.
+_LDH_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_DNS_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_LDH_HINT = "labels of letters, digits and hyphens joined by dots, e.g. mail.example.com (RFC 1123 host name)"
+_DNS_HINT = "labels of letters, digits, '-' and '_' joined by dots, e.g. _spf.provider.example (RFC 2181 §11)"
+
+
+def _name_text(value: Any, what: str) -> str:
+    """The name as typed, without one trailing dot (the root); no spaces, no invisible characters."""
+    if not isinstance(value, str):
+        raise fail(f"expected a {what}, got {type(value).__name__}", "write it as text, e.g. example.com")
+    if not value.strip() or any(c.isspace() for c in value):
+        raise fail(f"{value!r} is not a valid {what}", "no spaces or line breaks")
+    visible(value, what)
+    return value.removesuffix(".")
+
+
+def _shape_problem(labels: list[str], ascii_name: str, label: re.Pattern[str], hint: str) -> str | None:
+    """Why `labels` do not make a name (RFC 1035 §2.3.4 sizes, no empty label), or None."""
+    if len(labels) < 2:
+        return "a name of at least two labels, e.g. example.com"
+    if "" in labels:
+        return "an empty label ('..', or a leading or trailing dot): remove it"
+    if len(ascii_name) > 253:
+        return f"at most 253 characters in all (this one has {len(ascii_name)}; RFC 1035 §2.3.4)"
+    if any(len(part) > 63 for part in labels):
+        return "at most 63 characters per label (RFC 1035 §2.3.4)"
+    if not all(label.fullmatch(part) for part in labels):
+        return hint
+    if labels[-1].isdigit() or not _LDH_LABEL.fullmatch(labels[-1]):
+        # RFC 7208 §7.1 toplabel, RFC 3696 §2: a top-level domain is LDH and not all-numeric.
+        return "the last label is a top-level domain: letters, digits and hyphens, not all digits (an IP address is not a name)"
+    return None
+
+
+def _check_a_labels(value: str, labels: list[str], what: str) -> None:
+    """An 'xn--' label must decode (IDNA 2008, RFC 5891 §5.4): render writes its U-label form too."""
+    for part in labels:
+        if part.startswith("xn--"):
+            try:
+                idna.decode(part)
+            except (idna.IDNAError, UnicodeError) as exc:
+                raise fail(
+                    f"{value!r} is not a valid {what}: {part!r} is not a valid A-label ({exc})", "copy the name as registered, or write it in its own script"
+                ) from None
 
 
 def to_a_label(value: Any, what: str = "domain name") -> str:
     """Fold case, encode IDN to A-labels (IDNA 2008 with UTS 46 mapping), check LDH syntax."""
-    if not isinstance(value, str):
-        raise fail(f"expected a {what}, got {type(value).__name__}", "write it as text, e.g. example.com")
-    name = value.strip().rstrip(".")
-    if not name or any(c.isspace() for c in value):
-        raise fail(f"{value!r} is not a valid {what}", "no spaces or line breaks")
-    visible(value, what)
+    name = _name_text(value, what)
+    if "_" in name:
+        raise fail(
+            f"{value!r} is not a valid {what}: '_' is not allowed in a host name or mail domain (RFC 1123 §2.1, RFC 5321 §4.1.2)",
+            "only names that are merely looked up may hold '_', such as policy.spf.include (e.g. _spf.provider.example)",
+        )
     try:
         ascii_name = name.encode("ascii").decode().lower() if name.isascii() else idna.encode(name, uts46=True).decode()
     except (idna.IDNAError, UnicodeError) as exc:
         raise fail(f"{value!r} is not a valid {what}: {exc}", "use letters, digits and hyphens per label") from None
     labels = ascii_name.split(".")
-    if len(labels) < 2 or len(ascii_name) > 253 or not all(_LDH_LABEL.fullmatch(label) for label in labels):
-        raise fail(
-            f"{value!r} is not a valid {what}",
-            "labels of letters, digits and hyphens joined by dots, e.g. mail.example.com (RFC 1123)",
-        )
-    if labels[-1].isdigit():
-        raise fail(f"{value!r} is not a valid {what}", "a name, not an IP address")
+    problem = _shape_problem(labels, ascii_name, _LDH_LABEL, _LDH_HINT)
+    if problem:
+        raise fail(f"{value!r} is not a valid {what}", problem)
+    _check_a_labels(value, labels, what)
+    return ascii_name
+
+
+def to_u_label(a_label: str) -> str:
+    """The U-label form of a name `to_a_label` accepted (itself when it is all ASCII)."""
+    return idna.decode(a_label) if "xn--" in a_label else a_label
+
+
+def to_dns_name(value: Any, what: str = "domain name") -> str:
+    """A DNS name (RFC 2181 §11): like `to_a_label`, but labels may hold '_' (service labels)."""
+    name = _name_text(value, what)
+    try:
+        # UTS 46 mapping (case, width, the ideographic full stop) without the STD3 rules, which
+        # would refuse '_'; each non-ASCII label then becomes an A-label on its own.
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+        labels = [part if part.isascii() else idna.alabel(part).decode() for part in mapped.split(".")]
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise fail(f"{value!r} is not a valid {what}: {exc}", _DNS_HINT) from None
+    ascii_name = ".".join(labels)
+    problem = _shape_problem(labels, ascii_name, _DNS_LABEL, _DNS_HINT)
+    if problem:
+        raise fail(f"{value!r} is not a valid {what}", problem)
+    _check_a_labels(value, labels, what)
     return ascii_name
 
 
@@ -101,10 +180,37 @@ def _domain(value: Any) -> str:
     return to_a_label(value)
 
 
+def _spf_target(value: Any) -> str:
+    # RFC 7208 §7: a domain-spec may hold macros (%{i}, %{d}, ...) expanded per message. The
+    # record we publish must mean the same to every receiver and be checkable: none.
+    if isinstance(value, str) and "%" in value:
+        raise fail(
+            f"SPF include {value!r} contains an SPF macro ('%')",
+            "macros (%{i}, %{d}, ...) are not accepted here: write the provider's plain domain, e.g. _spf.provider.example",
+        )
+    return to_dns_name(value)
+
+
+def _dns_name(value: Any) -> str:
+    return to_dns_name(value)
+
+
 DomainName = Annotated[
     str,
     PlainValidator(_domain),
-    WithJsonSchema({"type": "string", "description": "DNS name; Unicode (IDN) is accepted and stored as A-label"}),
+    WithJsonSchema({"type": "string", "description": "host or mail domain name (letters, digits, hyphens); Unicode (IDN) is accepted and stored as A-label"}),
+]
+
+DnsName = Annotated[
+    str,
+    PlainValidator(_dns_name),
+    WithJsonSchema({"type": "string", "description": "DNS name; labels may start with '_' (RFC 2181 §11); Unicode (IDN) is stored as A-label"}),
+]
+
+SpfInclude = Annotated[
+    str,
+    PlainValidator(_spf_target),
+    WithJsonSchema({"type": "string", "description": "the domain of an SPF include, e.g. _spf.google.com; no macros", "examples": ["_spf.google.com"]}),
 ]
 
 
@@ -171,7 +277,7 @@ def _simple_name(value: Any) -> str:
     return value
 
 
-SimpleName = Annotated[str, PlainValidator(_simple_name), WithJsonSchema({"type": "string", "pattern": _SIMPLE_NAME.pattern})]
+SimpleName = Annotated[str, PlainValidator(_simple_name), WithJsonSchema({"type": "string", "pattern": json_pattern(_SIMPLE_NAME)})]
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -285,7 +391,7 @@ def _transport(value: Any) -> str:
 Transport = Annotated[
     str,
     PlainValidator(_transport),
-    WithJsonSchema({"type": "string", "pattern": _TRANSPORT.pattern, "examples": ["smtp:[mx.partner.example]:25"]}),
+    WithJsonSchema({"type": "string", "pattern": json_pattern(_TRANSPORT), "examples": ["smtp:[mx.partner.example]:25"]}),
 ]
 
 
