@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 from provisioner.apply.bundle import read_manifest, write_bundles
 from provisioner.apply.inventory import site_inventory, write_inventory
+from provisioner.datadir import data_dir
 from provisioner.errors import ProvisionError
 
 HERE = Path(__file__).resolve().parent
 PLAYBOOK = HERE / "playbook.yml"
 CALLBACKS = HERE / "callback"
-ROLES = HERE.parents[1] / "roles"
+ROLES = data_dir("roles")  # the checkout's roles/, or the wheel's provisioner/roles
 
 # Task names of the mailhost role whose reports the summary reads (roles/mailhost/tasks).
 Status = Literal["ok", "changed", "failed", "skipped", "unreachable"]
@@ -165,7 +166,7 @@ def _run(
     build_dir = build_dir.absolute()
     manifest = read_manifest(build_dir)
     if not ROLES.is_dir():
-        raise ProvisionError(f"the Ansible roles are not at {ROLES}: run from a checkout of the project")
+        raise ProvisionError(f"the Ansible roles are not at {ROLES}: the installation is incomplete, reinstall provisioner")
     write_bundles(build_dir)
     with tempfile.TemporaryDirectory(prefix="provision-apply-") as work:
         if inventory is None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-if not TEMPLATES.is_dir():  # installed as a wheel: templates ship inside the package
-    TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+from provisioner.datadir import data_dir
+
+TEMPLATES = data_dir("templates")  # the checkout's templates/, or the wheel's provisioner/templates
 
 
 @dataclass(frozen=True)
