@@ -1,7 +1,7 @@
 """Password hashes Dovecot accepts.
 
 {ARGON2ID} with the parameters `doveadm pw -s ARGON2ID` uses (m=65536 KiB, t=3, p=1);
-libsodium, which Dovecot links, creates only p=1 hashes (mail-standards.md DC-08).
+libsodium, which Dovecot links, creates only p=1 hashes (DC-08 in docs/rules.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Judge: what the site declares (records from site_records) against what DNS answered.
 
 Pure functions of expected records, answers and parsed values; no DNS, never raises. Each
-rule cites the standard it enforces (ids in mail-standards.md).
+rule cites the standard it enforces (ids in docs/rules.md).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def judge_spf(domain: str, expected: Record, answer: Answer, walk: SpfWalk | Non
         elif result.result is SpfResult.UNAVAILABLE:
             add("spf.check-host-unavailable", Severity.WARNING, result.explanation, "install pyspf to evaluate check_host()", want=f"{target}: pass")
         else:
-            # RFC 7208 §4: every outbound address must get pass (mail-standards SPF-17).
+            # RFC 7208 §4: every outbound address must get pass (SPF-17).
             add(
                 "spf.not-authorized",
                 Severity.ERROR,
@@ -481,7 +481,7 @@ def judge_dmarc(domain: str, expected: Record, answer: Answer, targets: Mapping[
         add("dmarc.mismatch", _missing_severity(expected), records[0], f"replace it: {zone_line(expected)}")
     if not parsed.policy_given:  # RFC 7489 §6.3 requires p; RFC 9989 reads it as none
         add("dmarc.no-policy", Severity.WARNING, records[0], "add p=quarantine or p=reject right after v=DMARC1")
-    elif parsed.policy == "none":  # mail-standards DMARC-05: no protection, still valid
+    elif parsed.policy == "none":  # DMARC-05: no protection, still valid
         add("dmarc.policy-none", Severity.WARNING, "p=none", "move to p=quarantine, then p=reject, once reports look clean", "p=quarantine or p=reject")
     if parsed.removed_tags:
         add(
@@ -508,7 +508,7 @@ def judge_dmarc(domain: str, expected: Record, answer: Answer, targets: Mapping[
                 add("dmarc.rua-no-mail", Severity.ERROR, "null MX (0 .)", f"send reports to a domain that accepts mail, not {target_name}", "MX", subject)
             else:
                 add("dmarc.rua-accepts-mail", Severity.PASS, target.mx.describe() if target.mx.ok else target.a.describe(), "", "MX or A/AAAA", subject)
-        else:  # mail-standards DMARC-15
+        else:  # DMARC-15: the report mailbox's domain needs an MX
             add(
                 "dmarc.rua-no-mail",
                 Severity.ERROR,
@@ -587,7 +587,7 @@ def _same_ip(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class ListHealth:
-    """RFC 5782 §5: 127.0.0.2 must be listed, 127.0.0.1 must not (mail-standards BL-07)."""
+    """RFC 5782 §5: 127.0.0.2 must be listed, 127.0.0.1 must not (BL-07)."""
 
     zone: str
     test_listed: Answer  # 2.0.0.127.<zone>.
@@ -639,7 +639,7 @@ def judge_dnsbl(host_fqdn: str, address: str, health: ListHealth, answer: Answer
             )
         ]
     errors = sorted(v for v, c in codes.items() if c is DnsblCode.ERROR)
-    if errors:  # mail-standards BL-04: never "listed"
+    if errors:  # BL-04: never "listed"
         return [
             finding(
                 "dnsbl.unknown", Severity.WARNING, "; ".join(dnsbl_meaning(zone, v) for v in errors), "use --dnsbl-nameserver with your own recursive resolver"

@@ -347,7 +347,7 @@ def parse_mx(text: str) -> MxValue | Invalid:
 
 # ---------------------------------------------------------------------------- DNSBL (RFC 5782)
 
-# docs.spamhaus.com "Available Zones" (mail-standards BL-03).
+# docs.spamhaus.com "Available Zones" (BL-03).
 ZEN_CODES = {
     "127.0.0.2": "SBL (Spamhaus Block List: spam source or operation)",
     "127.0.0.3": "SBL CSS (snowshoe spam source)",
@@ -360,7 +360,7 @@ ZEN_CODES = {
     "127.0.0.11": "PBL, Spamhaus maintained (this address should not send mail directly to MX)",
     "127.0.0.30": "BCL (botnet controller)",
 }
-# mail-standards BL-04: query errors, never listings.
+# BL-04: query errors, never listings.
 SPAMHAUS_ERRORS = {
     "127.255.255.252": "typing error in the DNSBL name (unknown zone)",
     "127.255.255.254": "query came through a public or open resolver",

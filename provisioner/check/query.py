@@ -72,7 +72,7 @@ class Resolver(Protocol):
 
 def absolute(name: str) -> str:
     """Names are always asked absolute: a relative name gets the search domain appended, which
-    made DNSBL checks report false listings (mail-standards BL-01, pitfall 2)."""
+    made DNSBL checks report false listings (BL-01: a search domain appended to a relative name)."""
     return name if name.endswith(".") else name + "."
 
 
@@ -261,7 +261,7 @@ def reverse_name(address: Address | str) -> str:
 
 def dnsbl_name(address: Address | str, zone: str) -> str:
     """RFC 5782 §2.1/§2.4: reversed octets for IPv4, 32 reversed nibbles for IPv6 (not 16-bit
-    groups: mail-standards BL-02), under the list's zone, absolute (BL-01)."""
+    groups: BL-02), under the list's zone, absolute (BL-01)."""
     ip = ipaddress.ip_address(address)
     if ip.version == 4:
         labels: Iterable[str] = reversed(str(ip).split("."))

@@ -61,7 +61,7 @@ def run_check(
 
     `timeout` is the per-question timeout the resolver was built with; pyspf gets ten times
     that for a whole check_host() (RFC 7208 §4.6.4 suggests at least 20 s, SPF-20).
-    DNSBL questions go to `dnsbl_resolver` when given (mail-standards BL-05).
+    DNSBL questions go to `dnsbl_resolver` when given (BL-05).
 
     Raises ResolverUnreachable, before judging anything, when a resolver gives no reply at all
     (two questions, `timeout` each): a dead resolver is one problem, not one per record.

@@ -2,7 +2,7 @@
 
 `walk_spf` follows include and redirect recursively and counts what RFC 7208 §4.6.4 limits:
 at most 10 DNS-querying terms and at most 2 void lookups over the whole evaluation, loops
-detected explicitly (mail-standards SPF-08, SPF-10, SPF-11, SPF-12). It reports what it saw;
+detected explicitly (SPF-08, SPF-10, SPF-11, SPF-12 in docs/rules.md). It reports what it saw;
 judge.py decides.
 
 `check_host` runs pyspf (the outside judge) with its DNS routed through our resolver, so it

@@ -1,7 +1,7 @@
 """One list of DNS records for the whole site; every output format is a view of it.
 
 Each record carries its owner name (A-label), type, TTL, value, level and a one-line
-purpose in English and Japanese. Rules come from ../shared/reference/mail-standards.md.
+purpose in English and Japanese. Rule ids are explained in docs/rules.md.
 """
 
 from __future__ import annotations

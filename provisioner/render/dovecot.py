@@ -1,6 +1,6 @@
 """Dovecot 2.3 (Debian 12): IMAPS/POP3S for the mailbox host, SASL for Postfix submission.
 
-Dovecot 2.4 renamed many settings (mail-standards.md DC-01); Debian 12 ships 2.3.19, which
+Dovecot 2.4 renamed many settings (DC-01 in docs/rules.md); Debian 12 ships 2.3.19, which
 is what this writes. docs/dovecot.md says what changes for 2.4.
 """
 
@@ -59,6 +59,6 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
             postmaster=f"postmaster@{hosted[0]}" if hosted else f"postmaster@{host.fqdn}",
         ),
     )
-    # Hashes only, but never world-readable (mail-standards.md §11).
+    # Hashes only (DC-07), but never world-readable: a stolen hash can be guessed offline.
     tree.add(USERS_FILE[1:], passwd_file(entries), 0o640, "root", "dovecot", secret=True)
     return True

@@ -1,7 +1,7 @@
 """Postfix: main.cf as ordered data, master.cf as a list of services, lookup tables as sources.
 
 Each host gets only what its services need. Every parameter that exists because of a rule
-cites it (postconf(5), RFC, or the checklist id in ../shared/reference/mail-standards.md).
+cites it in words, with the rule id of docs/rules.md (which gives the postconf(5) or RFC source).
 """
 
 from __future__ import annotations
@@ -174,14 +174,15 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
 
     sections: list[Section] = []
     base = Section("Identity and compatibility")
-    base.set("compatibility_level", COMPATIBILITY_LEVEL, "PF-01: explicit; Debian 12's built-in default is 0")
-    base.set("myhostname", host.fqdn, "HELO name = PTR name = A record (mail-standards §4)")
+    base.set("compatibility_level", COMPATIBILITY_LEVEL, "PF-01: set explicitly; at Debian 12's built-in level 0 relay control would be empty")
+    base.set("myhostname", host.fqdn, "HELO-01: the HELO name is the PTR name and has an address record")
     base.set("myorigin", "$myhostname")
     base.set("mydestination", "$myhostname, localhost", "hosted domains are virtual, never listed here")
     networks = list(LOOPBACK_NETWORKS)
     if host.has(Service.RELAY):
         networks += [str(n) if n.version == 4 else f"[{n.network_address}]/{n.prefixlen}" for n in site.relay.networks]
-    base.set("mynetworks", " ".join(networks), "PF-03: loopback" + (" and relay.networks" if host.has(Service.RELAY) else " only"))
+    trusted = "loopback and relay.networks" if host.has(Service.RELAY) else "loopback only"
+    base.set("mynetworks", " ".join(networks), f"PF-03: clients that may relay without AUTH: {trusted}")
     # Only the declared families: mail sent from an undeclared address would fail SPF.
     families = ["ipv4"] * bool(host.ipv4) + ["ipv6"] * bool(host.ipv6)
     base.set("inet_protocols", ", ".join(families) if families else "ipv4")
@@ -201,11 +202,11 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     smtpd.set(
         "smtpd_relay_restrictions",
         "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-        "PF-02: never an open relay",
+        "PF-02: never an open relay: only mynetworks and authenticated clients relay",
     )
     if host.has(Service.RELAY) and not (receives or is_store):
         smtpd.set("smtpd_client_restrictions", "permit_mynetworks, reject", "a pure relay talks only to relay.networks")
-    smtpd.set("smtpd_helo_required", "yes", "PF-13")
+    smtpd.set("smtpd_helo_required", "yes", "PF-13: clients must introduce themselves with HELO/EHLO")
     smtpd.set("disable_vrfy_command", "yes", "no address harvesting")
     smtpd.set("smtpd_sasl_auth_enable", "no", "PF-05: no AUTH on port 25; submission enables it")
     smtpd.set("smtpd_tls_auth_only", "yes", "PF-05: AUTH only after STARTTLS")
@@ -215,17 +216,19 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     smtpd.set("smtpd_tls_protocols", ">=TLSv1", "PF-10: opportunistic TLS on 25: stricter only loses encryption")
     smtpd.set("smtpd_tls_loglevel", "1")
     smtpd.set("smtpd_tls_received_header", "yes")
-    smtpd.set("smtpd_forbid_bare_newline", "normalize", "PF-12: SMTP smuggling")
-    smtpd.set("smtpd_forbid_unauth_pipelining", "yes", "PF-12")
+    smtpd.set("smtpd_forbid_bare_newline", "normalize", "PF-12: SMTP smuggling: a bare LF becomes CRLF, so servers agree where a message ends")
+    smtpd.set("smtpd_forbid_unauth_pipelining", "yes", "PF-12: SMTP smuggling: no commands sent ahead of the replies")
     sections.append(smtpd)
 
     client = Section("SMTP client: outbound TLS")
     client.set(
         "smtp_tls_security_level",
         "encrypt" if site.relay.smarthost else "may",
-        "PF-15" + ("; the smarthost itself: secure, in tls_policy" if site.relay.smarthost else ""),
+        "PF-15: all mail goes to the smarthost over TLS; its certificate is verified (secure, in tls_policy)"
+        if site.relay.smarthost
+        else "PF-15: outbound TLS whenever the receiver offers it",
     )
-    client.set("smtp_tls_mandatory_protocols", ">=TLSv1.2", "PF-10")
+    client.set("smtp_tls_mandatory_protocols", ">=TLSv1.2", "PF-10: where outbound TLS is mandatory, TLS 1.2 or newer")
     client.set("smtp_tls_loglevel", "1")
     client.set("smtp_tls_note_starttls_offer", "yes")
     sections.append(client)
@@ -307,17 +310,17 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     if host.has(Service.SUBMISSION):
         maps["sender_login"] = table(sender_logins(site), TABLE_HEADER)
         sub = Section("Submission: SASL through Dovecot, senders bound to their logins")
-        sub.set("smtpd_sasl_type", "dovecot", "PF-08")
+        sub.set("smtpd_sasl_type", "dovecot", "PF-08: one password database: Dovecot checks AUTH for Postfix")
         sub.set("smtpd_sasl_path", "private/auth", "Dovecot's auth socket in Postfix's spool")
-        sub.set("smtpd_sasl_security_options", "noanonymous", "PF-08")
+        sub.set("smtpd_sasl_security_options", "noanonymous", "PF-08: no anonymous logins")
         sub.set("smtpd_sender_login_maps", lookup("sender_login"), "PF-09: who may send as which address")
         sections.append(sub)
 
     if receives:
-        ps = Section("postscreen on port 25: DNS blocklists (never on submission, BL-08)")
+        ps = Section("postscreen on port 25: DNS blocklists (BL-08: never on submission)")
         sites = " ".join(f"{b.zone}=127.0.0.[2..11]*{b.weight}" for b in site.policy.dnsbl)
         ps.set("postscreen_access_list", "permit_mynetworks")
-        ps.set("postscreen_dnsbl_sites", sites, "BL-04: the filter keeps 127.255.255.x error answers from scoring")
+        ps.set("postscreen_dnsbl_sites", sites, "BL-04: only 127.0.0.2-11 score; 127.255.255.x answers are errors, never listings")
         ps.set("postscreen_dnsbl_threshold", "3")
         ps.set("postscreen_dnsbl_action", "enforce")
         ps.set("postscreen_greet_action", "enforce")
@@ -358,7 +361,7 @@ def tables_of(tree: HostTree) -> list[str]:
 
 
 _MUA_OPTIONS = (
-    # PF-06/07, upstream master.cf: only authenticated clients may send on 587/465.
+    # PF-06, PF-07 (docs/rules.md), upstream master.cf: only authenticated clients may send on 587/465.
     "smtpd_sasl_auth_enable=yes",
     "smtpd_tls_auth_only=yes",
     "smtpd_reject_unlisted_recipient=no",
@@ -378,7 +381,7 @@ def master_services(inp: PostfixInput) -> list[MasterService]:
     out: list[MasterService] = []
     if host.receives_internet_mail:
         out += [
-            MasterService("smtp", "inet", "postscreen", private="n", maxproc="1", comment="port 25 through postscreen (PF-14)"),
+            MasterService("smtp", "inet", "postscreen", private="n", maxproc="1", comment="port 25 through postscreen (PF-14: blocklists on 25 only)"),
             MasterService("smtpd", "pass", "smtpd"),
             MasterService("dnsblog", "unix", "dnsblog", maxproc="0"),
             MasterService("tlsproxy", "unix", "tlsproxy", maxproc="0"),
@@ -393,7 +396,7 @@ def master_services(inp: PostfixInput) -> list[MasterService]:
                 "smtpd",
                 private="n",
                 options=("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_MUA_OPTIONS),
-                comment="587: STARTTLS required, then AUTH (RFC 6409, PF-06)",
+                comment="587: STARTTLS required, then AUTH (PF-06: submission, RFC 6409)",
             )
         )
         out.append(
@@ -403,7 +406,7 @@ def master_services(inp: PostfixInput) -> list[MasterService]:
                 "smtpd",
                 private="n",
                 options=("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_MUA_OPTIONS),
-                comment="465: implicit TLS (RFC 8314, PF-07)",
+                comment="465: implicit TLS, then AUTH (PF-07: submissions, RFC 8314)",
             )
         )
     out += [

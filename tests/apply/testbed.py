@@ -1,6 +1,6 @@
 """A throwaway Debian host on this machine: golden rootfs, overlay chroot, network namespace.
 
-Recipe: shared/reference/testbed.md. The golden rootfs is built once by debootstrap and cached
+docs/apply.md, "The test host". The golden rootfs is built once by debootstrap and cached
 under /var/cache/provisioner-testbed/<key>/, the key a hash of everything that goes into it
 (suite, base packages, the role's package list), so CI that starts from scratch builds its own
 and a changed package list builds a new one. The mirror is reached only during that build;

@@ -1,6 +1,6 @@
 """The issue's test network: several Debian hosts (overlay chroots of one golden rootfs), each in
 its own network namespace and UTS namespace, on a bridge in a "switch" namespace, plus an nsd in
-a "dns" namespace and an "inet" namespace (the outside world). Recipe: shared/reference/testbed.md.
+a "dns" namespace and an "inet" namespace (the outside world). What each test proves: docs/testing.md.
 
 Ansible reaches the hosts over SSH: sshd runs inside each chroot and namespace, root's
 authorized_keys holds a key generated per run, and ProxyCommand is `ip netns exec HOST nc %h %p`.
