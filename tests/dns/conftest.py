@@ -1,4 +1,4 @@
-"""A real nsd on a loopback address serving the zones `provision` generated (testbed.md)."""
+"""A real nsd on a loopback address serving the zones `provision` generated (docs/dns.md, "How it is tested")."""
 
 from __future__ import annotations
 
