@@ -2,8 +2,11 @@
 
 The sheet is for the person who types the records into a DNS provider's panel and hands the
 mail settings to users: per domain the records (name in the zone and in full, type, TTL, a value
-that copies whole, level, purpose, a `dig` line to check it), the notes, the PTR requests for the
-hosting provider and what users type into their mail program. English or Japanese.
+that copies whole, level, purpose, a `dig` line to check it), the PTR requests for the hosting
+provider and what users type into their mail program. English or Japanese.
+
+Notes addressed to the site author (add an SPF include, serve the MTA-STS policy) are not on the
+sheet: they are printed as warnings by `render` and `dns` and kept in records.json.
 
 Decisions live here (grouping, wording, dig lines); templates/sheet.html.j2 only lays them out.
 The HTML is deterministic: no timestamps, nothing fetched from the network.
@@ -23,11 +26,11 @@ import dns.reversename
 import idna
 
 from provisioner.dns.formats import TXT_CHUNK, rdata, txt_strings
-from provisioner.dns.records import Level, Note, Record, RecordSet
+from provisioner.dns.records import Level, Record, RecordSet
 from provisioner.errors import ProvisionError
 from provisioner.render.tree import render_template
 from provisioner.site.model import Site
-from provisioner.site.types import Service
+from provisioner.site.types import Service, TlsSource
 
 LANGS = ("en", "ja")
 CHROMIUM = "/usr/bin/chromium"
@@ -48,13 +51,21 @@ TEXT: dict[str, dict[str, str]] = {
             "Panels that take the value as typed split it themselves; panels (and zone files) that want quoted strings take the split form shown under it."
         ),
         "dig_intro": "After the change has propagated, the dig line under each record prints what the world sees; it must match the value (dig shows TXT values in quotes).",
+        "pdf_copy": (
+            "Printed or PDF copy: copying a long value (a DKIM key) out of a PDF breaks it into lines and may add spaces, "
+            "and the record stops working. Copy values from the HTML page (sheet.html, beside this file in build/dns/), or type them."
+        ),
+        "self_signed": (
+            "For now the mail server has a self-signed certificate: every mail program warns, when it connects on ports {ports}, "
+            "that the server's identity cannot be verified, and some refuse to connect. This goes away once the administrator "
+            "installs a certificate from a public certificate authority; until then, set up accounts only on devices you can check."
+        ),
         "levels_heading": "Levels",
         "contents": "Contents",
         "zone": "Zone",
         "domain_heading": "Domain {domain}",
         "records_heading": "Records to enter",
         "records_count": "{n} records",
-        "notes_heading": "Notes",
         "col_name": "Name",
         "col_full": "Full name",
         "col_type": "Type",
@@ -92,7 +103,6 @@ TEXT: dict[str, dict[str, str]] = {
         "col_address_mail": "Email address",
         "col_login": "User name to type",
         "no_client": "This site stores no mailboxes: there are no mail program settings.",
-        "other_notes": "Other notes",
         "Required": "Required",
         "Recommended": "Recommended",
         "Optional": "Optional",
@@ -114,13 +124,20 @@ TEXT: dict[str, dict[str, str]] = {
             "入力された値を自動で分割する管理画面ではそのまま入力し、引用符付きの文字列を求める管理画面（やゾーンファイル）では、下に示す分割した形を使ってください。"
         ),
         "dig_intro": "反映後、各レコードの下の dig コマンドで外部から見える値を確認できます。値と一致する必要があります（dig はTXTの値を引用符付きで表示します）。",
+        "pdf_copy": (
+            "印刷版・PDF版について：PDFから長い値（DKIM鍵など）をコピーすると、行ごとに分かれたり空白が入ったりして、レコードが機能しなくなります。"
+            "値はHTML版（build/dns/ にある sheet.html）からコピーするか、手で入力してください。"
+        ),
+        "self_signed": (
+            "現在、メールサーバは自己署名証明書を使っています。ポート{ports}に接続すると、どのメールソフトも「サーバの身元を確認できない」と警告し、"
+            "接続を拒否するものもあります。管理者が公的な認証局の証明書を導入すれば警告は出なくなります。それまでは、確認できる端末でのみアカウントを設定してください。"
+        ),
         "levels_heading": "重要度",
         "contents": "目次",
         "zone": "ゾーン",
         "domain_heading": "ドメイン {domain}",
         "records_heading": "登録するレコード",
         "records_count": "{n}件のレコード",
-        "notes_heading": "注意事項",
         "col_name": "名前",
         "col_full": "完全な名前",
         "col_type": "種類",
@@ -158,7 +175,6 @@ TEXT: dict[str, dict[str, str]] = {
         "col_address_mail": "メールアドレス",
         "col_login": "入力するユーザー名",
         "no_client": "このサイトにはメールボックスがないため、メールソフトの設定はありません。",
-        "other_notes": "その他の注意事項",
         "Required": "必須",
         "Recommended": "推奨",
         "Optional": "任意",
@@ -198,7 +214,6 @@ class SheetZone:
     anchor: str
     count: str
     records: list[SheetRecord]
-    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -274,10 +289,6 @@ def _record(record: Record, lang: str, t: dict[str, str]) -> SheetRecord:
     )
 
 
-def _note(note: Note, lang: str) -> str:
-    return note.ja if lang == "ja" else note.en
-
-
 def _zones(rs: RecordSet, lang: str, t: dict[str, str]) -> list[SheetZone]:
     zones = sorted({r.zone for r in rs.records if not r.at_provider})
     out = []
@@ -294,7 +305,6 @@ def _zones(rs: RecordSet, lang: str, t: dict[str, str]) -> list[SheetZone]:
                 anchor="zone-" + zone,
                 count=t["records_count"].format(n=len(records)),
                 records=records,
-                notes=[_note(n, lang) for n in rs.notes if n.domain == zone],
             )
         )
     return out
@@ -335,7 +345,9 @@ def sheet_html(site: Site, rs: RecordSet, lang: str = "en") -> str:
     zones = _zones(rs, lang, t)
     client_rows, accounts = _client(site, t)
     example = accounts[0].login if accounts else "user@" + (sorted(site.domains)[0] if site.domains else "example.com")
-    known = {z.a_label for z in zones}
+    ports = sorted({row.port for row in client_rows})
+    sep = "、" if lang == "ja" else ", "
+    self_signed = t["self_signed"].format(ports=sep.join(map(str, ports))) if client_rows and site.tls.source is TlsSource.SELF_SIGNED else ""
     return render_template(
         "sheet.html.j2",
         lang=lang,
@@ -347,7 +359,7 @@ def sheet_html(site: Site, rs: RecordSet, lang: str = "en") -> str:
         client_rows=client_rows,
         accounts=accounts,
         username_value=t["username_value"].format(example=example),
-        other_notes=[_note(n, lang) for n in rs.notes if n.domain not in known],
+        self_signed=self_signed,
     )
 
 
