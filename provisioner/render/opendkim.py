@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from provisioner.keys.store import KeyState
 from provisioner.render.tree import HostTree, render_template
 from provisioner.site.model import Host, Site
-from provisioner.site.types import Service
+from provisioner.site.types import Service, spellings
 
 SOCKET_IN_SPOOL = "opendkim/opendkim.sock"  # relative to Postfix's queue directory
 KEY_DIR = "/etc/opendkim/keys"
@@ -40,7 +40,9 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
                 name = f"{key.selector}._domainkey.{domain}"
                 target = f"{KEY_DIR}/{name}.private"  # flat: one directory, not one per domain
                 key_table.append(f"{name} {domain}:{key.selector}:{target}")
-                signing_table.append(f"*@{domain} {name}")
+                # A From: written in the U-label (RFC 6532) is signed too, with the A-label d=
+                # (RFC 8616 §5); DMARC compares the From domain as A-labels (RFC 8616 §6).
+                signing_table += [f"*@{form} {name}" for form in spellings(domain)]
                 tree.add(target[1:], keys.read_private(key), 0o640, "root", "opendkim", secret=True)
     internal = list(LOOPBACK)
     if host.has(Service.RELAY):

@@ -17,7 +17,7 @@ from provisioner.render.tls import CERT_DIR, TlsPaths
 from provisioner.render.tree import HostTree, render_template, table
 from provisioner.secrets import read_site_file
 from provisioner.site.model import Domain, Host, Site, SmarthostCa
-from provisioner.site.types import Service
+from provisioner.site.types import Service, spellings
 from provisioner.site.validate import Issue
 
 # postfix-lmdb: Berkeley DB (hash:) is deprecated upstream and by Debian; LMDB has no size
@@ -104,8 +104,38 @@ def _targets(targets: tuple[str, ...], domain: str) -> list[str]:
     return [t if "@" in t else _address(t, domain) for t in targets]
 
 
+# An IDN domain reaches Postfix in two spellings: the A-label (xn--...) and, from an SMTPUTF8
+# client (RFC 6531 §3.2), the U-label. SMTPUTF8_README: Postfix converts neither form to the
+# other before a table lookup (it only case-folds), so every table that names a hosted domain
+# lists both. Mailboxes, logins and DKIM keys stay under the A-label alone: the U-label
+# addresses are virtual(5) aliases of the A-label ones (docs/postfix.md, "Domains in their own script").
+
+
+def _with_u_labels(entries: dict[str, str]) -> dict[str, str]:
+    """A table keyed by domains, with each IDN domain's U-label beside it (same value)."""
+    return {key: value for domain, value in entries.items() for key in spellings(domain)}
+
+
+def _u_label_aliases(site: Site, aliases: dict[str, str]) -> dict[str, str]:
+    """local@U-label -> local@A-label for every address of each hosted IDN domain; @U-label too."""
+    out: dict[str, str] = {}
+    for domain_name in site.hosted_domains:
+        forms = spellings(domain_name)
+        if len(forms) == 1:
+            continue
+        u_label = forms[1]
+        locals_ = set(site.domains[domain_name].mailboxes)
+        locals_ |= {a.rpartition("@")[0] for a in aliases if a.endswith(f"@{domain_name}") and not a.startswith("@")}
+        for local in sorted(locals_):
+            out[_address(local, u_label)] = _address(local, domain_name)
+        if f"@{domain_name}" in aliases:
+            out[f"@{u_label}"] = aliases[f"@{domain_name}"]
+    return out
+
+
 def virtual_aliases(site: Site) -> dict[str, str]:
-    """virtual(5): mailbox aliases, domain aliases and catch-alls of every hosted domain."""
+    """virtual(5): mailbox aliases, domain aliases and catch-alls of every hosted domain,
+    and the U-label spelling of every address of a hosted IDN domain."""
     out: dict[str, str] = {}
     for domain_name in site.hosted_domains:
         domain = site.domains[domain_name]
@@ -119,6 +149,7 @@ def virtual_aliases(site: Site) -> dict[str, str]:
             out[_address(local, domain_name)] = ",".join(_targets(targets, domain_name))
         if domain.catch_all is not None:
             out[f"@{domain_name}"] = ",".join(_targets(domain.catch_all, domain_name))
+    out.update(_u_label_aliases(site, out))
     return out
 
 
@@ -152,7 +183,8 @@ def relay_recipients(site: Site) -> dict[str, str]:
     out = {address: "OK" for address in sender_logins(site)}
     out.update({address: "OK" for address in virtual_aliases(site)})
     for domain_name in site.relay_to_domains:
-        out[f"@{domain_name}"] = "OK"  # forwarded whole: the next hop knows its recipients
+        for form in spellings(domain_name):
+            out[f"@{form}"] = "OK"  # forwarded whole: the next hop knows its recipients
     return out
 
 
@@ -244,7 +276,7 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     if hosted or site.relay_to_domains:
         domains = Section("Hosted domains")
         if is_store:
-            maps["virtual_domains"] = table({d: "OK" for d in hosted}, TABLE_HEADER)
+            maps["virtual_domains"] = table(_with_u_labels({d: "OK" for d in hosted}), TABLE_HEADER)
             vmailbox: list[tuple[str, str]] = []
             for domain_name in hosted:
                 vmailbox += _hosted_table(site, domain_name, site.domains[domain_name])
@@ -266,7 +298,7 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
         if receives:
             relay_domains += site.relay_to_domains
         if relay_domains:
-            maps["relay_domains"] = table({d: "OK" for d in relay_domains}, TABLE_HEADER)
+            maps["relay_domains"] = table(_with_u_labels({d: "OK" for d in relay_domains}), TABLE_HEADER)
             maps["relay_recipients"] = table(relay_recipients(site), TABLE_HEADER)
             domains.set("relay_domains", lookup("relay_domains"), "accepted here, delivered onward")
             domains.set("relay_recipient_maps", lookup("relay_recipients"), "accept only recipients that exist: no backscatter")
@@ -274,7 +306,7 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
             sections.append(domains)
 
     if transports:
-        maps["transport"] = table(transports, TABLE_HEADER)
+        maps["transport"] = table(_with_u_labels(transports), TABLE_HEADER)
         route = Section("Routing")
         route.set("transport_maps", lookup("transport"), "relay.transports and relay_to, as transport(5) lines")
         sections.append(route)

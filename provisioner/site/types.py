@@ -158,6 +158,13 @@ def to_u_label(a_label: str) -> str:
     return idna.decode(a_label) if "xn--" in a_label else a_label
 
 
+def spellings(a_label: str) -> tuple[str, ...]:
+    """How mail may name a domain: its A-label and, for an IDN, its U-label (RFC 6531 §3.2:
+    an SMTPUTF8 client may write either; nothing on the way converts one to the other)."""
+    u_label = to_u_label(a_label)
+    return (a_label,) if u_label == a_label else (a_label, u_label)
+
+
 def to_dns_name(value: Any, what: str = "domain name") -> str:
     """A DNS name (RFC 2181 §11): like `to_a_label`, but labels may hold '_' (service labels)."""
     name = _name_text(value, what)
