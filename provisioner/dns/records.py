@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from provisioner.keys.public import cached_public_value
-from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, Status
+from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, Status
 from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy, TlsRptPolicy
 from provisioner.site.types import MtaStsMode, Service, SpfAll
 
@@ -148,6 +148,15 @@ def mta_sts_id(policy_text: str) -> str:
     return hashlib.sha256(policy_text.encode()).hexdigest()[:20]
 
 
+def dkim_value(keys: KeyState, key: DkimKey) -> str:
+    """The TXT value publishing `key` (RFC 6376 §3.6.1), from its cached public half."""
+    k, p = cached_public_value(key.path, functools.partial(keys.read_private, key))
+    return f"v=DKIM1; k={k}; p={p}"
+
+
+REVOKED_DKIM = "v=DKIM1; p="  # RFC 6376 §3.6.1: an empty p= means the key is revoked
+
+
 def _mailto_domain(uri: str) -> str:
     return uri.removeprefix("mailto:").rpartition("@")[2]
 
@@ -240,7 +249,6 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
             )
 
         for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
-            k, p = cached_public_value(key.path, functools.partial(keys.read_private, key))
             level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
             what = {
                 Status.ACTIVE: ("signing", "署名に使用中"),
@@ -251,7 +259,7 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 domain_name,
                 f"{key.selector}._domainkey.{domain_name}",
                 "TXT",
-                f"v=DKIM1; k={k}; p={p}",
+                dkim_value(keys, key),
                 level,
                 f"DKIM public key ({key.algorithm}, {what[0]})",
                 f"DKIM公開鍵（{key.algorithm}、{what[1]}）",
@@ -264,7 +272,7 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                         domain_name,
                         f"{gen.selector(algorithm)}._domainkey.{domain_name}",
                         "TXT",
-                        "v=DKIM1; p=",
+                        REVOKED_DKIM,
                         Level.RECOMMENDED,
                         "revoked DKIM key (withdrawn selector)",
                         "失効したDKIM鍵（取り下げたセレクタ）",

@@ -29,7 +29,7 @@ import os
 import string
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,6 +54,11 @@ RETIRED_DAYS = 14
 # rather than "no key", and finally no longer published. The entry stays in dkim.yaml so the
 # selector name is never used again.
 WITHDRAWN_DAYS = 30
+# A standby is rotated to only this many days after it was made: its record must be in DNS and
+# in verifiers' caches before mail is signed with it. Publishing by hand can take a day, and a
+# resolver may cache the selector's absence for the zone's negative TTL (RFC 2308 §5, SOA
+# minimum: a day at some providers). Dates have no time, so 2 days is at least one whole day.
+PUBLISH_GRACE_DAYS = 2
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
 VAULT_PASSWORD_ENV = "ANSIBLE_VAULT_PASSWORD_FILE"
 
@@ -304,11 +309,13 @@ def ensure_keys(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
     vault_password: bytes | None = None,
+    made: list[str] | None = None,
 ) -> tuple[KeyState, int]:
     """Every domain gets an active and a standby generation with a key per algorithm.
 
     Existing keys are never touched (nor re-encrypted). With `vault_password`, new keys are
-    written as ansible-vault files. Returns the state and how many keys were generated.
+    written as ansible-vault files. Returns the state and how many keys were generated; the
+    path of each key written is appended to `made` as it is written (see undo_new_keys).
     """
     today = today or dt.date.today()
     ks = load_state(state_dir, vault_password)
@@ -341,13 +348,15 @@ def ensure_keys(
                 if not exists(path):
                     jobs.append((path, algorithm))
     if jobs:
-        _run_jobs(jobs, progress, workers, ks.vault() if ks.vault_password is not None else None)
+        _run_jobs(jobs, progress, workers, ks.vault() if ks.vault_password is not None else None, made)
     if changed or not (state_dir / STATE_FILE).exists():
         save_state(ks, site.name)
     return ks, len(jobs)
 
 
-def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] | None, workers: int | None, vault: VaultLib | None) -> None:
+def _run_jobs(
+    jobs: list[tuple[str, str]], progress: Callable[[int, int], None] | None, workers: int | None, vault: VaultLib | None, made: list[str] | None = None
+) -> None:
     """Generate keys (in worker processes unless workers == 1) and write them here, encrypting
     with `vault` in this process: the plaintext PEM never touches the disk when a vault is given."""
     done = 0
@@ -358,6 +367,8 @@ def _run_jobs(jobs: list[tuple[str, str]], progress: Callable[[int, int], None] 
 
         nonlocal done
         for path, pem in results:
+            if made is not None:
+                made.append(path)  # before the write: a half-done pair is undone too
             atomic_write(Path(path), vault.encrypt(pem) if vault is not None else pem, 0o600, STATE_DIR_MODE)
             # The public half (not secret) beside it: records never need to decrypt the key.
             k, p = dkim_public_value(pem)
@@ -390,13 +401,34 @@ def advance(ks: KeyState, today: dt.date) -> bool:
     return changed
 
 
-def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None) -> KeyState:
-    """Standby becomes active, the active one is retired, a new standby is made (vault-encrypted with `vault_password`)."""
+def standby_ready(gen: Generation) -> dt.date:
+    """The first day a rotation to standby `gen` is allowed (PUBLISH_GRACE_DAYS after it was made)."""
+    return dt.date.fromisoformat(gen.since) + dt.timedelta(days=PUBLISH_GRACE_DAYS)
+
+
+def rotate(
+    site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None, force: bool = False
+) -> KeyState:
+    """Standby becomes active, the active one is retired, a new standby is made (vault-encrypted with `vault_password`).
+
+    Refused, for every domain at once and before anything changes, when a domain's standby is
+    younger than PUBLISH_GRACE_DAYS (its record may not be in DNS yet), unless `force`.
+    """
     today = today or dt.date.today()
-    ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)
     for domain in domains:
         if domain not in site.domains:
             raise ProvisionError(f"{domain} is not a domain of site {site.name}")
+    ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)
+    young = [(d, g) for d in domains for g in ks.domains[d] if g.status is Status.STANDBY and standby_ready(g) > today]
+    if young and not force:
+        first, gen = young[0]
+        others = f" (and {len(young) - 1} more domain{'s' * (len(young) != 2)})" if len(young) > 1 else ""
+        raise ProvisionError(
+            f"{first}{others}: the standby {gen.name} was made on {gen.since}; mail signed with it before its record is "
+            f"published and seen fails DKIM. Publish its record ({gen.name}._domainkey.{first}, in build/dns/ after render), "
+            f"then rotate on or after {standby_ready(gen).isoformat()}; --force rotates now if you know it is published"
+        )
+    for domain in domains:
         for gen in ks.domains[domain]:
             if gen.status is Status.ACTIVE:
                 gen.status, gen.since = Status.RETIRED, today.isoformat()
@@ -405,6 +437,45 @@ def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | Non
     save_state(ks, site.name)
     ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)  # the new standby
     return ks
+
+
+def undo_new_keys(state_dir: Path, made: list[str], state_before: bytes | None) -> None:
+    """Delete the keys a failed run wrote (`made`, from ensure_keys) with their public halves,
+    and put dkim.yaml back as it was (`state_before`; None: it did not exist), so a failed
+    render leaves the state directory as it found it. Nothing else is touched."""
+    if not made:
+        return
+    for path in made:
+        for name in (path, os.path.splitext(path)[0] + ".pub"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+    for directory in sorted({os.path.dirname(p) for p in made}):
+        with contextlib.suppress(OSError):  # only when empty: a directory with other keys stays
+            os.rmdir(directory)
+    state_file = state_dir / STATE_FILE
+    if state_before is None:
+        with contextlib.suppress(FileNotFoundError):
+            state_file.unlink()
+    else:
+        atomic_write(state_file, state_before, 0o644, STATE_DIR_MODE)
+
+
+@contextlib.contextmanager
+def keys_undone_on_failure(state_dir: Path) -> Iterator[list[str]]:
+    """`with keys_undone_on_failure(state) as made: ensure_keys(..., made=made); ...`: when the
+    block raises, the keys it made are deleted and dkim.yaml restored (undo_new_keys)."""
+    try:
+        before: bytes | None = (state_dir / STATE_FILE).read_bytes()
+    except FileNotFoundError:
+        before = None
+    except OSError as exc:
+        raise ProvisionError(f"cannot read {state_dir / STATE_FILE}: {exc.strerror or exc}") from None
+    made: list[str] = []
+    try:
+        yield made
+    except BaseException:
+        undo_new_keys(state_dir, made, before)
+        raise
 
 
 def require_keys(site: Site, ks: KeyState) -> list[str]:

@@ -99,11 +99,11 @@ def test_existing_keys_are_never_regenerated(site, tmp_path: Path) -> None:
     assert made == 0
     assert {p: p.read_bytes() for p in (tmp_path / "dkim").rglob("*.pem")} == plain  # not re-encrypted either
     # a rotation encrypts only the new standby key; the old ones stay byte for byte
-    ks = rotate(site, tmp_path, ["smallco.example"], today=FIXED_DAY + dt.timedelta(days=1), vault_password=PASSWORD)
+    ks = rotate(site, tmp_path, ["smallco.example"], today=FIXED_DAY + dt.timedelta(days=2), vault_password=PASSWORD)
     new = tmp_path / "dkim/smallco.example/s202611c.pem"
     assert new.read_bytes().startswith(b"$ANSIBLE_VAULT;")
     assert {p: p.read_bytes() for p in plain} == plain
-    _, made = ensure_keys(site, tmp_path, today=FIXED_DAY + dt.timedelta(days=1), workers=1, vault_password=PASSWORD)
+    _, made = ensure_keys(site, tmp_path, today=FIXED_DAY + dt.timedelta(days=2), workers=1, vault_password=PASSWORD)
     assert made == 0
     assert ks.read_private(ks.keys("smallco.example")[-1]).startswith(b"-----BEGIN PRIVATE KEY-----")
 
