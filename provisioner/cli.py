@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,8 +18,39 @@ from rich.table import Table
 from provisioner.errors import ProvisionError, SiteInvalid
 from provisioner.textsafe import visible
 
+# Exit codes. Every command: 0 success, 1 an error it explains (bad site file, failed host),
+# 64 a usage error (EX_USAGE, sysexits.h: click's own 2 would read as plan's "changes"),
+# 70 an internal error (EX_SOFTWARE), 130 interrupted. plan and inspect add codes of their own.
+EX_USAGE = 64
+# Typer 0.29 carries its own click (typer._click), older ones use click: take the classes from
+# the exception typer exports, whichever click it is.
+_CLICK_ERRORS: dict[str, Any] = {c.__name__: c for c in typer.BadParameter.__mro__}
+UsageError, ClickException = _CLICK_ERRORS["UsageError"], _CLICK_ERRORS["ClickException"]
+COMMON_EXIT = "64 usage error (unknown command or option, bad or missing argument), 70 internal error, 130 interrupted"
+EXIT = {
+    "validate": "0 valid, 1 not valid (every problem listed)",
+    "keys": "0 keys present (or rotated), 1 error",
+    "render": "0 rendered, 1 error (the previous build is left as it was)",
+    "dns": "0 records written, 1 error",
+    "check": "0 every required check passes (with --strict: no warnings either), 1 a check fails or DNS cannot be asked",
+    "plan": "0 nothing would change, 2 changes, 1 error (a failed or unreachable host)",
+    "apply": "0 applied (or nothing to change), 1 a host failed or the plan was not confirmed",
+    "inspect": "0 authentic, 2 not authentic, 3 cannot tell, 1 unreadable input",
+    "passwd": "0 hash printed, 1 error (the two passwords differ)",
+    "schema": "0",
+}
+
+
+def _epilog(command: str, example: str) -> str:
+    return f"\b\nExample: {example}\n\nExit codes: {EXIT[command]}; {COMMON_EXIT}."
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    """'1 host', '2 hosts', '1 mailbox', '2 mailboxes'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     help=(
@@ -32,11 +63,16 @@ app = typer.Typer(
         "  provision check site.yaml --nameserver 192.0.2.53\n"
         "  provision inspect message.eml --site site.yaml --verify\n"
         "  provision plan site.yaml --format markdown\n"
-        "  provision apply site.yaml --yes\n"
+        "  provision apply site.yaml -i hosts.yml   (shows the plan, asks before changing)\n"
         "  echo 'secret' | provision passwd\n"
         "  provision schema > site.schema.json"
     ),
-    epilog="Docs: README.md and docs/ in the project. Exit codes: 0 success, 1 user error.",
+    epilog=(
+        "Docs: README.md and docs/ in the project.\n\n"
+        f"Exit codes: 0 success, 1 an error it explains; {COMMON_EXIT}. "
+        "plan: 2 changes; inspect: 2 not authentic, 3 cannot tell (see each command's --help).\n\n"
+        "Shell completion: provision --install-completion (bash, zsh, fish), or --show-completion to see the script."
+    ),
 )
 # No markup, emoji codes or highlighting: a string printed here is shown as it is, never
 # interpreted ('[link=...]' or ':warning:' in a DNS answer or a header is data).
@@ -91,7 +127,31 @@ def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
 
 
-@app.command(epilog="Example: provision validate examples/all-in-one/site.yaml")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("provisioner")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from provisioner import __version__
+
+        return __version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"provision {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit", callback=_show_version, is_eager=True)] = False,
+) -> None:
+    pass
+
+
+@app.command(epilog=_epilog("validate", "provision validate examples/all-in-one/site.yaml"))
 def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
     """Check a site file; list every problem as FILE:LINE:COL: key: message. Exit 0 valid, 1 not."""
     from provisioner.site.validate import load_site
@@ -107,10 +167,11 @@ def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
         _print_json({"valid": True, "problems": []})
     else:
         s = loaded.site
-        out.print(visible(f"{site}: valid ({len(s.hosts)} hosts, {len(s.domains)} domains, {sum(len(d.mailboxes) for d in s.domains.values())} mailboxes)"))
+        mailboxes = sum(len(d.mailboxes) for d in s.domains.values())
+        out.print(visible(f"{site}: valid ({_count(len(s.hosts), 'host')}, {_count(len(s.domains), 'domain')}, {_count(mailboxes, 'mailbox', 'mailboxes')})"), soft_wrap=True)
 
 
-@app.command(epilog="Example: provision keys examples/all-in-one/site.yaml --rotate smallco.example")
+@app.command(epilog=_epilog("keys", "provision keys examples/all-in-one/site.yaml --rotate smallco.example"))
 def keys(
     site: SiteArg,
     state: StateOpt = None,
@@ -147,7 +208,7 @@ def keys(
     out.print(visible(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}"))
 
 
-@app.command(epilog="Example: provision render examples/all-in-one/site.yaml -o build/")
+@app.command(epilog=_epilog("render", "provision render examples/all-in-one/site.yaml -o build/"))
 def render(
     site: SiteArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="build directory")] = Path("build"),
@@ -184,7 +245,7 @@ def render(
     out.print(visible(f"manifest: {output / 'manifest.json'}"))
 
 
-@app.command(epilog="Example: provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html")
+@app.command(epilog=_epilog("dns", "provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html"))
 def dns(
     site: SiteArg,
     fmt: Annotated[str, typer.Option("--format", help="zone, json, octodns, sheet or pdf")] = "zone",
@@ -222,7 +283,7 @@ def dns(
         _fail(exc)
 
 
-@app.command(epilog="Example: provision check examples/all-in-one/site.yaml --nameserver 127.0.0.1:5353")
+@app.command(epilog=_epilog("check", "provision check examples/all-in-one/site.yaml --nameserver 127.0.0.1:5353"))
 def check(
     site: SiteArg,
     nameserver: Annotated[list[str] | None, typer.Option("--nameserver", help="ask this server, IP[:PORT] (repeatable); default: the system resolver")] = None,
@@ -296,7 +357,7 @@ LimitOpt = Annotated[str | None, typer.Option("--limit", help="only these hosts 
 BuildOpt = Annotated[Path, typer.Option("--build", help="build directory rendered into first")]
 
 
-@app.command(epilog="Example: provision plan examples/multi-host/site.yaml -i inventories/example --format markdown")
+@app.command(epilog=_epilog("plan", "provision plan examples/multi-host/site.yaml -i inventories/example --format markdown"))
 def plan(
     site: SiteArg,
     inventory: InventoryOpt = None,
@@ -327,7 +388,7 @@ def plan(
     raise typer.Exit(result.exit_code)
 
 
-@app.command(epilog="Example: provision apply examples/all-in-one/site.yaml -i inventories/local --yes")
+@app.command(epilog=_epilog("apply", "provision apply examples/multi-host/site.yaml -i inventories/example   (shows the plan and asks before changing anything)"))
 def apply(
     site: SiteArg,
     inventory: InventoryOpt = None,
@@ -378,7 +439,7 @@ def apply(
     raise typer.Exit(result.exit_code)
 
 
-@app.command(epilog="Example: provision inspect message.eml --site site.yaml --verify")
+@app.command(epilog=_epilog("inspect", "provision inspect message.eml --site site.yaml --verify"))
 def inspect(
     message: Annotated[str, typer.Argument(help="a saved message (.eml, the whole source), or - for standard input", show_default=False)],
     site: Annotated[Path | None, typer.Option("--site", help="trust this site's hosts (their authserv-ids and Received lines)")] = None,
@@ -432,9 +493,13 @@ def inspect(
     raise typer.Exit(EXIT[inspection.verdict])
 
 
-@app.command(epilog="Example: provision passwd   (or: echo 'secret' | provision passwd)")
-def passwd() -> None:
-    """Read a password (no echo on a terminal; one line from stdin otherwise); print its {ARGON2ID} hash."""
+@app.command(epilog=_epilog("passwd", "provision passwd   (or: echo 'secret' | provision passwd)"))
+def passwd(
+    raw: Annotated[bool, typer.Option("--raw", help="print the bare hash, for a {file:} or {env:} secret")] = False,
+) -> None:
+    """Read a password (no echo on a terminal; one line from stdin otherwise); print its {ARGON2ID}
+    hash quoted for YAML, ready to paste: password: '{ARGON2ID}$argon2id$...' (unquoted, YAML
+    reads {ARGON2ID} as a mapping)."""
     from provisioner.passwd import hash_password
 
     try:
@@ -444,12 +509,13 @@ def passwd() -> None:
                 raise ProvisionError("the two passwords differ")
         else:
             first = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-        print(hash_password(first))
+        hashed = hash_password(first)
+        print(hashed if raw else "'" + hashed.replace("'", "''") + "'")  # YAML single-quoted scalar (YAML 1.2 §7.3.2)
     except ProvisionError as exc:
         _fail(exc)
 
 
-@app.command(epilog="Example: provision schema > site.schema.json")
+@app.command(epilog=_epilog("schema", "provision schema > site.schema.json"))
 def schema() -> None:
     """Print the JSON Schema of the site file (for editors: yaml-language-server modeline)."""
     from provisioner.site.schema import site_schema
@@ -466,7 +532,18 @@ def main() -> None:
     if os.environ.get("NO_COLOR") is not None:
         out.no_color = err.no_color = True
     try:
-        app()
+        # standalone_mode=False: click's errors come here, so a usage error gets its own code
+        # (64) instead of click's 2, which plan uses for "changes" and inspect for "not authentic".
+        code = app(standalone_mode=False)
+    except UsageError as exc:  # NoSuchOption, BadParameter, MissingParameter, no command
+        exc.show()
+        sys.exit(EX_USAGE)
+    except ClickException as exc:  # FileError and the like: a user error, explained
+        exc.show()
+        sys.exit(1)
+    except typer.Abort:  # EOF at a prompt (typer.confirm)
+        err.print("aborted")
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
@@ -475,6 +552,7 @@ def main() -> None:
             raise
         err.print(visible(f"internal error: {type(exc).__name__}: {exc} (run with PROVISION_DEBUG=1 for details, and report it)"), markup=False)
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

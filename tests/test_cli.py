@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import EXAMPLES, MINIMAL
 
@@ -114,7 +116,8 @@ def test_examples_validate_against_the_schema_modeline() -> None:
 def test_passwd_hash_is_verified_by_dovecot() -> None:
     result = provision("passwd", stdin="correct horse\n")
     assert result.returncode == 0
-    hashed = result.stdout.strip()
+    hashed = yaml.safe_load(result.stdout)  # printed quoted for YAML
+    assert result.stdout == f"'{hashed}'\n"
     assert hashed.startswith("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$")
     ok = subprocess.run(["doveadm", "pw", "-t", hashed, "-p", "correct horse"], capture_output=True, text=True)
     assert "(verified)" in ok.stdout + ok.stderr
@@ -123,9 +126,15 @@ def test_passwd_hash_is_verified_by_dovecot() -> None:
 
 
 def test_passwd_hash_is_accepted_in_a_site(write_site) -> None:
-    hashed = provision("passwd", stdin="pw\n").stdout.strip()
-    site = write_site(MINIMAL.replace(MINIMAL.split('password: "')[1].split('"')[0], hashed))
-    assert provision("validate", str(site)).returncode == 0
+    """What passwd prints is pasted as it is, after `password: ` in block or flow style."""
+    printed = provision("passwd", stdin="pw\n").stdout.strip()
+    quoted = 'password: "' + MINIMAL.split('password: "')[1].split('"')[0] + '"'
+    for style in (f"password: {printed}", f"password: {printed}, quota: 1G"):
+        site = write_site(MINIMAL.replace(quoted, style))
+        done = provision("validate", str(site))
+        assert done.returncode == 0, done.stderr
+    raw = provision("passwd", "--raw", stdin="pw\n").stdout
+    assert raw.startswith("{ARGON2ID}$argon2id$") and raw.endswith("\n") and "'" not in raw
 
 
 def test_example_passwords_match_their_hashes() -> None:
@@ -198,3 +207,153 @@ def test_dns_command_formats(site_copy: Path, tmp_path: Path) -> None:
     bad = provision("dns", str(site_copy), "--format", "bind")
     assert bad.returncode == 1 and "unknown format 'bind'" in bad.stderr
     assert provision("dns", str(site_copy), "--format", "pdf").returncode == 1  # a PDF needs -o
+
+
+# --- exit codes, help, version, completion (issue 12 items 4 and 12) ---
+
+COMMANDS = ("validate", "keys", "render", "dns", "check", "plan", "apply", "inspect", "passwd", "schema")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_command_is_covered() -> None:
+    from provisioner.cli import EXIT, app
+
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    assert names == set(COMMANDS) == set(EXIT)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_usage_error_exits_64_for_every_command(command: str, tmp_path: Path) -> None:
+    """A mistyped option, a bad value, a missing argument: 64, never click's 2 (plan's "changes",
+    inspect's "not authentic") and never 1 (a real error)."""
+    typo = provision(command, "--no-such-option", str(tmp_path / "site.yaml"))
+    assert typo.returncode == 64, typo.stderr
+    assert "No such option: --no-such-option" in typo.stderr and "Traceback" not in typo.stderr
+    assert typo.stdout == ""
+    takes_site = command not in ("passwd", "schema", "inspect")
+    if takes_site:
+        missing = provision(command)
+        assert missing.returncode == 64 and "Missing argument" in missing.stderr, missing.stderr
+    if command in ("check", "inspect"):
+        bad = provision(command, "--timeout", "soon", "x")
+        assert bad.returncode == 64 and "Invalid value for '--timeout'" in bad.stderr, bad.stderr
+
+
+def test_usage_errors_at_the_top_level_exit_64() -> None:
+    for args in (("nosuchcommand",), ("--no-such-option",), ()):
+        done = provision(*args)
+        assert done.returncode == 64, (args, done.stderr)
+    assert provision("--help").returncode == 0
+    assert provision("plan", "--help").returncode == 0
+
+
+def test_plan_changes_still_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The CLI maps plan's result to its own code, unchanged by the usage-error code (a fake plan:
+    Ansible check mode needs a host; tests/apply runs the real one)."""
+    import provisioner.apply
+    import provisioner.cli as cli
+    from provisioner.apply.plan import FileChange, HostPlan, PlanResult
+
+    for changes, code in (((FileChange("etc/postfix/main.cf", "content"),), 2), ((), 0)):
+        result = PlanResult(hosts=(HostPlan("mail", files=changes),))
+        monkeypatch.setattr(cli, "_build", lambda *args: None)
+        monkeypatch.setattr(provisioner.apply, "plan", lambda *args, result=result: result)
+        monkeypatch.setattr(sys, "argv", ["provision", "plan", str(tmp_path / "site.yaml"), "--format", "json"])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        assert exited.value.code == code
+        capsys.readouterr()
+
+
+def test_inspect_not_authentic_still_exits_2(tmp_path: Path) -> None:
+    """A message whose Authentication-Results from a trusted server say DMARC failed: 2."""
+    message = tmp_path / "spoof.eml"
+    message.write_bytes(
+        b"Authentication-Results: mx.receiver.test; dmarc=fail header.from=bank.test; spf=fail smtp.mailfrom=evil.test; dkim=none\r\n"
+        b"Received: from mail.evil.test (mail.evil.test [198.51.100.7]) by mx.receiver.test; Mon, 2 Nov 2026 10:00:00 +0000\r\n"
+        b"From: Bank <alerts@bank.test>\r\nTo: you@receiver.test\r\nSubject: urgent\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n"
+        b"Message-ID: <1@evil.test>\r\n\r\nhello\r\n"
+    )
+    done = provision("inspect", str(message), "--trust", "mx.receiver.test")
+    assert done.returncode == 2, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_shows_an_example_and_the_exit_codes_of_the_readme(command: str) -> None:
+    from provisioner.cli import COMMON_EXIT, EXIT
+
+    shown = _words(provision(command, "--help").stdout)
+    assert f"Example: provision {command}" in shown
+    assert _words(f"Exit codes: {EXIT[command]}; {COMMON_EXIT}.") in shown
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `provision {command}"))
+    assert row.rstrip(" |").rsplit(" | ", 1)[1] == EXIT[command]
+    assert "64 on a usage error" in readme
+
+
+def test_no_example_applies_to_this_machine_unasked() -> None:
+    """No example in any --help runs apply with --yes, or against inventories/local (this machine)."""
+    for args in [("--help",), *((c, "--help") for c in COMMANDS)]:
+        for line in provision(*args).stdout.splitlines():
+            if "provision apply" in line:
+                assert "--yes" not in line and "inventories/local" not in line, line
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    done = provision("--version")
+    assert done.returncode == 0
+    assert done.stdout == f"provision {version('provisioner')}\n"
+
+
+def test_shell_completion_works() -> None:
+    """The installed `provision` script: its bash completion script, and the completions it gives."""
+    installed = str(Path(sys.executable).parent / "provision")
+    script = subprocess.run([installed, "--show-completion", "bash"], capture_output=True, text=True, env={**os.environ, "SHELL": "/bin/bash"})
+    assert script.returncode == 0 and "_PROVISION_COMPLETE=complete_bash" in script.stdout
+    assert "complete -o default -F _provision_completion provision" in script.stdout
+    completions = subprocess.run(
+        [installed],
+        env={**os.environ, "_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": "provision pl", "COMP_CWORD": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert completions.stdout.split() == ["plan"]
+    options = subprocess.run(
+        [installed],
+        env={**os.environ, "_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": "provision check --str", "COMP_CWORD": "2"},
+        capture_output=True,
+        text=True,
+    )
+    assert options.stdout.split() == ["--strict"]
+
+
+def test_counts_are_singular_for_one(write_site) -> None:
+    done = provision("validate", str(write_site(MINIMAL)))
+    assert done.returncode == 0
+    assert "valid (1 host, 1 domain, 1 mailbox)" in done.stdout
+    two = provision("validate", str(EXAMPLES / "multi-host/site.yaml"), env={"SMARTHOST_PASSWORD": "x"})
+    assert re.search(r"valid \(\d+ hosts, \d+ domains, \d+ mailboxes\)", two.stdout), two.stdout
+
+
+UNQUOTED = {
+    "ARGON2ID": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$4UpCNAmRJ40A4SZ+1IFVnw$0VMvaY6Hlpx3bUYZQxqT3lc27nod6JEAjo263ZDUq/A",
+    "BLF-CRYPT": "{BLF-CRYPT}$2y$05$" + "a" * 53,
+    "SHA512-CRYPT": "{SHA512-CRYPT}$6$saltsalt$" + "b" * 86,
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(UNQUOTED))
+@pytest.mark.parametrize("style", ["block", "flow"])
+def test_an_unquoted_hash_gets_a_hint_about_quoting(scheme: str, style: str, write_site) -> None:
+    hashed = UNQUOTED[scheme]
+    entry = f"alice:\n        password: {hashed}" if style == "block" else f"alice: {{password: {hashed}}}"
+    text = re.sub(r"alice: \{password: \"[^\"]+\"\}", lambda _: entry, MINIMAL)
+    done = provision("validate", str(write_site(text)))
+    assert done.returncode == 1
+    assert re.search(r"site\.yaml:1[23]:\d+: YAML syntax error: .*\(hint: a password hash must be quoted: YAML reads \{" + re.escape(scheme) + r"\} as a mapping", done.stderr), done.stderr
+    assert "Traceback" not in done.stderr

@@ -48,7 +48,7 @@ def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
                 try:
                     password = check_password_hash(value)
                 except Exception as exc:  # noqa: BLE001 - PydanticCustomError carries our message
-                    issues.append(Issue(where, f"{ref.describe()}: {exc}", "it must hold a hash from `provision passwd`"))
+                    issues.append(Issue(where, f"{ref.describe()}: {exc}", "it must hold a bare hash from `provision passwd --raw`"))
                     continue
             entries.append(dovecot.PasswdEntry(f"{local}@{domain_name}", password, mailbox.quota))
     raise_issues(loaded, issues)

@@ -191,10 +191,24 @@ def scan(text: str, name: str, wanted: Iterable[PathKey] = ()) -> Scan:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problems.append(Problem(name, line, col, "", f"YAML syntax error: {exc.problem or exc.context}", "check indentation, quotes and brackets"))
+        problems.append(Problem(name, line, col, "", f"YAML syntax error: {exc.problem or exc.context}", _syntax_hint(text, exc)))
     except yaml.YAMLError as exc:  # errors without marks
         problems.append(Problem(name, 1, 1, "", f"YAML error: {exc}", ""))
     return result
+
+
+# A password hash pasted unquoted: `password: {ARGON2ID}$argon2id$...` starts a YAML flow
+# mapping at '{' (YAML 1.2 §7.4), so the text after '}' is a syntax error.
+_UNQUOTED_HASH = re.compile(r"""(?<!['"])\{[A-Z][A-Z0-9.-]*\}\$""")
+
+
+def _syntax_hint(text: str, exc: yaml.MarkedYAMLError) -> str:
+    for mark in (exc.problem_mark, exc.context_mark):
+        found = _UNQUOTED_HASH.search(text.split("\n", mark.line + 1)[mark.line][:4096]) if mark is not None else None
+        if found:
+            scheme = found.group(0)[:-1]
+            return f"a password hash must be quoted: YAML reads {scheme} as a mapping; write password: '{scheme}$...' as `provision passwd` prints it"
+    return "check indentation, quotes and brackets"
 
 
 def read_text(path: Path) -> str:
