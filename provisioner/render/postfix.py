@@ -32,6 +32,9 @@ VMAIL_UID = 5000  # the vmail user the roles create; Dovecot stores all Maildirs
 # ca-certificates keeps this one bundle current (update-ca-certificates).
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 SMARTHOST_CA = f"{CERT_DIR}/smarthost-ca.pem"  # the site's private CA for the smarthost, if any
+# RFC 8314 §3.3/§7.3: port 465 ("submissions") speaks TLS from the first byte, no STARTTLS.
+IMPLICIT_TLS_PORT = 465
+SMARTHOST_SERVICE = "smarthost"  # master.cf: the smtp client with smtp_tls_wrappermode=yes
 CA_FILE_LIMIT = 1 << 20  # a CA bundle is kilobytes; the cap keeps /dev/zero and logs out
 
 
@@ -337,6 +340,12 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
         sh.set("smtp_sasl_tls_security_options", "noanonymous")
         sh.set("smtp_tls_policy_maps", lookup("tls_policy"), "the smarthost: TLS with a verified certificate for its name (secure)")
         sh.set("smtp_tls_CAfile", SYSTEM_CA_FILE, "the system's trust store verifies the smarthost unless the site names its CA")
+        if smart.port == IMPLICIT_TLS_PORT:
+            # postconf(5) default_transport: the next hop is taken from "$default_transport, ...
+            # $relayhost" in that order, so a bare service name sends to relayhost; the service
+            # has smtp_tls_wrappermode=yes (postconf(5), Postfix >= 3.0): TLS from the first byte.
+            # Transport-map routes (own domains, relay.transports) keep plain `smtp` and STARTTLS.
+            sh.set("default_transport", SMARTHOST_SERVICE, "port 465 is implicit TLS (RFC 8314): the master.cf service without STARTTLS")
         sections.append(sh)
 
     if host.has(Service.SUBMISSION):
@@ -408,6 +417,16 @@ _MUA_OPTIONS = (
 )
 
 
+def _smarthost_service(site: Site) -> tuple[MasterService, ...]:
+    """The smtp client for a smarthost on port 465: implicit TLS (default_transport points here)."""
+    if not site.relay.smarthost or site.relay.smarthost.port != IMPLICIT_TLS_PORT:
+        return ()
+    # postconf(5) smtp_tls_wrappermode: "connects using the SUBMISSIONS/SMTPS protocol instead of
+    # using the STARTTLS command"; it needs level encrypt or stronger: the policy says secure.
+    options = ("syslog_name=postfix/$service_name", "smtp_tls_wrappermode=yes")
+    return (MasterService(SMARTHOST_SERVICE, "unix", "smtp", options=options, comment="the smarthost on 465: implicit TLS (RFC 8314)"),)
+
+
 def master_services(inp: PostfixInput) -> list[MasterService]:
     host = inp.host
     out: list[MasterService] = []
@@ -456,6 +475,7 @@ def master_services(inp: PostfixInput) -> list[MasterService]:
         MasterService("proxywrite", "unix", "proxymap", unpriv="n", maxproc="1"),
         MasterService("smtp", "unix", "smtp"),
         MasterService("relay", "unix", "smtp", options=("syslog_name=postfix/$service_name",)),
+        *_smarthost_service(inp.site),
         MasterService("showq", "unix", "showq", private="n"),
         MasterService("error", "unix", "error"),
         MasterService("retry", "unix", "error"),

@@ -85,10 +85,10 @@ def _read(packet: bytes, at: int) -> str:
     return ".".join(labels) + "."
 
 
-def received(helo: str, reverse: str, peer: str, number: int, rcpts: list[str]) -> str:
+def received(helo: str, reverse: str, peer: str, number: int, rcpts: list[str], by: str = NAME, protocol: str = "ESMTP") -> str:
     """Postfix's layout (smtpd/smtpd.c): from HELO (REVERSE [IP]) by HOST (...) with ESMTP id N for <rcpt>; date."""
     rcpt = f"\r\n\tfor <{rcpts[0]}>" if len(rcpts) == 1 else ""
-    return f"Received: from {helo or peer} ({reverse} [{peer}])\r\n\tby {NAME} (sink) with ESMTP id {number:04d}{rcpt}; {email.utils.formatdate(localtime=True)}\r\n"
+    return f"Received: from {helo or peer} ({reverse} [{peer}])\r\n\tby {by} (sink) with {protocol} id {number:04d}{rcpt}; {email.utils.formatdate(localtime=True)}\r\n"
 
 
 async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, out: Path, nameserver: str | None) -> None:

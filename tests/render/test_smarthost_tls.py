@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,9 +34,11 @@ from cryptography.x509.oid import NameOID
 
 from provisioner.keys.store import ensure_keys
 from provisioner.render import render_site
+from provisioner.render.postfix import IMPLICIT_TLS_PORT
 from provisioner.render.tree import HostTree
 from provisioner.site.validate import load_site
 from tests.conftest import FIXED_DAY, MINIMAL, ROOT
+from tests.network.smarthost import PASSWORD_ENV
 
 pytestmark = [
     pytest.mark.judge,
@@ -51,6 +52,7 @@ NAME = "smtp.provider.example"
 USER = "acme-relay"
 PASSWORD = "p4ss-w0rd-for-the-provider"
 NOW = dt.datetime.now(dt.UTC)
+SERVER = ROOT / "tests/network/smarthost.py"  # the test network's provider, here on loopback
 
 
 # ---------------------------------------------------------------------------- certificates
@@ -114,7 +116,9 @@ def pki() -> Pki:
     return make_pki()
 
 
-def make_pki() -> Pki:
+def make_pki(name: str = NAME) -> Pki:
+    """A private CA and certificates for `name` (and its wildcard, a sibling) from it."""
+    parent = name.split(".", 1)[1]
     ca_key = _key()
     ca = _cert("Provider Test Root CA", ca_key, None, ca_key, ca=True, days=(-1, 365))
     pem = serialization.Encoding.PEM
@@ -126,11 +130,11 @@ def make_pki() -> Pki:
     own = _key()
     return Pki(
         ca=ca.public_bytes(pem),
-        by_ca=issue(NAME),
-        wildcard=issue("*.provider.example"),
-        wrong_name=issue("other.provider.example"),
-        expired=issue(NAME, days=(-30, -1)),
-        self_signed=Issued(_cert(NAME, own, None, own, ca=False, dns=NAME).public_bytes(pem), _pem_key(own)),
+        by_ca=issue(name),
+        wildcard=issue(f"*.{parent}"),
+        wrong_name=issue(f"other.{parent}"),
+        expired=issue(name, days=(-30, -1)),
+        self_signed=Issued(_cert(name, own, None, own, ca=False, dns=name).public_bytes(pem), _pem_key(own)),
     )
 
 
@@ -139,98 +143,60 @@ def make_pki() -> Pki:
 
 @dataclass
 class Smarthost:
-    """A STARTTLS + AUTH server on 127.0.0.1 that records what a client says after TLS."""
+    """tests/network/smarthost.py on 127.0.0.1 (STARTTLS, or implicit TLS): what a client said."""
 
     issued: Issued
     workdir: Path
+    implicit: bool = False
     port: int = 0
-    tls_sessions: int = 0
-    commands: list[str] = field(default_factory=list)  # every command line, after TLS
-    received: bytearray = field(default_factory=bytearray)  # every byte read, decrypted
-    credentials: list[bytes] = field(default_factory=list)
-    messages: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        (self.workdir / "server.crt").write_bytes(self.issued.cert)
-        (self.workdir / "server.key").write_bytes(self.issued.key)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(self.workdir / "server.crt", self.workdir / "server.key")
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        cert, key = self.workdir / "server.crt", self.workdir / "server.key"
+        cert.write_bytes(self.issued.cert)
+        key.write_bytes(self.issued.key)
+        self.out = self.workdir / "smarthost"
+        mode = ["--implicit"] if self.implicit else []
+        self.proc = subprocess.Popen(
+            [sys.executable, *map(str, (SERVER, self.out)), "127.0.0.1", "0", "--cert", str(cert), "--key", str(key), "--user", USER, "--name", NAME, *mode],
+            env={**os.environ, PASSWORD_ENV: PASSWORD},
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "smarthost.log", "wb"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 10
+        while not (self.out / "port").exists():
+            assert self.proc.poll() is None and time.monotonic() < deadline, (self.workdir / "smarthost.log").read_text()
+            time.sleep(0.05)
+        self.port = int((self.out / "port").read_text())
 
     def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(10)
-        self.listener.close()
+        self.proc.terminate()
+        self.proc.wait(10)
 
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            with suppress(OSError, ssl.SSLError), conn:
-                self._session(conn)
+    @property
+    def sessions(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.out.glob("session-*.json"))]
 
-    def _session(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
-        stream = conn.makefile("rwb")
-        tls = False
+    @property
+    def tls_sessions(self) -> int:
+        return sum(1 for s in self.sessions if s["tls"])
 
-        def say(*lines: str) -> None:
-            stream.write("".join(f"{line}\r\n" for line in lines).encode())
-            stream.flush()
+    @property
+    def commands(self) -> list[str]:
+        """Every line read after TLS was on."""
+        return [line for s in self.sessions for tls, line in s["lines"] if tls]
 
-        def read() -> bytes:
-            line = stream.readline(4096)
-            self.received.extend(line)
-            return line
+    @property
+    def received(self) -> bytes:
+        """Every line read, decrypted, as one byte string."""
+        return "\n".join(line for s in self.sessions for _, line in s["lines"]).encode("latin-1")
 
-        say(f"220 {NAME} ESMTP")
-        while line := read():
-            command = line.decode("latin-1").strip()
-            verb = command.split(" ", 1)[0].upper()
-            if tls:
-                self.commands.append(command)
-            if verb == "EHLO":
-                say(f"250-{NAME}", "250-AUTH PLAIN LOGIN" if tls else "250-STARTTLS", "250 8BITMIME")
-            elif verb == "STARTTLS" and not tls:
-                say("220 2.0.0 go ahead")
-                conn = self.context.wrap_socket(conn, server_side=True)
-                stream = conn.makefile("rwb")
-                tls = True
-                self.tls_sessions += 1
-            elif verb == "AUTH" and tls:
-                parts = command.split()
-                if parts[1].upper() == "PLAIN":
-                    if len(parts) < 3:
-                        say("334 ")
-                        parts.append(read().decode().strip())
-                    self.credentials.append(base64.b64decode(parts[2]))
-                else:
-                    say("334 VXNlcm5hbWU6")
-                    user = base64.b64decode(read().strip())
-                    say("334 UGFzc3dvcmQ6")
-                    self.credentials.append(b"\0" + user + b"\0" + base64.b64decode(read().strip()))
-                say("235 2.7.0 Authentication successful")
-            elif verb in ("MAIL", "RCPT", "RSET", "NOOP"):
-                say("250 2.0.0 ok")
-            elif verb == "DATA":
-                say("354 go on")
-                body = bytearray()
-                while (chunk := read()) not in (b".\r\n", b""):
-                    body.extend(chunk)
-                self.messages.append(bytes(body))
-                say("250 2.0.0 queued")
-            elif verb == "QUIT":
-                say("221 2.0.0 bye")
-                return
-            else:
-                say("502 5.5.2 not here")
+    @property
+    def credentials(self) -> list[bytes]:
+        return [f"\0{login['username']}\0{login['password']}".encode() for s in self.sessions for login in s["logins"]]
+
+    @property
+    def messages(self) -> list[bytes]:
+        return [json.loads(p.read_text())["data"].encode("utf-8", "surrogateescape") for p in sorted(self.out.glob("[0-9]*.json"))]
 
 
 # ---------------------------------------------------------------------------- the rendered settings
@@ -260,13 +226,27 @@ def render_relay(tmp_path: Path, port: int, ca: bytes | None) -> HostTree:
 
 
 def client_settings(tree: HostTree) -> list[tuple[str, str]]:
-    """relayhost and every smtp_* parameter of the rendered main.cf: the outbound client."""
+    """relayhost, default_transport and every smtp_* parameter of the rendered main.cf: the outbound client."""
     out = []
     for line in tree.files["etc/postfix/main.cf"].content.decode().splitlines():
         key, sep, value = line.partition(" = ")
-        if sep and (key == "relayhost" or key.startswith("smtp_")):
+        if sep and (key in ("relayhost", "default_transport") or key.startswith("smtp_")):
             out.append((key, value))
     return out
+
+
+def client_services(tree: HostTree) -> str:
+    """The rendered master.cf's smtp(8) client services that the harness lacks (the smarthost on 465)."""
+    out, keep = [], False
+    for line in tree.files["etc/postfix/master.cf"].content.decode().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if not line[0].isspace():
+            fields = line.split()
+            keep = fields[1] == "unix" and fields[7] == "smtp" and fields[0] not in ("smtp", "relay")
+        if keep:
+            out.append(f"{line}\n")
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------- a throwaway Postfix
@@ -313,8 +293,10 @@ class Instance:
 
 
 @contextmanager
-def postfix_instance(tree: HostTree) -> Iterator[Instance]:
-    """Start Postfix with the rendered client settings and tables; stop it and remove it after."""
+def postfix_instance(tree: HostTree, moved: tuple[str, str] | None = None) -> Iterator[Instance]:
+    """Start Postfix with the rendered client settings, smtp services and tables; stop it and
+    remove it after. `moved`: the rendered next hop and where the test's server really listens
+    (a site says 465; the server takes a free port, so no test binds a well-known one)."""
     # Postfix's unprivileged daemons read the policy's tafile and the queue: not under pytest's 0700 tmp.
     root = Path(tempfile.mkdtemp(prefix="provision-smarthost-"))
     root.chmod(0o755)
@@ -324,7 +306,8 @@ def postfix_instance(tree: HostTree) -> Iterator[Instance]:
     shutil.chown(data, "postfix")
 
     def here(text: str) -> str:  # the host's paths, pointed into this instance
-        return text.replace("/etc/postfix/", f"{etc}/").replace("/etc/ssl/provisioner/", f"{ssl_dir}/")
+        text = text.replace("/etc/postfix/", f"{etc}/").replace("/etc/ssl/provisioner/", f"{ssl_dir}/")
+        return text.replace(*moved) if moved else text
 
     for path, f in tree.files.items():
         if path.startswith("etc/ssl/provisioner/"):
@@ -346,7 +329,7 @@ def postfix_instance(tree: HostTree) -> Iterator[Instance]:
     rendered = client_settings(tree)
     assert not {k for k, _ in rendered} & set(harness), "the harness must not override a rendered setting"
     (etc / "main.cf").write_text("".join(f"{k} = {here(v)}\n" for k, v in [*harness.items(), *rendered]))
-    (etc / "master.cf").write_text(MASTER_CF.format(port=port))
+    (etc / "master.cf").write_text(MASTER_CF.format(port=port) + client_services(tree))
     for table in ("sasl_passwd", "tls_policy"):
         (etc / table).write_text(here(tree.files[f"etc/postfix/{table}"].content.decode()))
         (etc / table).chmod(0o600)
@@ -411,12 +394,14 @@ def deliver(instance: Instance) -> str:
 # ---------------------------------------------------------------------------- the tests
 
 
-def attempt(served: Issued, site_ca: bytes | None, tmp_path: Path) -> tuple[Smarthost, str, str]:
-    """One delivery through a smarthost showing `served`: the server, the delivery line, the log."""
-    server = Smarthost(served, tmp_path)
+def attempt(served: Issued, site_ca: bytes | None, tmp_path: Path, implicit: bool = False) -> tuple[Smarthost, str, str]:
+    """One delivery through a smarthost showing `served`: the server, the delivery line, the log.
+    implicit: the site says port 465 and the server speaks TLS first (RFC 8314)."""
+    server = Smarthost(served, tmp_path, implicit)
     try:
-        tree = render_relay(tmp_path, server.port, site_ca)
-        with postfix_instance(tree) as instance:
+        tree = render_relay(tmp_path, IMPLICIT_TLS_PORT if implicit else server.port, site_ca)
+        moved = (f"[{NAME}]:{IMPLICIT_TLS_PORT}", f"[{NAME}]:{server.port}") if implicit else None
+        with postfix_instance(tree, moved) as instance:
             return server, deliver(instance), instance.log
     finally:
         server.stop()
@@ -439,9 +424,16 @@ REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", REFUSED.values(), ids=REFUSED.keys())
-def test_unverified_smarthost_never_sees_the_password(case: Case, pki: Pki, tmp_path: Path) -> None:
-    server, line, log = attempt(getattr(pki, case.served), pki.ca if case.site_ca else None, tmp_path)
+# The same refusals when the smarthost is on 465 (TLS from the first byte): a sample, for CI time.
+IMPLICIT_REFUSED = ("self-signed, system trust store", "private CA, not declared in the site", "site's CA, another name")
+REFUSALS = [pytest.param(case, False, id=f"587 {name}") for name, case in REFUSED.items()] + [
+    pytest.param(REFUSED[name], True, id=f"465 {name}") for name in IMPLICIT_REFUSED
+]
+
+
+@pytest.mark.parametrize(("case", "implicit"), REFUSALS)
+def test_unverified_smarthost_never_sees_the_password(case: Case, implicit: bool, pki: Pki, tmp_path: Path) -> None:
+    server, line, log = attempt(getattr(pki, case.served), pki.ca if case.site_ca else None, tmp_path, implicit)
     assert "status=deferred" in line, line
     assert "Server certificate not verified" in line or "certificate verification failed" in log, log
     assert "Verified TLS connection established" not in log
@@ -458,6 +450,38 @@ def test_smarthost_with_the_sites_private_ca_gets_the_login_and_the_mail(served:
     assert f"Verified TLS connection established to {NAME}[127.0.0.1]:{server.port}" in log
     assert server.credentials == [f"\0{USER}\0{PASSWORD}".encode()]
     assert len(server.messages) == 1 and b"Subject: through the smarthost" in server.messages[0]
+
+
+def test_smarthost_on_465_gets_tls_first_then_the_login_and_the_mail(pki: Pki, tmp_path: Path) -> None:
+    """RFC 8314 implicit TLS: Postfix must not wait for a greeting in the clear or send STARTTLS."""
+    server, line, log = attempt(pki.by_ca, pki.ca, tmp_path, implicit=True)
+    assert "status=sent" in line and f"relay={NAME}[127.0.0.1]:{server.port}" in line, log
+    assert re.search(r"postfix/smarthost/smtp\[\d+\]: " + re.escape(line), log), log  # the dedicated wrapper-mode service delivered it
+    assert f"Verified TLS connection established to {NAME}[127.0.0.1]:{server.port}" in log
+    sessions = server.sessions
+    assert sessions and all(s["implicit"] and s["tls"] in ("TLSv1.2", "TLSv1.3") for s in sessions), sessions
+    assert not any(c.upper().startswith("STARTTLS") for c in server.commands), server.commands
+    assert server.credentials == [f"\0{USER}\0{PASSWORD}".encode()]
+    assert len(server.messages) == 1 and b"Subject: through the smarthost" in server.messages[0]
+
+
+@pytest.mark.parametrize("port", [25, 465, 587, 2525])
+def test_only_a_465_smarthost_gets_the_wrapper_mode_service(port: int, tmp_path: Path) -> None:
+    """Wrapper mode is for the smarthost alone: the own-domain and partner routes keep `smtp` and STARTTLS."""
+    tree = render_relay(tmp_path, port, None)
+    main = dict(client_settings(tree))
+    services = client_services(tree)
+    master = tree.files["etc/postfix/master.cf"].content.decode()
+    assert main["relayhost"] == f"[{NAME}]:{port}"
+    if port == IMPLICIT_TLS_PORT:
+        assert main["default_transport"] == "smarthost", main
+        assert services.split()[:8] == ["smarthost", "unix", "-", "-", "n", "-", "-", "smtp"], services
+        assert "-o smtp_tls_wrappermode=yes" in services and master.count("smtp_tls_wrappermode") == 1, master
+    else:
+        assert "default_transport" not in main and services == "" and "wrappermode=yes\n" not in master.replace("smtpd_tls_wrappermode=yes\n", "")
+    routes = [line.split()[1] for line in tree.files["etc/postfix/transport"].content.decode().splitlines() if line and not line.startswith("#")]
+    assert routes and all(r.startswith("smtp:") for r in routes), routes  # own domains by MX: plain smtp, STARTTLS
+    assert "secure match=nexthop" in tree.files["etc/postfix/tls_policy"].content.decode()
 
 
 # ---------------------------------------------------------------------------- the role
