@@ -19,10 +19,16 @@ from typing import Any
 
 from provisioner.errors import ProvisionError
 from provisioner.keys.digest import secret_digest
-from provisioner.render.writer import BUNDLES, read_digest_keys
+from provisioner.render.writer import BUNDLES, INCOMPLETE, read_digest_keys
 
 
 def read_manifest(build_dir: Path) -> dict[str, Any]:
+    """The build's manifest; refused while a render into it has not finished (writer's INCOMPLETE)."""
+    if os.path.lexists(build_dir / INCOMPLETE):
+        raise ProvisionError(
+            f"{build_dir} is incomplete: a render into it stopped before it finished, so manifest.json "
+            f"does not describe its files; run `provision render SITE -o {build_dir}` again"
+        )
     try:
         data: dict[str, Any] = json.loads((build_dir / "manifest.json").read_text())
     except FileNotFoundError:
