@@ -74,7 +74,9 @@ def recipient_settings(tree: HostTree) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def postfix_instance(tree: HostTree) -> Iterator[Instance]:
+def postfix_instance(tree: HostTree, lmtp_port: int | None = None) -> Iterator[Instance]:
+    """The rendered recipient side; with `lmtp_port`, delivery goes to a Dovecot LMTP on that
+    port instead of the host's socket (virtual_transport is the one rendered value replaced)."""
     root = Path(tempfile.mkdtemp(prefix="provision-idn-"))
     root.chmod(0o755)
     etc, data = root / "etc", root / "data"
@@ -92,9 +94,12 @@ def postfix_instance(tree: HostTree) -> Iterator[Instance]:
         "maillog_file_prefixes": str(root),
     }
     rendered = [(k, v.replace("/etc/postfix/", f"{etc}/")) for k, v in recipient_settings(tree)]
+    if lmtp_port is not None:
+        assert ("virtual_transport", "lmtp:unix:private/dovecot-lmtp") in rendered
+        rendered = [(k, f"lmtp:inet:127.0.0.1:{lmtp_port}" if k == "virtual_transport" else v) for k, v in rendered]
     assert not {k for k, _ in rendered} & set(harness), "the harness must not override a rendered setting"
     (etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in [*harness.items(), *rendered]))
-    (etc / "master.cf").write_text(MASTER_CF.format(port=port))
+    (etc / "master.cf").write_text(MASTER_CF.format(port=port) + "lmtp unix - - n - - lmtp\n")
     for _, value in rendered:
         for name in re.findall(rf"lmdb:{re.escape(str(etc))}/(\w+)", value):
             if not (etc / name).exists():
@@ -167,17 +172,101 @@ def test_both_spellings_of_an_idn_domain_are_accepted(host: str, trees: dict[str
     assert plain[1][0] == 250, plain
 
 
-def test_u_label_mail_is_delivered_under_the_a_label(trees: dict[str, HostTree]) -> None:
-    """The mailbox host rewrites info@ビジネス.jp to info@xn--yckc3dwa.jp before delivery: the
-    address Dovecot's users file and OpenDKIM's tables know (orig_to keeps what was written)."""
-    with postfix_instance(trees["mx1"]) as instance:
+DOVECOT_CONF = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/log
+protocols = lmtp
+ssl = no
+listen = 127.0.0.1
+default_internal_user = nobody
+default_login_user = nobody
+mail_location = maildir:{root}/mail/%d/%n
+mail_uid = nobody
+mail_gid = nogroup
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/mail/%d/%n
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+@contextmanager
+def dovecot_lmtp() -> Iterator[tuple[int, Path]]:
+    """Debian's Dovecot 2.3 LMTP on a loopback port, storing into a throwaway Maildir tree."""
+    if not shutil.which("dovecot"):
+        pytest.skip("needs Debian's dovecot (tests/run.sh installs it)")
+    root = Path(tempfile.mkdtemp(prefix="provision-idn-dovecot-"))
+    root.chmod(0o755)
+    for d in ("run", "state", "mail"):
+        (root / d).mkdir()
+    shutil.chown(root / "mail", "nobody", "nogroup")
+    port = free_port()
+    (root / "dovecot.conf").write_text(DOVECOT_CONF.format(root=root, port=port))
+    subprocess.run(["dovecot", "-c", str(root / "dovecot.conf")], check=True)
+    pid_file = root / "run/master.pid"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not pid_file.exists():
+            time.sleep(0.1)
+        yield port, root / "mail"
+    finally:
+        if pid_file.exists():
+            master = int(pid_file.read_text().split()[0])
+            os.kill(master, 15)  # the master this test started, by its pid
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and Path(f"/proc/{master}").exists():
+                time.sleep(0.1)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _deliver(instance: Instance, to_header: str, recipient: str) -> str:
+    """Send one SMTPUTF8 message; return its delivery log line (status=...)."""
+    with smtplib.SMTP("127.0.0.1", instance.port, timeout=10) as client:
+        client.ehlo("client.far.example")
+        message = f"From: sender@far.example\r\nTo: {to_header}\r\nSubject: EAI\r\n\r\nhello\r\n".encode()
+        assert client.sendmail("sender@far.example", [recipient], message, mail_options=["SMTPUTF8"]) == {}
+    pattern = re.compile(rf"postfix/lmtp\[\d+\]: \w+: to=<info@{re.escape(A_LABEL)}>, orig_to=<{re.escape(recipient)}>.*status=\w+.*")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = pattern.search(instance.log)
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError("no delivery attempt logged within 30 s:\n" + instance.log)
+
+
+def test_u_label_recipient_is_rewritten_to_the_a_label_before_delivery(trees: dict[str, HostTree]) -> None:
+    """info@ビジネス.jp becomes info@xn--yckc3dwa.jp (the address Dovecot's users file knows)
+    before delivery; orig_to keeps what the sender wrote. A plain A-label message is stored."""
+    with dovecot_lmtp() as (port, mail), postfix_instance(trees["mx1"], lmtp_port=port) as instance:
         with smtplib.SMTP("127.0.0.1", instance.port, timeout=10) as client:
             client.ehlo("client.far.example")
-            message = f"From: sender@far.example\r\nTo: info@{U_LABEL}\r\nSubject: EAI\r\n\r\nhello\r\n".encode()
-            refused = client.sendmail("sender@far.example", [f"info@{U_LABEL}"], message, mail_options=["SMTPUTF8"])
-        assert refused == {}
-        deadline = time.monotonic() + 30
-        pattern = re.compile(rf"to=<info@{re.escape(A_LABEL)}>, orig_to=<info@{U_LABEL}>")
-        while time.monotonic() < deadline and not pattern.search(instance.log):
-            time.sleep(0.2)
-        assert pattern.search(instance.log), instance.log
+            plain = f"From: sender@far.example\r\nTo: info@{A_LABEL}\r\nSubject: ASCII\r\n\r\nhello\r\n".encode()
+            assert client.sendmail("sender@far.example", [f"info@{A_LABEL}"], plain) == {}
+        line = _deliver(instance, f"info@{A_LABEL}", f"info@{U_LABEL}")
+        stored = list((mail / A_LABEL / "info" / "new").glob("*")) if (mail / A_LABEL).exists() else []
+    assert f"to=<info@{A_LABEL}>, orig_to=<info@{U_LABEL}>" in line
+    assert len(stored) >= 1, "the ASCII message reaches the A-label mailbox through Dovecot LMTP"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Dovecot 2.3 LMTP does not offer SMTPUTF8, and Postfix returns a message received with "
+    "SMTPUTF8 and a UTF-8 address as undeliverable (5.6.7 'SMTPUTF8 is required, but was not offered'); "
+    "the delivery path needs a change (docs/postfix.md, 'Domains in their own script')",
+)
+def test_u_label_mail_is_stored(trees: dict[str, HostTree]) -> None:
+    with dovecot_lmtp() as (port, _), postfix_instance(trees["mx1"], lmtp_port=port) as instance:
+        line = _deliver(instance, f"info@{U_LABEL}", f"info@{U_LABEL}")
+    assert "status=sent" in line, line
