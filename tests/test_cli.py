@@ -357,3 +357,13 @@ def test_an_unquoted_hash_gets_a_hint_about_quoting(scheme: str, style: str, wri
     assert done.returncode == 1
     assert re.search(r"site\.yaml:1[23]:\d+: YAML syntax error: .*\(hint: a password hash must be quoted: YAML reads \{" + re.escape(scheme) + r"\} as a mapping", done.stderr), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_commands_run_from_the_site_directory_with_a_bare_file_name(tmp_path: Path) -> None:
+    """`provision keys site.yaml` in the site's own directory: the state directory is relative
+    and its parent is '' (making it was an internal error, FileNotFoundError: '')."""
+    shutil.copy(EXAMPLES / "all-in-one/site.yaml", tmp_path / "site.yaml")
+    for args in (("keys", "site.yaml"), ("render", "site.yaml", "-o", "out"), ("dns", "site.yaml")):
+        done = subprocess.run([*PROVISION, *args], cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        assert done.returncode == 0, (args, done.stderr)
+    assert (tmp_path / "state").is_dir() and (tmp_path / "out" / "manifest.json").is_file()

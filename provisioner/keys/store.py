@@ -225,7 +225,7 @@ def make_dirs(path: Path | str, mode: int) -> None:
     the umask neither widens nor narrows it); directories that exist are left as they are."""
     missing = []
     current = os.fspath(path)
-    while not os.path.isdir(current):
+    while current and not os.path.isdir(current):  # a relative path ends at '' (the working directory)
         missing.append(current)
         parent = os.path.dirname(current)
         if parent == current:
