@@ -1,22 +1,37 @@
 """The main job, as one function: validate, ensure keys, render every host, derive the DNS
 records, write the build directory. `render`, `plan` and `apply` all start here, so what is
-planned is exactly what is applied."""
+planned is exactly what is applied.
+
+A build that fails leaves the state as it found it: the DKIM keys, the digest key and the
+self-signed certificates it made are deleted again (a key whose record was never published is no use, and
+a later render would otherwise pre-publish a different standby than the one the failed run
+talked about). The result carries what the site author must hear (warnings) and what changed in
+DNS since the previous build in the same directory."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioner.dns import build_outputs
+from provisioner.dns import build_outputs, note_warnings
+from provisioner.dns.diff import RecordDiff, records_diff
 from provisioner.dns.records import site_records
+from provisioner.errors import SiteInvalid
+from provisioner.keys.digest import KEY_FILE as DIGEST_KEY_FILE
 from provisioner.keys.digest import state_digest_key
-from provisioner.keys.store import ensure_keys, state_dir_for
+from provisioner.keys.store import ensure_keys, keys_undone_on_failure, state_dir_for
 from provisioner.render import render_site
 from provisioner.render.tree import HostTree
-from provisioner.render.writer import check_output, write_build
-from provisioner.site.validate import LoadedSite, load_site
+from provisioner.render.writer import MARKER, MARKER_TEXT, check_output, write_build
+from provisioner.site.advice import site_warnings
+from provisioner.site.loader import read_text
+from provisioner.site.types import TlsSource
+from provisioner.site.validate import Issue, LoadedSite, load_site, locate
+
+RECORDS = "dns/records.json"
+MAX_PREVIOUS_RECORDS = 512 * 1024 * 1024  # a records.json larger than this is not compared
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,8 @@ class Build:
     trees: dict[str, HostTree]
     dns_files: dict[str, bytes]
     manifest: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # for the site author: printed on stderr
+    dns_diff: RecordDiff | None = None
 
 
 def build(
@@ -39,8 +56,61 @@ def build(
     loaded = load_site(site)
     state_dir = state_dir_for(loaded.path, state)
     check_output(output, loaded.path.parent, state_dir)  # before any key is made
-    keys, _ = ensure_keys(loaded.site, state_dir, progress=progress, vault_password=vault_password)
-    trees = render_site(loaded, keys, state_dir, env)
-    dns_files = build_outputs(loaded.site, site_records(loaded.site, keys))
-    manifest = write_build(output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir)
-    return Build(loaded, output, trees, dns_files, manifest)
+    previous = previous_records(output)
+    made_by_render = _files_render_may_make(loaded, state_dir)
+    before = {path for path in made_by_render if path.exists()}
+    try:
+        with keys_undone_on_failure(state_dir) as made:
+            keys, _ = ensure_keys(loaded.site, state_dir, progress=progress, vault_password=vault_password, made=made)
+            trees = render_site(loaded, keys, state_dir, env)
+            records = site_records(loaded.site, keys)
+            dns_files = build_outputs(loaded.site, records)
+            manifest = write_build(output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir)
+    except BaseException:
+        for path in made_by_render:
+            if path not in before:
+                path.unlink(missing_ok=True)
+        raise
+    warnings = site_warnings(loaded.site) + note_warnings(records.notes, str(output / RECORDS))
+    return Build(loaded, output, trees, dns_files, manifest, warnings, records_diff(previous, dns_files[RECORDS]))
+
+
+def check_renderable(loaded: LoadedSite, env: Mapping[str, str]) -> None:
+    """What render would refuse beyond the site file itself, for `validate`: a tls.source it
+    cannot render yet, every secret reference resolved ({env:} set, {file:} readable, a password
+    hash where one is needed). Raises SiteInvalid with every problem, positioned in the file;
+    reads nothing it would not read to render. (`dns` and `check` need none of this.)"""
+    from provisioner.render import resolve_secrets
+
+    problems = []
+    if loaded.site.tls.source is TlsSource.ACME:  # provisioner/render/tls.py refuses it
+        hint = "use self-signed, or get a certificate with certbot and use source: files (docs/certificates.md)"
+        problems += locate(str(loaded.path), read_text(loaded.path), [Issue(("tls", "source"), "acme is not supported yet", hint)])
+    try:
+        resolve_secrets(loaded, env)
+    except SiteInvalid as exc:
+        problems += exc.problems
+    if problems:
+        raise SiteInvalid(problems)
+
+
+def previous_records(output: Path) -> bytes | None:
+    """The records.json of the build in `output`, if it is one of ours (its marker), else None."""
+    try:
+        if (output / MARKER).read_bytes() != MARKER_TEXT:
+            return None
+        path = output / RECORDS
+        if path.is_symlink() or path.stat().st_size > MAX_PREVIOUS_RECORDS:
+            return None
+        return path.read_bytes()
+    except OSError:  # no build there yet, or unreadable: compared with nothing
+        return None
+
+
+def _files_render_may_make(loaded: LoadedSite, state_dir: Path) -> list[Path]:
+    """The files a render may make in the state besides DKIM keys: the digest key
+    (provisioner.keys.digest) and self-signed certificates with their keys (provisioner.render.tls)."""
+    made = [state_dir / DIGEST_KEY_FILE]
+    if loaded.site.tls.source is TlsSource.SELF_SIGNED:
+        made += [state_dir / "tls" / host.fqdn / name for _, host in sorted(loaded.site.hosts.items()) for name in ("cert.pem", "key.pem")]
+    return made

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from provisioner.dns.formats import json_doc, octodns_zone, zone_text
-from provisioner.dns.records import RecordSet
+from provisioner.dns.records import Note, RecordSet
 from provisioner.errors import ProvisionError
 from provisioner.site.model import Site
 
@@ -43,3 +43,24 @@ def build_outputs(site: Site, rs: RecordSet) -> dict[str, bytes]:
         files["dns/sheet.html"] = sheet_html(site, rs, "en").encode()
         files["dns/sheet.ja.html"] = sheet_html(site, rs, "ja").encode()
     return files
+
+
+NOTES_SHOWN = 20  # note lines on the terminal; records.json has every note
+
+
+def note_warnings(notes: list[Note], where: str) -> list[str]:
+    """The notes for the site author as terminal lines (`render` and `dns` print them as warnings).
+
+    One line per distinct text, naming its domains (the first three and a count): a smarthost
+    SPF note for 5,000 domains is one line. At most NOTES_SHOWN lines; `where` names the full list.
+    """
+    by_text: dict[str, list[str]] = {}
+    for note in notes:
+        by_text.setdefault(note.en, []).append(note.domain)
+    lines = []
+    for text, domains in by_text.items():
+        named = ", ".join(domains[:3]) + (f" and {len(domains) - 3} more domains" if len(domains) > 3 else "")
+        lines.append(f"{named}: {text}")
+    if len(lines) > NOTES_SHOWN:
+        lines = [*lines[:NOTES_SHOWN], f"{len(lines) - NOTES_SHOWN} more notes in {where}"]
+    return lines
