@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import io
 import json
@@ -111,6 +112,12 @@ def _fail(exc: ProvisionError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _warn(warnings: list[str]) -> None:
+    """Things the site author must know (render's and dns's notes, site advice), on stderr."""
+    for warning in warnings:
+        err.print(visible(f"warning: {warning}"), markup=False, soft_wrap=True)
+
+
 def _build(site: Path, output: Path, state: Path | None, vault_password_file: Path | None):  # type: ignore[no-untyped-def]
     """Validate, keys, render, DNS, write: with a progress bar while keys are made."""
     from provisioner.build import build
@@ -154,15 +161,20 @@ def _root(
 @app.command(epilog=_epilog("validate", "provision validate examples/all-in-one/site.yaml"))
 def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
     """Check a site file; list every problem as FILE:LINE:COL: key: message. Exit 0 valid, 1 not."""
+    from provisioner.build import check_renderable
+    from provisioner.secrets import process_env
+    from provisioner.site.advice import site_warnings
     from provisioner.site.validate import load_site
 
     try:
         loaded = load_site(site)
+        check_renderable(loaded, process_env())  # {env:} set, {file:} readable: what render needs
     except SiteInvalid as exc:
         if fmt == "json":
             _print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
             raise typer.Exit(1) from None
         _fail(exc)
+    _warn(site_warnings(loaded.site))
     if fmt == "json":
         _print_json({"valid": True, "problems": []})
     else:
@@ -177,12 +189,15 @@ def keys(
     state: StateOpt = None,
     rotate: Annotated[list[str] | None, typer.Option("--rotate", help="rotate this domain's keys (repeatable)")] = None,
     rotate_all: Annotated[bool, typer.Option("--rotate-all", help="rotate every domain's keys")] = False,
+    force: Annotated[bool, typer.Option("--force", help="rotate to a standby made less than 2 days ago (its record must already be published)")] = False,
     vault_password_file: VaultOpt = None,
 ) -> None:
     """Make sure every domain has its DKIM keys (active and standby); never regenerates a key.
 
     With --rotate: the standby key becomes active, the active one is retired (still published
-    for 14 days), and a new standby is made. Run render and apply afterwards.
+    for 14 days), and a new standby is made; it prints the records to publish now and the ones
+    to keep, revoke and remove, with dates. A standby made less than 2 days ago is not rotated
+    to (its record may not be in DNS yet) unless --force. Run render and apply afterwards.
     """
     from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
     from provisioner.keys.store import rotate as rotate_keys
@@ -195,10 +210,13 @@ def keys(
         vault = vault_password_from(vault_password_file, os.environ)
         if rotate or rotate_all:
             targets = sorted(loaded.site.domains) if rotate_all else [to_a_label_or_error(d) for d in rotate or []]
-            ks = rotate_keys(loaded.site, state_dir, targets, vault_password=vault)
+            from provisioner.dns.rotation import rotation_report
+
+            today = dt.date.today()
+            ks = rotate_keys(loaded.site, state_dir, targets, today=today, vault_password=vault, force=force)
             for domain in targets:
-                active = ", ".join(k.selector for k in ks.signing_keys(domain))
-                out.print(visible(f"{domain}: now signing with {active}"))
+                for line in rotation_report(ks, domain, today):
+                    out.print(visible(line), soft_wrap=True)
             return
         with _progress() as bar:
             task = bar.add_task("generating DKIM keys", total=None)
@@ -225,6 +243,7 @@ def render(
     except ProvisionError as exc:
         _fail(exc)
     trees, dns_files, data = result.trees, result.dns_files, result.manifest
+    _warn(result.warnings)
     if fmt == "json":
         _print_json(data)
         return
@@ -243,6 +262,11 @@ def render(
     sheets = "sheet.html, sheet.ja.html" if "dns/sheet.html" in dns_files else "no sheet for this many domains: provision dns --format sheet"
     out.print(visible(f"DNS records to publish: {output / 'dns'}/ (zones, records.json, octodns/, {sheets})"))
     out.print(visible(f"manifest: {output / 'manifest.json'}"))
+    if result.dns_diff is not None:
+        from provisioner.dns.diff import diff_lines
+
+        for line in diff_lines(result.dns_diff, f"{output / 'dns'}/"):
+            out.print(visible(line), soft_wrap=True)
 
 
 @app.command(epilog=_epilog("dns", "provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html"))
@@ -259,7 +283,7 @@ def dns(
 
     Missing DKIM keys are created in the state directory first (their public keys are records).
     """
-    from provisioner.dns import FORMATS, dns_output
+    from provisioner.dns import FORMATS, dns_output, note_warnings
     from provisioner.dns.records import site_records
     from provisioner.keys.store import atomic_write, ensure_keys, state_dir_for, vault_password_from
     from provisioner.site.validate import load_site
@@ -274,7 +298,9 @@ def dns(
         loaded = load_site(site)
         state_dir = state_dir_for(loaded.path, state)
         ks, _ = ensure_keys(loaded.site, state_dir, vault_password=vault_password_from(vault_password_file, os.environ))
-        data = dns_output(loaded.site, site_records(loaded.site, ks), fmt, lang, standalone)
+        records = site_records(loaded.site, ks)
+        data = dns_output(loaded.site, records, fmt, lang, standalone)
+        _warn(note_warnings(records.notes, "provision dns --format json (notes)"))
         if output is not None:
             atomic_write(output, data, 0o644)
         else:
