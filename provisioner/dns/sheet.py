@@ -65,7 +65,7 @@ TEXT: dict[str, dict[str, str]] = {
         "zone": "Zone",
         "domain_heading": "Domain {domain}",
         "records_heading": "Records to enter",
-        "records_count": "{n} records",
+        "records_count": "{n} record{s}",
         "col_name": "Name",
         "col_full": "Full name",
         "col_type": "Type",
@@ -303,7 +303,7 @@ def _zones(rs: RecordSet, lang: str, t: dict[str, str]) -> list[SheetZone]:
                 unicode=uni,
                 heading=t["domain_heading"].format(domain=uni),
                 anchor="zone-" + zone,
-                count=t["records_count"].format(n=len(records)),
+                count=t["records_count"].format(n=len(records), s="s" * (len(records) != 1)),
                 records=records,
             )
         )
