@@ -407,17 +407,15 @@ def _write_in_place(out: Path, found: _Found | None, wanted: list[tuple[str, byt
     make_dirs(out, DIR_MODE)
     root = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        # 1. Compare, touching nothing: which files are new, which differ, which directory's mode is off.
+        # 1. Compare: which files are new, which differ; a directory's mode that is off is set back.
         regular = found.regular if found is not None else frozenset()
         present = found.present if found is not None else frozenset()
         changes: dict[str, list[tuple[str, bytes, int, bool]]] = {}  # directory -> (name, bytes, mode, replace)
-        modes_off = [""] if stat.S_IMODE(os.fstat(root).st_mode) != DIR_MODE else []
+        modes_off = [rel for rel in sorted(set(by_dir) | _ancestors(by_dir) | {""}) if (not rel or rel in present) and _mode_off(root, rel)]
         for parent, files in sorted(by_dir.items()):
             fd = _open_dir(root, parent) if not parent or parent in present else None
             changed = []
             try:
-                if fd is not None and parent and stat.S_IMODE(os.fstat(fd).st_mode) != DIR_MODE:
-                    modes_off.append(parent)
                 for name, content, mode in files:
                     rel = f"{parent}/{name}" if parent else name
                     if fd is None or rel not in regular or not _same(fd, name, content, mode):
@@ -428,8 +426,15 @@ def _write_in_place(out: Path, found: _Found | None, wanted: list[tuple[str, byt
             if changed:
                 changes[parent] = changed
         vanished = sorted(name for name in (found.ours - ours if found is not None else ()) if name in present)
-        if found is not None and not found.incomplete and found.manifest == manifest and not changes and not vanished and not modes_off:
-            return  # nothing changed: nothing is touched
+        for parent in modes_off:  # a directory's mode is not in the manifest: no need to mark
+            fd = _open_dir(root, parent)
+            if fd is not None:
+                try:
+                    os.fchmod(fd, DIR_MODE)
+                finally:
+                    os.close(fd)
+        if found is not None and not found.incomplete and found.manifest == manifest and not changes and not vanished:
+            return  # nothing changed: no file is touched
 
         # 2. Mark the build incomplete before the first change (after a crashed render, first
         #    remove what neither manifest keeps, so the marker always covers what is on disk).
@@ -444,13 +449,6 @@ def _write_in_place(out: Path, found: _Found | None, wanted: list[tuple[str, byt
             _remove(out, vanished, keep_root=True)
 
         # 3. Write what changed; 4. the manifest lands, and with it the marker goes.
-        for parent in modes_off:
-            fd = _open_dir(root, parent)
-            if fd is not None:
-                try:
-                    os.fchmod(fd, DIR_MODE)
-                finally:
-                    os.close(fd)
         for parent, changed in sorted(changes.items()):
             fd = _make_dir(root, parent)
             try:
@@ -462,6 +460,17 @@ def _write_in_place(out: Path, found: _Found | None, wanted: list[tuple[str, byt
         os.fsync(root)
     finally:
         os.close(root)
+
+
+def _mode_off(root_fd: int, rel: str) -> bool:
+    """Directory `rel` of the build is there with a mode other than 0755."""
+    fd = _open_dir(root_fd, rel)
+    if fd is None:
+        return False
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode) != DIR_MODE
+    finally:
+        os.close(fd)
 
 
 def _same(dir_fd: int, name: str, content: bytes, mode: int) -> bool:

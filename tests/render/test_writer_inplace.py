@@ -280,3 +280,15 @@ def test_leftovers_are_ours_only_while_the_build_is_marked_incomplete_and_only_t
     write_build(out, old, digest_key=KEY)
     assert not stray.exists() and not half.exists() and not (out / INCOMPLETE).exists()
     assert_is_build_of(out, old, {})
+
+
+def test_a_directory_of_the_build_with_another_mode_is_set_back_to_0755(tmp_path: Path) -> None:
+    old, _ = two_trees()
+    out = tmp_path / "build"
+    write_build(out, old, digest_key=KEY)
+    for rel in ("", "mx1", "mx1/etc/keys"):
+        (out / rel).chmod(0o700)
+    before = files(out)
+    write_build(out, old, digest_key=KEY)
+    assert files(out) == before  # no file written again
+    assert_is_build_of(out, old, {})  # and every directory 0755
