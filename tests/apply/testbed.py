@@ -39,9 +39,11 @@ RECIPE = 1  # bump when the build steps below change
 
 
 def role_packages() -> list[str]:
-    """Every package the mailhost role may install (its defaults are the one list)."""
+    """Every package the mailhost role may install (its defaults are the one list): per service,
+    and per file of the tree (a smarthost's sasl_passwd asks for libsasl2-modules)."""
     defaults = yaml.safe_load((REPO / "roles/mailhost/defaults/main.yml").read_text())
-    return sorted({p for packages in defaults["mailhost_packages"].values() for p in packages})
+    lists = [*defaults["mailhost_packages"].values(), *defaults.get("mailhost_file_packages", {}).values()]
+    return sorted({p for packages in lists for p in packages})
 
 
 def debian_mirror() -> str:

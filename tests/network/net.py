@@ -173,10 +173,10 @@ class Network:
             time.sleep(0.2)
         raise AssertionError(f"{address}:{port} does not answer in {node.role}")
 
-    def start(self, role: str, *cmd: str | Path, log: Path | None = None) -> subprocess.Popen[bytes]:
-        """A controller process inside a namespace (killed with the namespace at close)."""
+    def start(self, role: str, *cmd: str | Path, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A controller process inside a namespace (killed with the namespace at close); `env` is added to ours."""
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns(role), *map(str, cmd)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns(role), *map(str, cmd)], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self._procs.append(proc)
         return proc
 

@@ -9,8 +9,16 @@ on a bridge in a "switch" namespace; 192.0.2.0/24 only):
     dns  192.0.2.53   nsd serving the zones provision generated + foreign.test, partner.test
     inet 192.0.2.100  the outside world: tests/network/sink.py, MX of foreign.test; the
                       transport next hop of partner.test (whose own MX, 192.0.2.102, is dead)
+    provider 192.0.2.25 the site's smarthost smtp.provider.test (tests/network/smarthost.py):
+                      587, STARTTLS, then AUTH with the site's login, certificate from a test CA
+                      the site declares; it hands accepted mail on to inet, as a provider would
     client 192.0.2.200 inside relay.networks (no other host is)
-Site: tests/network/site.yaml. Test passwords: alice -> alice-net-pw, bob -> bob-net-pw.
+Site: tests/network/site.yaml (rendered from a copy beside the provider's CA, made per run).
+Test passwords: alice -> alice-net-pw, bob -> bob-net-pw; the smarthost: acme-relay.
+
+Outbound port 25 is blocked for the site (OP25B): mail to the world goes mx1/out1 -> provider
+-> inet, so inet sees the provider's address, which the site's SPF includes (spf.provider.test).
+Only relay.transports (partner.test) still go straight to their next hop.
 
 Needs root, debootstrap, nsd, ssh (client), nc (netcat-openbsd); the first run builds the
 golden rootfs (with openssh-server) from the Debian mirror, later runs reuse it.
@@ -39,6 +47,8 @@ from provisioner.keys.store import KeyState, ensure_keys
 from provisioner.site.validate import load_site
 from tests.dns.conftest import nsd_conf
 from tests.network.net import DNS_ADDRESS, Host, Network, Node, golden_ssh
+from tests.network.smarthost import PASSWORD_ENV
+from tests.render.test_smarthost_tls import make_pki
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -48,9 +58,12 @@ PY = sys.executable
 DOMAIN = "acme.test"
 ALICE, ALICE_PW = "alice@acme.test", "alice-net-pw"
 BOB, BOB_PW = "bob@acme.test", "bob-net-pw"
-ADDR = {"mx1": "192.0.2.10", "out1": "192.0.2.11", "mx2": "192.0.2.20", "inet": "192.0.2.100", "client": "192.0.2.200"}
+ADDR = {"mx1": "192.0.2.10", "out1": "192.0.2.11", "mx2": "192.0.2.20", "provider": "192.0.2.25", "inet": "192.0.2.100", "client": "192.0.2.200"}
 FQDN = {"mx1": "mx1.acme.test", "mx2": "mx2.acme.test", "out1": "out1.acme.test"}
 HOSTS = ("mx1", "mx2", "out1")
+PROVIDER = "smtp.provider.test"  # relay.smarthost.host
+RELAY_USER, RELAY_PW = "acme-relay", "acme-relay-net-pw"  # relay.smarthost.username, the {env:} password
+SITE_ENV = {"NETTEST_SMARTHOST_PASSWORD": RELAY_PW}
 
 pytestmark = pytest.mark.skipif(os.environ.get("PROVISIONER_SKIP_TESTBED") == "1", reason="PROVISIONER_SKIP_TESTBED=1")
 
@@ -74,6 +87,15 @@ $TTL 300
 @ IN MX 10 mx.partner.test.
 mx IN A 192.0.2.102
 """,
+    # The smarthost's provider: its server, and the SPF record its customers include.
+    "provider.test": f"""\
+$ORIGIN provider.test.
+$TTL 300
+@ IN SOA ns1.provider.test. hostmaster.provider.test. 1 7200 3600 1209600 300
+@ IN NS ns1.foreign.test.
+smtp IN A {ADDR["provider"]}
+spf IN TXT "v=spf1 ip4:{ADDR["provider"]} -all"
+""",
 }
 
 
@@ -82,10 +104,12 @@ class Testnet:
     __test__ = False
 
     net: Network
+    site: Path  # the copy of site.yaml beside the provider's CA
     hosts: dict[str, Host]
     inet: Node
     client: Node
     sink: Path
+    smarthost: Path  # what tests/network/smarthost.py recorded
     build: Path
     state: Path
     inventory: Path
@@ -99,13 +123,27 @@ class Testnet:
         return json.loads(result.stdout)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        common = [str(SITE), "-i", str(self.inventory), "--build", str(self.build), "--state", str(self.state)]
+        common = [str(self.site), "-i", str(self.inventory), "--build", str(self.build), "--state", str(self.state)]
         return subprocess.run(
             [PROVISION, *args, *common], capture_output=True, text=True, env={**os.environ, **self.env}, cwd=REPO, timeout=600, stdin=subprocess.DEVNULL
         )
 
     def sink_messages(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.sink.glob("*.json"))]
+
+    def smarthost_sessions(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.smarthost.glob("session-*.json"))]
+
+    def wait_smarthost(self, subject: str, timeout: float = 60) -> dict:
+        """The smarthost's record of the message (it is accepted only after a login)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in sorted(self.smarthost.glob("[0-9]*.json")):
+                message = json.loads(path.read_text())
+                if f"Subject: {subject}" in message["data"]:
+                    return message
+            time.sleep(0.3)
+        raise AssertionError(f"{subject!r} never reached the smarthost; mx1 log:\n{self.log('mx1')}\nout1 log:\n{self.log('out1')}")
 
     def wait_sink(self, subject: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -144,9 +182,9 @@ class Testnet:
             time.sleep(0.3)
         raise AssertionError(f"{subject!r} never reached a mailbox on {host}:\n{self.log(host)}")
 
-    def log(self, host: str, lines: int = 40) -> str:
+    def log(self, host: str, lines: int | None = 40) -> str:
         path = self.hosts[host].root / "var/log/postfix.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines if lines else 0 :]) if path.exists() else "(no log)"
 
 
 def _subject(what: str) -> str:
@@ -165,14 +203,25 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     timings = {"golden": time.monotonic() - started}
     work = tmp_path_factory.mktemp("network")
     build, state = work / "build", work / "state"
+    # The provider's test CA, declared by the site (relay.smarthost.tls_ca), and its certificate.
+    pki = make_pki(PROVIDER)
+    site_path = work / "site" / "site.yaml"
+    (site_path.parent / "certs").mkdir(parents=True)
+    shutil.copy(SITE, site_path)
+    (site_path.parent / "certs/provider-ca.pem").write_bytes(pki.ca)
+    (work / "provider.crt").write_bytes(pki.by_ca.cert)
+    (work / "provider.key").write_bytes(pki.by_ca.key)
     # Render once first: the DKIM keys it makes are records the DNS must serve (apply renders again).
-    rendered = subprocess.run([PROVISION, "render", str(SITE), "-o", str(build), "--state", str(state)], capture_output=True, text=True, cwd=REPO)
+    rendered = subprocess.run(
+        [PROVISION, "render", str(site_path), "-o", str(build), "--state", str(state)], capture_output=True, text=True, cwd=REPO, env={**os.environ, **SITE_ENV}
+    )
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
-    site = load_site(SITE).site
+    site = load_site(site_path).site
     keys, _ = ensure_keys(site, state, workers=1)
     records = site_records(site, keys)
     zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones()}
     zones["2.0.192.in-addr.arpa"] += "100.2.0.192.in-addr.arpa. 3600 IN PTR inet.foreign.test.\n"
+    zones["2.0.192.in-addr.arpa"] += f"25.2.0.192.in-addr.arpa. 3600 IN PTR {PROVIDER}.\n"
     zones.update(FOREIGN_ZONES)
 
     net = Network.create()
@@ -184,13 +233,30 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
         inet = net.add_node("inet", ADDR["inet"])
         sink = work / "sink"
         net.start("inet", PY, HERE / "sink.py", sink, ADDR["inet"], "25", DNS_ADDRESS, log=work / "sink.log")
+        net.add_node("provider", ADDR["provider"])
+        smarthost = work / "smarthost"
+        credentials = ["--cert", work / "provider.crt", "--key", work / "provider.key", "--user", RELAY_USER, "--name", PROVIDER]
+        hand_on = ["--relay", f"{ADDR['inet']}:25", "--nameserver", DNS_ADDRESS]
+        net.start(
+            "provider",
+            PY,
+            HERE / "smarthost.py",
+            smarthost,
+            ADDR["provider"],
+            "587",
+            *credentials,
+            *hand_on,
+            log=work / "smarthost.log",
+            env={PASSWORD_ENV: RELAY_PW},
+        )
         client = net.add_node("client", ADDR["client"])
         hosts = {role: net.add_host(golden_root, role, FQDN[role], ADDR[role]) for role in HOSTS}
         net.wait_port(inet, DNS_ADDRESS, 53)  # nsd listens on TCP too
         net.wait_port(inet, ADDR["inet"], 25)
+        net.wait_port(inet, ADDR["provider"], 587)
         timings["network"] = time.monotonic() - t0
         inventory = net.ssh_inventory(work / "hosts.yml", HOSTS, {"mailhost_apt_update_cache": False})
-        tn = Testnet(net, hosts, inet, client, sink, build, state, inventory, net.ansible_env(), keys, timings)
+        tn = Testnet(net, site_path, hosts, inet, client, sink, smarthost, build, state, inventory, {**net.ansible_env(), **SITE_ENV}, keys, timings)
         assert dns_node.address == DNS_ADDRESS
 
         t0 = time.monotonic()
@@ -314,10 +380,13 @@ def test_relay_networks_relay_through_out1_without_auth(testnet: Testnet) -> Non
         starttls=True,
     )
     assert r["rcpt"]["erin@foreign.test"][0] == 250 and r["data"][0] == 250, r
+    via = _via_smarthost(testnet, subject, "out1")
+    assert via["rcpt_to"] == ["erin@foreign.test"], via
     got = testnet.wait_sink(subject)
-    assert got["peer"] == ADDR["out1"] and got["rcpt_to"] == ["erin@foreign.test"] and got["helo"] == FQDN["out1"], got
-    # out1 signs what its networks send for the site's domains.
-    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["out1"])
+    assert got["peer"] == ADDR["provider"] and got["rcpt_to"] == ["erin@foreign.test"] and got["helo"] == PROVIDER, got
+    # out1 signs what its networks send for the site's domains; the world sees the provider's
+    # address, which passes SPF through the site's include.
+    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["provider"])
     assert seen["dkim"] is True and seen["d"] == DOMAIN and seen["spf"][0] == "pass", seen
 
     outside = _subject("outside relay")
@@ -325,6 +394,28 @@ def test_relay_networks_relay_through_out1_without_auth(testnet: Testnet) -> Non
     assert all(500 <= reply[0] < 600 for reply in r["rcpt"].values()), r
     time.sleep(2)
     assert not any(f"Subject: {outside}" in m["data"] for m in testnet.sink_messages())
+
+
+def _alice_submits(testnet: Testnet, to: str, subject: str) -> None:
+    """alice's mail program: 587, STARTTLS, her login, one message to `to`."""
+    r = testnet.probe(
+        testnet.client, "submit", host=ADDR["mx1"], port=587, tls="starttls", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[to], subject=subject
+    )
+    assert r["data"][0] == 250, r
+
+
+def _via_smarthost(testnet: Testnet, subject: str, sender: str) -> dict:
+    """The smarthost's record of `subject`: `sender` handed it over after logging in with the
+    site's credentials, over TLS that Postfix verified against the site's CA, AUTH only after TLS."""
+    via = testnet.wait_smarthost(subject)
+    assert (via["peer"], via["helo"], via["user"]) == (ADDR[sender], FQDN[sender], RELAY_USER) and via["tls"] in ("TLSv1.2", "TLSv1.3"), via
+    session = json.loads((testnet.smarthost / f"session-{via['session']:04d}.json").read_text())
+    logins = [(x["username"], x["password"], x["accepted"]) for x in session["logins"]]
+    assert logins == [(RELAY_USER, RELAY_PW, True)] and session["logins"][0]["mechanism"] in ("PLAIN", "LOGIN"), session["logins"]
+    assert session["starttls"] and not [line for tls, line in session["lines"] if not tls and line.upper().startswith("AUTH")], session["lines"]
+    verified = f"Verified TLS connection established to {PROVIDER}[{ADDR['provider']}]:587"
+    assert verified in testnet.log(sender, lines=None), testnet.log(sender)
+    return via
 
 
 def _name_of(testnet: Testnet, subject: str) -> str:
@@ -339,27 +430,44 @@ def _name_of(testnet: Testnet, subject: str) -> str:
 
 def test_outbound_mail_is_dkim_signed_spf_passes_and_aligns(testnet: Testnet) -> None:
     subject = _subject("to the world")
-    r = testnet.probe(
-        testnet.client,
-        "submit",
-        host=ADDR["mx1"],
-        port=587,
-        tls="starttls",
-        user=ALICE,
-        password=ALICE_PW,
-        mail_from=ALICE,
-        to=["carol@foreign.test"],
-        subject=subject,
-    )
-    assert r["data"][0] == 250, r
+    _alice_submits(testnet, "carol@foreign.test", subject)
+    via = _via_smarthost(testnet, subject, "mx1")
+    assert via["mail_from"] == ALICE and via["rcpt_to"] == ["carol@foreign.test"], via
     got = testnet.wait_sink(subject)
-    assert got["peer"] == ADDR["mx1"] and got["helo"] == FQDN["mx1"], got
+    assert got["peer"] == ADDR["provider"] and got["helo"] == PROVIDER, got
     (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
-    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["mx1"])
+    seen = testnet.probe(testnet.inet, "authenticate", path=str(testnet.sink / _name_of(testnet, subject)), nameserver=DNS_ADDRESS, client_ip=ADDR["provider"])
     assert seen["dkim"] is True, seen
     assert (seen["d"], seen["s"]) == (DOMAIN, active), seen
     assert seen["spf"][0] == "pass", seen
     assert seen["from"] == ALICE and seen["return_path"].rsplit("@", 1)[1] == seen["from"].rsplit("@", 1)[1] == seen["d"], seen
+
+
+def test_the_smarthost_hears_auth_only_after_tls_and_checks_the_login(testnet: Testnet) -> None:
+    """Every session a site host opened with the provider: STARTTLS first, AUTH only inside TLS,
+    the site's login accepted; no host logged a SASL failure. The provider really checks."""
+    subject = _subject("smarthost sessions")
+    _alice_submits(testnet, "gina@foreign.test", subject)
+    _via_smarthost(testnet, subject, "mx1")
+    ours = [s for s in testnet.smarthost_sessions() if s["peer"] in (ADDR["mx1"], ADDR["out1"], ADDR["mx2"])]
+    assert ours, "no site host talked to the smarthost"
+    for session in ours:
+        before_tls = [line.split(" ", 1)[0].upper() for tls, line in session["lines"] if not tls]
+        assert session["starttls"] and session["tls"] in ("TLSv1.2", "TLSv1.3") and before_tls[-1] == "STARTTLS", session
+        assert "AUTH" not in before_tls and "MAIL" not in before_tls, session["lines"]
+        assert all((x["username"], x["password"], x["accepted"]) == (RELAY_USER, RELAY_PW, True) for x in session["logins"]), session["logins"]
+    for host in HOSTS:
+        assert "SASL authentication failed" not in testnet.log(host, lines=None) and "No worthy mechs" not in testnet.log(host, lines=None), testnet.log(host)
+    # The provider behaves like a real one, so the checks above can fail: no AUTH before
+    # STARTTLS, a wrong password refused, no mail without a login.
+    features = testnet.probe(testnet.client, "features", host=ADDR["provider"], port=587)
+    assert features["plain"] == {"auth": False, "starttls": True} and features["tls"]["auth"] is True, features
+    wrong = testnet.probe(testnet.client, "auth_wrong", host=ADDR["provider"], port=587, user=RELAY_USER, password="not-" + RELAY_PW)
+    assert wrong["auth"][0] == 535, wrong
+    anonymous = testnet.probe(
+        testnet.client, "send", host=ADDR["provider"], port=587, mail_from=ALICE, to=["gina@foreign.test"], subject=subject, starttls=True
+    )
+    assert anonymous["mail"][0] == 530, anonymous
 
 
 # ------------------------------------------------------------------------------ inspect
@@ -399,13 +507,14 @@ def test_inspect_outbound_mail_as_the_receiver_sees_it_is_an_aligned_pass(testne
     assert result.returncode == 0 and report["verdict"] == "pass" and report["evidence"] == "verify", report
     signatures = [(s["domain"], s["selector"], s["alignment"], s["verify"]["result"]) for s in report["signatures"]]
     assert signatures == [(DOMAIN, active, "strict", "pass")], report["signatures"]
-    assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["mx1"], DOMAIN, "pass"), report["spf"]
+    assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["provider"], DOMAIN, "pass"), report["spf"]
     dmarc = report["dmarc"]
     assert dmarc["result"] == "pass" and dmarc["policy"] == "reject" and dmarc["spf_aligned"] is True and DOMAIN in dmarc["dkim_aligned_pass"], dmarc
-    # mx1 delivers straight to inet (out1 relays only relay.networks); inet's line is the border.
+    # mx1 hands the mail to the smarthost (OP25B), which hands it to inet; inet's line is the border.
     border = _border(report)
-    assert (border["ip"], border["from"], border["by"], border["problems"]) == (ADDR["mx1"], FQDN["mx1"], "inet.foreign.test", []), border
+    assert (border["ip"], border["from"], border["by"], border["problems"]) == (ADDR["provider"], PROVIDER, "inet.foreign.test", []), border
     assert report["received"][0]["with"] == "ESMTPSA" and report["received"][0]["ip"] == ADDR["client"], report["received"]
+    assert [(h["ip"], h["by"], h["with"]) for h in report["received"] if h["by"] == PROVIDER] == [(ADDR["mx1"], PROVIDER, "ESMTPSA")], report["received"]
 
     ja = testnet.inspect(testnet.inet, eml, "--trust", "inet.foreign.test", "--lang", "ja")
     assert ja.returncode == 0, ja.stdout + ja.stderr
@@ -428,7 +537,7 @@ def test_inspect_mail_from_outside_claiming_the_site_domain_fails(testnet: Testn
     assert r["delivered_to"] == FQDN["mx1"] and r["rcpt"][ALICE][0] == 250 and r["data"][0] == 250, r
     (path,) = testnet.wait_maildir(subject)
 
-    result = testnet.inspect(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    result = testnet.inspect(testnet.inet, path, "--site", str(testnet.site), "--format", "json")
     report = _inspected(result)
     assert result.returncode == 2 and report["verdict"] == "fail" and report["from_domain"] == DOMAIN, report
     assert (report["spf"]["address"], report["spf"]["domain"], report["spf"]["result"]) == (ADDR["inet"], "foreign.test", "pass"), report["spf"]
@@ -462,13 +571,13 @@ def test_inspect_does_not_count_results_forged_in_the_mx_name(testnet: Testnet) 
     stored = [" ".join(v.split()) for v in email.message_from_bytes(path.read_bytes()).get_all("Authentication-Results", [])]
     assert stored == [forged.split(": ", 1)[1]], stored  # it survived delivery: the case is real
 
-    result = testnet.inspect(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    result = testnet.inspect(testnet.inet, path, "--site", str(testnet.site), "--format", "json")
     report = _inspected(result)
     assert report["verdict"] == "fail", report  # --verify: re-checked, not believed
     (header,) = [h for h in report["authentication_results"] if h["authserv_id"] == FQDN["mx1"]]
     assert header["trusted"] is False and "forged" in header["trust"], header
 
-    unverified = testnet.inspect_unverified(testnet.inet, path, "--site", str(SITE), "--format", "json")
+    unverified = testnet.inspect_unverified(testnet.inet, path, "--site", str(testnet.site), "--format", "json")
     report = _inspected(unverified)
     assert unverified.returncode == 3 and report["verdict"] == "unknown" and report["evidence"] == "none", report
 
@@ -482,7 +591,7 @@ def test_inspect_local_mail_signed_on_submission_passes_on_dkim(testnet: Testnet
     (path,) = testnet.wait_maildir(subject)
     (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
 
-    result = testnet.inspect(testnet.client, path, "--site", str(SITE), "--format", "json")
+    result = testnet.inspect(testnet.client, path, "--site", str(testnet.site), "--format", "json")
     report = _inspected(result)
     assert result.returncode == 0 and report["verdict"] == "pass", report
     signatures = [(s["domain"], s["selector"], s["alignment"], s["verify"]["result"]) for s in report["signatures"]]
@@ -515,7 +624,8 @@ def test_transport_route_wins_over_mx(testnet: Testnet) -> None:
     )
     assert r["data"][0] == 250, r
     got = testnet.wait_sink(subject)
-    # partner.test's MX is 192.0.2.102, where nothing listens: this came by the transport.
+    # partner.test's MX is 192.0.2.102, where nothing listens: this came by the transport, and
+    # straight from mx1: a transport-map route is not sent through the smarthost.
     assert got["local"] == ADDR["inet"] and got["peer"] == ADDR["mx1"] and got["rcpt_to"] == ["frank@partner.test"], got
 
 
