@@ -1,21 +1,26 @@
-"""Benchmark the user-facing `provision render` job on large generated sites.
+"""Benchmark the user-facing `provision render` job on large generated sites, on a real disk.
 
 What it measures, for each domain count N (site made by bench/gen_site.py: 10 mailboxes and
-4 aliases per domain by default):
+4 aliases per domain by default), every figure the median of --repeat runs:
 
-* validate s  - `provision validate SITE` (load, parse, validate), median wall time;
-* render s    - `provision render SITE -o OUT --state STATE` (validate + render + write), median
-                wall time, with the DKIM key state already present (made once, untimed);
-* peak MB     - peak RSS of the render child process (median over the repeats);
-* postmap s   - baseline: Postfix's own `postmap lmdb:FILE` on a copy of the rendered mx1
-                mailbox table (etc/postfix/vmailbox), median wall time;
-* ratio       - render s / postmap s.
+* validate s - `provision validate SITE` (load, parse, validate);
+* cold s     - `provision render SITE -o NEW --state STATE` into a directory that does not
+               exist yet (each run its own; none is deleted before the end, so no run pays
+               for the previous one's deletes), DKIM key state already present (made untimed);
+* warm s     - the same render again into an existing build, nothing changed;
+* one s      - a re-render after one domain changed (d00000 gains or loses an alias, in turn);
+* writer     - the writer's share of each: seconds inside write_build / the whole command
+               (the child runs the CLI with write_build wrapped in a timer);
+* peak MB    - the largest peak RSS of any render child (median per kind, then the max);
+* baselines, in the same run: `cp -r` of the build into a new directory (what this disk
+  charges for making these files), and Postfix's own `postmap lmdb:FILE` on a copy of the
+  rendered mx1 mailbox table; each render figure is also given as a ratio to `cp -r`.
 
-Every timed command runs in its own child process: wall time by time.perf_counter around it,
-peak RSS from /usr/bin/time -f '%e %M' when present, else from os.wait4 on the child. Results are printed as a Markdown table and
-written to bench/results/render.json. Temp dirs (under /tmp) are removed at the end.
+The work directory is on a real disk (--dir, default /var/tmp; tmpfs is refused) and is
+removed at the end. Load average and CPU count are printed and saved with the results.
+Results: a Markdown table, and bench/results/render.json.
 
-usage: .venv/bin/python bench/render_bench.py [--domains 500,1000,2000,5000] [--repeat 3]
+usage: .venv/bin/python bench/render_bench.py [--domains 500,1000,2000,5000] [--repeat 3] [--dir /var/tmp]
 """
 
 from __future__ import annotations
@@ -37,6 +42,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 TIME = Path("/usr/bin/time")
+KINDS = ("cold", "warm", "one")
+# The CLI with write_build timed: argv[1] gets the writer's seconds, argv[2:] are provision's.
+CHILD = """
+import sys, time
+import provisioner.build as build
+real, timing = build.write_build, sys.argv[1]
+def timed(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return real(*args, **kwargs)
+    finally:
+        with open(timing, "w") as out:
+            out.write(repr(time.perf_counter() - start))
+build.write_build = timed
+from provisioner.cli import main
+sys.argv = ["provision", *sys.argv[2:]]
+main()
+"""
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_site import HASH, generate  # noqa: E402
@@ -96,16 +119,40 @@ def warm_keys(site_path: Path, state: Path) -> int:
     return count
 
 
+def median(values: list[float], digits: int = 3) -> float:
+    return round(statistics.median(values), digits)
+
+
+def one_domain_changed(text: str, turn: int) -> str:
+    """The site with d00000 holding one alias more (odd turns) or as generated (even turns)."""
+    return text.replace("    aliases:\n", "    aliases:\n      team99: [user00]\n", 1) if turn % 2 else text
+
+
 def bench(n: int, repeat: int, work: Path) -> dict[str, Any]:
     d = work / f"n{n}"
     d.mkdir()
-    site, state, out = d / "site.yaml", d / "state", d / "out"
-    site.write_text(generate(n), encoding="utf-8")
+    site, state, timing = d / "site.yaml", d / "state", d / "writer-seconds"
+    text = generate(n)
+    site.write_text(text, encoding="utf-8")
     warm_keys(site, state)
-    render = [str(PROVISION), "render", str(site), "-o", str(out), "--state", str(state)]
-    subprocess.run(render, check=True, capture_output=True)  # untimed: makes the self-signed TLS certs once
+
+    def render(out: Path) -> tuple[float, float, float]:
+        wall, peak = measure([sys.executable, "-c", CHILD, str(timing), "render", str(site), "-o", str(out), "--state", str(state)])
+        return wall, peak, float(timing.read_text())
+
+    render(d / "first")  # untimed: makes the self-signed TLS certs once
     validate_s = [measure([str(PROVISION), "validate", str(site)])[0] for _ in range(repeat)]
-    runs = [measure(render) for _ in range(repeat)]
+    runs: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in KINDS}
+    for i in range(repeat):
+        runs["cold"].append(render(d / f"cold{i}"))
+    build = d / "cold0"
+    for _ in range(repeat):
+        runs["warm"].append(render(build))
+    for i in range(repeat):
+        site.write_text(one_domain_changed(text, i + 1), encoding="utf-8")
+        runs["one"].append(render(build))
+    files = sum(len(names) for _, _, names in os.walk(build))
+    cp_s = [measure(["cp", "-r", str(build), str(d / f"copy{i}")])[0] for i in range(repeat)]
     # postmap baseline on a copy of the rendered table; -c points at an empty main.cf so it
     # neither needs nor reads /etc/postfix. The main.cf is back-dated: Postfix waits (~2 s,
     # polling every 0.3 s) before using a config file modified within the last second.
@@ -114,31 +161,37 @@ def bench(n: int, repeat: int, work: Path) -> dict[str, Any]:
     (pm / "main.cf").write_text("")
     os.utime(pm / "main.cf", (0, 0))
     table = pm / "vmailbox"
-    shutil.copyfile(out / "mx1" / "etc" / "postfix" / "vmailbox", table)
+    shutil.copyfile(build / "mx1" / "etc" / "postfix" / "vmailbox", table)
     postmap_s = []
     for _ in range(repeat):
         (pm / "vmailbox.lmdb").unlink(missing_ok=True)
         postmap_s.append(measure(["postmap", "-c", str(pm), f"lmdb:{table}"])[0])
-    render_s = statistics.median(r[0] for r in runs)
-    postmap_med = statistics.median(postmap_s)
-    return {
+    row: dict[str, Any] = {
         "domains": n,
         "mailboxes": n * 10,
         "aliases": n * 4,
+        "files": files,
         "site_mb": round(site.stat().st_size / 2**20, 2),
         "vmailbox_lines": sum(1 for _ in table.open(encoding="utf-8")),
-        "validate_s": round(statistics.median(validate_s), 3),
-        "render_s": round(render_s, 3),
-        "peak_mb": round(statistics.median(r[1] for r in runs), 1),
-        "postmap_s": round(postmap_med, 4),
-        "ratio": round(render_s / postmap_med, 1) if postmap_med > 0 else None,
+        "validate_s": median(validate_s),
+        "cp_s": median(cp_s),
+        "postmap_s": median(postmap_s, 4),
     }
+    for kind in KINDS:
+        row[f"{kind}_s"] = median([r[0] for r in runs[kind]])
+        row[f"{kind}_writer_s"] = median([r[2] for r in runs[kind]])
+        row[f"{kind}_writer_share"] = round(row[f"{kind}_writer_s"] / row[f"{kind}_s"], 2)
+        row[f"{kind}_vs_cp"] = round(row[f"{kind}_s"] / row["cp_s"], 1) if row["cp_s"] > 0 else None
+        row[f"{kind}_all_s"] = [round(r[0], 2) for r in runs[kind]]
+    row["peak_mb"] = round(max(statistics.median(r[1] for r in runs[kind]) for kind in KINDS), 1)
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--domains", default="500,1000,2000,5000", help="comma-separated domain counts")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median reported)")
+    ap.add_argument("--dir", default="/var/tmp", help="where to work: a directory on a real disk, not tmpfs")
     args = ap.parse_args()
     counts = sorted(int(x) for x in args.domains.split(","))
     notes = []
@@ -148,7 +201,11 @@ def main() -> None:
         notes.append(f"gen_site.HASH is rejected by check_password_hash: {exc}")
     if shutil.which("postmap") is None:
         raise SystemExit("postmap (Postfix) is not installed: it is the baseline")
-    work = Path(tempfile.mkdtemp(prefix="render_bench-", dir="/tmp"))
+    where = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", args.dir], capture_output=True, text=True, check=False).stdout.strip()
+    if where in ("tmpfs", "ramfs"):
+        raise SystemExit(f"{args.dir} is on {where}: give a directory on a real disk with --dir")
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="render_bench-", dir=args.dir))
     try:
         rows = []
         for n in counts:
@@ -156,24 +213,30 @@ def main() -> None:
             rows.append(bench(n, args.repeat, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    load = f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
 
-    print("| domains | mailboxes | aliases | site MB | validate s | render s (validate+render) | peak MB | postmap s | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"{where or 'unknown'} file system at {args.dir}; {load}; median of {args.repeat}")
+    print()
+    print(
+        "| domains | files | validate s | cold s | warm s | one domain s | writer share cold/warm/one | cp -r s | cold/warm/one vs cp -r | postmap s | peak MB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|")
     for r in rows:
         print(
-            f"| {r['domains']} | {r['mailboxes']} | {r['aliases']} | {r['site_mb']} | {r['validate_s']} "
-            f"| {r['render_s']} | {r['peak_mb']} | {r['postmap_s']} | {r['ratio']} |"
+            f"| {r['domains']} | {r['files']} | {r['validate_s']} | {r['cold_s']} | {r['warm_s']} | {r['one_s']} "
+            f"| {r['cold_writer_share']:.2f} / {r['warm_writer_share']:.2f} / {r['one_writer_share']:.2f} "
+            f"| {r['cp_s']} | {r['cold_vs_cp']} / {r['warm_vs_cp']} / {r['one_vs_cp']} | {r['postmap_s']} | {r['peak_mb']} |"
         )
-    per = {r["domains"]: r["render_s"] / r["domains"] * 1000 for r in rows}
+    per = {r["domains"]: r["cold_s"] / r["domains"] * 1000 for r in rows}
     growth = per[counts[-1]] / per[counts[0]]
     verdict = "roughly linear" if 0.67 <= growth <= 1.5 else ("sub-linear" if growth < 0.67 else "super-linear")
     linear = (
-        f"growth {counts[0]} -> {counts[-1]} domains: {verdict} (render ms/domain: "
+        f"growth {counts[0]} -> {counts[-1]} domains: {verdict} (cold render ms/domain: "
         + ", ".join(f"{n}: {v:.2f}" for n, v in per.items())
         + f"; ratio {growth:.2f})"
     )
     if len(rows) > 1:  # fixed start-up cost inflates small N; the marginal cost per domain shows the slope
-        marginal = (rows[-1]["render_s"] - rows[0]["render_s"]) / (counts[-1] - counts[0]) * 1000
+        marginal = (rows[-1]["cold_s"] - rows[0]["cold_s"]) / (counts[-1] - counts[0]) * 1000
         linear += f"; marginal {marginal:.2f} ms/domain between {counts[0]} and {counts[-1]}"
     print()
     print(linear)
@@ -181,7 +244,7 @@ def main() -> None:
         print("note:", note)
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    data = {"repeat": args.repeat, "rows": rows, "linearity": linear, "notes": notes}
+    data = {"repeat": args.repeat, "file_system": f"{where} at {args.dir}", "load": load, "rows": rows, "linearity": linear, "notes": notes}
     (results / "render.json").write_text(json.dumps(data, sort_keys=True, indent=2) + "\n", encoding="utf-8")
 
 
