@@ -36,8 +36,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sink import received, reverse_name  # noqa: E402  (run as a script beside sink.py)
+if __package__:  # imported by the tests (for PASSWORD_ENV)
+    from tests.network.sink import received, reverse_name
+else:  # run as a script beside sink.py, by any python3
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sink import received, reverse_name  # type: ignore[no-redef]
 
 PASSWORD_ENV = "SMARTHOST_TEST_PASSWORD"
 LINE_LIMIT = 4096  # RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; text lines 1000
