@@ -72,7 +72,7 @@ def build(
                 path.unlink(missing_ok=True)
         raise
     warnings = site_warnings(loaded.site) + note_warnings(records.notes, str(output / RECORDS))
-    return Build(loaded, output, trees, dns_files, manifest, warnings, records_diff(previous, dns_files[RECORDS]))
+    return Build(loaded, output, trees, dns_files, manifest, warnings, records_diff(previous, dns_files[RECORDS], records.keys()))
 
 
 def check_renderable(loaded: LoadedSite, env: Mapping[str, str]) -> None:

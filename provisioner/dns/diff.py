@@ -5,6 +5,7 @@ rotation, a new domain or a changed policy says what to do at the DNS provider."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 RecordKey = tuple[str, str, str]  # owner name, type, value
@@ -33,19 +34,26 @@ def _keys(lines: set[bytes]) -> set[RecordKey] | None:
         return None
 
 
-def records_diff(previous: bytes | None, current: bytes) -> RecordDiff:
+def records_diff(previous: bytes | None, current: bytes, current_keys: Iterable[RecordKey] | None = None) -> RecordDiff:
     """Records in the `current` records.json and not in the `previous` one (added), and the other
     way round (removed). Only changed lines are parsed; a record whose purpose text alone changed
-    is neither. A `previous` that is not a records.json compares as no previous build."""
-    now_lines = _record_lines(current)
+    is neither. A `previous` that is not a records.json compares as no previous build.
+
+    `current_keys`, the keys of `current`'s records where the caller has them (build: from the
+    record list), spare parsing all of `current` when everything is new (5,000 domains: 0.75 s)."""
+
+    def everything() -> RecordDiff:
+        keys = set(current_keys) if current_keys is not None else _keys(_record_lines(current))
+        return RecordDiff(False, sorted(keys or set()), [])
+
     head = previous.split(b"\n", 1)[0] if previous is not None else b""
     if not (head.startswith(b"{") and head.endswith(b'"records": [')):  # not written by json_lines
-        return RecordDiff(False, sorted(_keys(now_lines) or set()), [])
+        return everything()
     assert previous is not None
-    before_lines = _record_lines(previous)
+    now_lines, before_lines = _record_lines(current), _record_lines(previous)
     added, removed = _keys(now_lines - before_lines), _keys(before_lines - now_lines)
     if added is None or removed is None:
-        return RecordDiff(False, sorted(_keys(now_lines) or set()), [])
+        return everything()
     return RecordDiff(True, sorted(added - removed), sorted(removed - added))
 
 

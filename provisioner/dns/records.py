@@ -79,6 +79,10 @@ class RecordSet:
     def in_zone(self, zone: str) -> list[Record]:
         return self.by_zone.get(zone, [])
 
+    def keys(self) -> set[tuple[str, str, str]]:
+        """(name, type, value) of every record: what the DNS diff compares (provisioner.dns.diff)."""
+        return {(r.name, r.type, r.value) for r in self.records}
+
 
 # ---------------------------------------------------------------------------- helpers
 

@@ -49,3 +49,11 @@ def test_long_values_are_cut_on_the_terminal() -> None:
     value = "v=DKIM1; k=rsa; p=" + "A" * 392
     line = diff_lines(RecordDiff(True, [("s._domainkey.a.example", "TXT", value)], []), "b/")[1]
     assert line == f"  + s._domainkey.a.example TXT {value[: VALUE_SHOWN - 12]}... (410 characters)"
+
+
+@settings(max_examples=50, deadline=None)
+@given(now=KEYS)
+def test_keys_given_by_the_caller_change_nothing(now: set[tuple[str, str, str]]) -> None:
+    """build passes the record list's keys so a first render parses nothing: the same diff."""
+    for previous in (None, b"[]", records_json(set())):
+        assert records_diff(previous, records_json(now), current_keys=now) == records_diff(previous, records_json(now))
