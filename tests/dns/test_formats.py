@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner.dns.formats import json_doc, octodns_zone, rdata, txt_strings, zone_text
-from provisioner.dns.records import Level, Purpose, Record, mta_sts_id, mta_sts_policy, reverse_zone, site_records, spf_lookup_terms
+from provisioner.dns.formats import json_doc, json_lines, octodns_zone, rdata, records_json, txt_strings, zone_text
+from provisioner.dns.records import Level, Note, Purpose, Record, RecordSet, mta_sts_id, mta_sts_policy, reverse_zone, site_records, spf_lookup_terms
 from provisioner.keys.store import ensure_keys
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY
@@ -142,3 +142,31 @@ def test_record_relative_names() -> None:
     r = Record("acme.example", "_dmarc.acme.example", "TXT", "v=DMARC1; p=none", 3600, Level.REQUIRED, Purpose("", ""))
     assert r.relative_name == "_dmarc"
     assert Record("acme.example", "acme.example", "MX", "0 .", 3600, Level.REQUIRED, Purpose("", "")).relative_name == "@"
+
+
+_TEXT = st.text(max_size=300)  # any code point: quotes, backslashes, controls, Japanese, surrogates
+_RECORD = st.builds(
+    Record,
+    zone=_TEXT,
+    name=_TEXT,
+    type=st.sampled_from(["TXT", "MX", "A", "SRV", "CNAME", "PTR"]),
+    value=_TEXT,
+    ttl=st.integers(0, 2**31),
+    level=st.sampled_from(list(Level)),
+    purpose=st.builds(Purpose, en=_TEXT, ja=_TEXT),
+    at_provider=st.booleans(),
+)
+_NOTE = st.builds(Note, domain=_TEXT, en=_TEXT, ja=_TEXT)
+
+
+@given(records=st.lists(_RECORD, max_size=8), notes=st.lists(_NOTE, max_size=3))
+def test_records_json_is_the_json_document_one_record_a_line(records: list[Record], notes: list[Note]) -> None:
+    """records.json is put together by hand for speed: byte for byte what json.dumps writes."""
+    rs = RecordSet(records, notes, {})
+    assert records_json(rs) == json_lines(json_doc(rs), "records")
+
+
+def test_records_json_of_a_real_site(multi) -> None:
+    _, rs = multi
+    assert records_json(rs) == json_lines(json_doc(rs), "records")
+    assert json.loads(records_json(rs)) == json.loads(json.dumps(json_doc(rs)))
