@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.render.postfix import VMAIL_UID
+from provisioner.render.postfix import VMAIL_UID, VMAIL_USER
 from provisioner.render.tls import TlsPaths
 from provisioner.render.tree import HostTree, render_template
 from provisioner.site.model import Host, Site
@@ -16,6 +16,7 @@ from provisioner.site.types import Service
 
 VMAIL_HOME = "/var/vmail"
 USERS_FILE = "/etc/dovecot/users"
+LDA_LOG = "/var/log/dovecot-lda.log"  # written by dovecot-lda as vmail; roles/mailhost creates it
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
     stores = host.stores_mailboxes
     if not (stores or host.has(Service.SUBMISSION)):
         return False
-    protocols = [p for p in ("imap", "pop3") if host.has(Service(p))] + (["lmtp"] if stores else [])
+    protocols = [p for p in ("imap", "pop3") if host.has(Service(p))]  # delivery: dovecot-lda, not lmtp
     hosted = site.hosted_domains
     tree.add(
         "etc/dovecot/dovecot.conf",
@@ -54,6 +55,8 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
             imap=host.has(Service.IMAP),
             pop3=host.has(Service.POP3),
             vmail_uid=VMAIL_UID,
+            vmail_user=VMAIL_USER,
+            lda_log=LDA_LOG,
             vmail_home=VMAIL_HOME,
             users_file=USERS_FILE,
             postmaster=f"postmaster@{hosted[0]}" if hosted else f"postmaster@{host.fqdn}",

@@ -207,6 +207,7 @@ def start_dovecot(build: Path, root: Path, address: str, postfix_queue: Path) ->
         "/etc/ssl/": f"{etc}/ssl/",
         "/etc/dovecot/users": str(users),
         "/var/vmail": str(base / "vmail"),
+        "user = vmail\n": "user = dovecot\n",  # auth-userdb for dovecot-lda: no vmail user on this machine
     }
     for old, new in replaced.items():
         assert old in text, old
