@@ -204,7 +204,11 @@ _UNQUOTED_HASH = re.compile(r"""(?<!['"])\{[A-Z][A-Z0-9.-]*\}\$""")
 
 def _syntax_hint(text: str, exc: yaml.MarkedYAMLError) -> str:
     for mark in (exc.problem_mark, exc.context_mark):
-        found = _UNQUOTED_HASH.search(text.split("\n", mark.line + 1)[mark.line][:4096]) if mark is not None else None
+        if mark is None:
+            continue
+        lines = text.split("\n", mark.line + 1)
+        # The mark may stand past the last line (a flow mapping left open at the end of the file).
+        found = _UNQUOTED_HASH.search(lines[mark.line][:4096]) if mark.line < len(lines) else None
         if found:
             scheme = found.group(0)[:-1]
             return f"a password hash must be quoted: YAML reads {scheme} as a mapping; write password: '{scheme}$...' as `provision passwd` prints it"
