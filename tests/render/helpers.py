@@ -11,7 +11,7 @@ from provisioner.render.writer import write_build
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY
 
-ENV = {"SMARTHOST_PASSWORD": "example-smarthost-secret"}
+ENV = {"SMARTHOST_PASSWORD": "example-smarthost-secret", "NETTEST_SMARTHOST_PASSWORD": "network-smarthost-secret"}
 
 
 def render_example(name: str, tmp_path: Path, site_path: Path | None = None) -> tuple[dict[str, HostTree], Path]:

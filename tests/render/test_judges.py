@@ -22,9 +22,20 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
+def network_site(tmp_path: Path) -> Path:
+    """The test network's site as its fixture lays it out: a copy with the provider's test CA beside it."""
+    from tests.render.test_smarthost_tls import make_pki
+
+    site = tmp_path / "network-site" / "site.yaml"
+    (site.parent / "certs").mkdir(parents=True)
+    shutil.copy(NETWORK_SITE, site)
+    (site.parent / "certs/provider-ca.pem").write_bytes(make_pki("smtp.provider.test").ca)
+    return site
+
+
 @pytest.fixture(params=EXAMPLES)
 def build(request, tmp_path: Path) -> tuple[dict, Path]:
-    return render_example(request.param, tmp_path, NETWORK_SITE if request.param == "network" else None)
+    return render_example(request.param, tmp_path, network_site(tmp_path) if request.param == "network" else None)
 
 
 def test_postconf_accepts_main_and_master(build) -> None:
