@@ -230,9 +230,16 @@ def _stdlib_decoded(value: str) -> str | None:
     out = []
     for chunk, charset in parts:
         raw = chunk if isinstance(chunk, bytes) else chunk.encode("latin-1")
-        try:
-            out.append(raw.decode(charset or "ascii"))
-        except (LookupError, ValueError):
+        # Shift_JIS is read as Windows' cp932 first, as Japanese mail means it (0x8160 is the
+        # full-width tilde there, the wave dash in JIS X 0208): the oracle does the same.
+        tried = ["cp932", charset] if charset == "shift_jis" else [charset or "ascii"]
+        for name in tried:
+            try:
+                out.append(raw.decode(name))
+                break
+            except (LookupError, ValueError):
+                continue
+        else:
             return None
     return "".join(out)
 
