@@ -20,7 +20,11 @@ beside it and renamed over it (atomic per file, and a hard link someone made to 
 file, e.g. `cp -al build backup`, keeps the old bytes). A re-render with nothing changed
 writes nothing at all. Deleting and re-creating the whole tree (the old design: a staging
 tree of 15,000 hard links, then the old tree deleted) cost seconds to tens of seconds on
-this machine's ext4, mostly in the discards of the deleted files.
+this machine's ext4. The reason, seen with perf: this file system has no journal, so ext4
+will not reuse an inode freed in the last minute or so (fs/ext4/ialloc.c, recently_deleted)
+and every new file scans past each such inode of its block group. For about 2.5 minutes
+after 100,000 files are deleted, a file creation costs ~600 us instead of ~30 us: nothing
+this writer controls beyond creating only the files that are new.
 
 Crash safety. Before the first file is touched, the new manifest is written to
 `.provisioner-incomplete` and fsynced, with the directory. While it exists the build is
