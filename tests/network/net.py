@@ -165,13 +165,15 @@ class Network:
         host.run("/usr/sbin/sshd")
         self.wait_port(host, host.address, 22)
 
-    def wait_port(self, node: Node, address: str, port: int, timeout: float = 20) -> None:
+    def wait_port(self, node: Node, address: str, port: int, timeout: float = 20, closed: bool = False) -> None:
+        """Until address:port answers from `node` (with `closed`: until it no longer does; a
+        stopped Postfix master closes its listeners a moment after `service postfix stop`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if node.netns_exec("nc", "-z", "-w", "1", address, str(port), timeout=5).returncode == 0:
+            if (node.netns_exec("nc", "-z", "-w", "1", address, str(port), timeout=5).returncode == 0) != closed:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"{address}:{port} does not answer in {node.role}")
+        raise AssertionError(f"{address}:{port} {'still answers' if closed else 'does not answer'} in {node.role}")
 
     def start(self, role: str, *cmd: str | Path, log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """A controller process inside a namespace (killed with the namespace at close); `env` is added to ours."""

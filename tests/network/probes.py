@@ -9,6 +9,7 @@ dkimpy, pyspf); certificates are self-signed, so TLS is checked for being on, no
 from __future__ import annotations
 
 import email
+import email.policy
 import email.utils
 import imaplib
 import json
@@ -33,8 +34,18 @@ def _ctx() -> ssl.SSLContext:
     return ctx
 
 
-def _message(mail_from: str, to: list[str], subject: str, body: str = "test body\n", from_header: str | None = None, headers: list[str] | None = None) -> bytes:
-    msg = EmailMessage()
+def _message(
+    mail_from: str,
+    to: list[str],
+    subject: str,
+    body: str = "test body\n",
+    from_header: str | None = None,
+    headers: list[str] | None = None,
+    smtputf8: bool = False,
+) -> bytes:
+    """The message; with `smtputf8`, UTF-8 header fields are sent as raw UTF-8 (RFC 6532), as an
+    SMTPUTF8 client does, not as RFC 2047 encoded words."""
+    msg = EmailMessage(policy=email.policy.SMTPUTF8 if smtputf8 else email.policy.default)
     for line in headers or ():  # written by the sender above everything else, as a spammer would
         name, _, value = line.partition(": ")
         msg[name] = value
@@ -42,7 +53,7 @@ def _message(mail_from: str, to: list[str], subject: str, body: str = "test body
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject
     msg["Date"] = email.utils.formatdate()
-    msg["Message-ID"] = email.utils.make_msgid(domain=mail_from.rsplit("@", 1)[-1] or "probe.test")
+    msg["Message-ID"] = email.utils.make_msgid(domain=mail_from.rsplit("@", 1)[-1].encode("idna").decode() or "probe.test")
     msg.set_content(body)
     return msg.as_bytes()
 
@@ -67,7 +78,18 @@ def features(host: str, port: int, helo: str = "probe.foreign.test", tls: str = 
     return out
 
 
-def submit(host: str, port: int, tls: str, user: str, password: str, mail_from: str, to: list[str], subject: str, from_header: str | None = None) -> dict:
+def submit(
+    host: str,
+    port: int,
+    tls: str,
+    user: str,
+    password: str,
+    mail_from: str,
+    to: list[str],
+    subject: str,
+    from_header: str | None = None,
+    smtputf8: bool = False,
+) -> dict:
     """Authenticated submission; returns the AUTH, MAIL, RCPT and DATA replies."""
     out: dict = {}
     if tls == "ssl":
@@ -86,14 +108,16 @@ def submit(host: str, port: int, tls: str, user: str, password: str, mail_from: 
         out["auth"] = [e.smtp_code, e.smtp_error.decode()]
         s.quit()
         return out
-    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header)))
+    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header, smtputf8=smtputf8), smtputf8))
     s.quit()
     return out
 
 
-def _transaction(s: smtplib.SMTP, mail_from: str, to: list[str], data: bytes) -> dict:
-    out: dict = {}
-    code, text = s.mail(mail_from)
+def _transaction(s: smtplib.SMTP, mail_from: str, to: list[str], data: bytes, smtputf8: bool = False) -> dict:
+    """MAIL (with SMTPUTF8 when asked: smtplib then sends the commands as UTF-8, RFC 6531 §3.4),
+    each RCPT, DATA; and the message's Message-ID, which the receiving side logs."""
+    out: dict = {"smtputf8_offered": s.has_extn("smtputf8"), "message_id": email.message_from_bytes(data)["Message-ID"]}
+    code, text = s.mail(mail_from, options=["SMTPUTF8"] if smtputf8 else [])
     out["mail"] = [code, text.decode()]
     if code != 250:
         s.rset()
@@ -123,9 +147,10 @@ def send(
     starttls: bool = False,
     from_header: str | None = None,
     headers: list[str] | None = None,
+    smtputf8: bool = False,
 ) -> dict:
     """Unauthenticated SMTP (port 25): the replies to MAIL, each RCPT, DATA. `from_header`: the
-    From field when it is not the envelope sender (a spoof)."""
+    From field when it is not the envelope sender (a spoof); `smtputf8`: an SMTPUTF8 client."""
     s = smtplib.SMTP(timeout=TIMEOUT, source_address=(source, 0) if source else None)
     code, banner = s.connect(host, port)
     s._host = host  # type: ignore[attr-defined]  # connect() alone leaves it empty; STARTTLS needs it
@@ -135,7 +160,8 @@ def send(
         s.starttls(context=_ctx())
         s.ehlo(helo)
     out["auth_offered"] = s.has_extn("auth")
-    out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header, headers=headers)))
+    message = _message(mail_from, to, subject, from_header=from_header, headers=headers, smtputf8=smtputf8)
+    out.update(_transaction(s, mail_from, to, message, smtputf8))
     s.quit()
     return out
 
@@ -161,7 +187,8 @@ def imap(host: str, user: str, password: str) -> dict:
     subjects = []
     for num in data[0].split():
         _, parts = i.fetch(num, "(RFC822)")
-        subjects.append(email.message_from_bytes(parts[0][1])["Subject"])
+        # Decoded as a mail program shows it: raw UTF-8 (RFC 6532) or RFC 2047 encoded words.
+        subjects.append(str(email.message_from_bytes(parts[0][1], policy=email.policy.default)["Subject"]))
     out["subjects"] = subjects
     i.logout()
     return out
@@ -190,8 +217,10 @@ def mx_deliver(
     helo: str = "inet.foreign.test",
     from_header: str | None = None,
     headers: list[str] | None = None,
+    smtputf8: bool = False,
 ) -> dict:
-    """What a sending MTA does: MX records by preference, the first host that answers."""
+    """What a sending MTA does: MX records by preference, the first host that answers. `domain`
+    is what the sender looks up: the A-label of an IDN domain (RFC 5891 §5)."""
     response = dns.query.udp(dns.message.make_query(domain, "MX"), nameserver, timeout=5)
     mxs = sorted((r.preference, r.exchange.to_text().rstrip(".")) for rrset in response.answer for r in rrset)
     tried = []
@@ -199,7 +228,7 @@ def mx_deliver(
         a = dns.query.udp(dns.message.make_query(name, "A"), nameserver, timeout=5)
         address = next(r.address for rrset in a.answer for r in rrset if rrset.rdtype == dns.rdatatype.A)
         try:
-            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True, from_header=from_header, headers=headers)
+            result = send(address, 25, mail_from, to, subject, helo=helo, starttls=True, from_header=from_header, headers=headers, smtputf8=smtputf8)
         except OSError as e:
             tried.append([name, address, str(e)])
             continue

@@ -30,12 +30,14 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,8 @@ PY = sys.executable
 DOMAIN = "acme.test"
 ALICE, ALICE_PW = "alice@acme.test", "alice-net-pw"
 BOB, BOB_PW = "bob@acme.test", "bob-net-pw"
+IDN_U, IDN_A = "ビジネス.test", "xn--yckc3dwa.test"  # the site's IDN domain, as written and as its A-label
+INFO_U, INFO_A, INFO_PW = f"info@{IDN_U}", f"info@{IDN_A}", "info-net-pw"  # its mailbox; the login is the A-label
 ADDR = {"mx1": "192.0.2.10", "out1": "192.0.2.11", "mx2": "192.0.2.20", "provider": "192.0.2.25", "inet": "192.0.2.100", "client": "192.0.2.200"}
 FQDN = {"mx1": "mx1.acme.test", "mx2": "mx2.acme.test", "out1": "out1.acme.test"}
 HOSTS = ("mx1", "mx2", "out1")
@@ -396,12 +400,25 @@ def test_relay_networks_relay_through_out1_without_auth(testnet: Testnet) -> Non
     assert not any(f"Subject: {outside}" in m["data"] for m in testnet.sink_messages())
 
 
-def _alice_submits(testnet: Testnet, to: str, subject: str) -> None:
-    """alice's mail program: 587, STARTTLS, her login, one message to `to`."""
+def _alice_submits(testnet: Testnet, to: str | list[str], subject: str, smtputf8: bool = False) -> dict:
+    """alice's mail program: 587, STARTTLS, her login, one message to `to` (with SMTPUTF8 and raw
+    UTF-8 headers when asked); the server's replies."""
+    to = [to] if isinstance(to, str) else to
     r = testnet.probe(
-        testnet.client, "submit", host=ADDR["mx1"], port=587, tls="starttls", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[to], subject=subject
+        testnet.client,
+        "submit",
+        host=ADDR["mx1"],
+        port=587,
+        tls="starttls",
+        user=ALICE,
+        password=ALICE_PW,
+        mail_from=ALICE,
+        to=to,
+        subject=subject,
+        smtputf8=smtputf8,
     )
     assert r["data"][0] == 250, r
+    return r
 
 
 def _via_smarthost(testnet: Testnet, subject: str, sender: str) -> dict:
@@ -486,19 +503,7 @@ def _border(report: dict) -> dict:
 
 def test_inspect_outbound_mail_as_the_receiver_sees_it_is_an_aligned_pass(testnet: Testnet, tmp_path: Path) -> None:
     subject = _subject("inspect outbound")
-    r = testnet.probe(
-        testnet.client,
-        "submit",
-        host=ADDR["mx1"],
-        port=587,
-        tls="starttls",
-        user=ALICE,
-        password=ALICE_PW,
-        mail_from=ALICE,
-        to=["carol@foreign.test"],
-        subject=subject,
-    )
-    assert r["data"][0] == 250, r
+    _alice_submits(testnet, "carol@foreign.test", subject)
     eml = testnet.delivered(subject, tmp_path)
     (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
 
@@ -584,10 +589,7 @@ def test_inspect_does_not_count_results_forged_in_the_mx_name(testnet: Testnet) 
 
 def test_inspect_local_mail_signed_on_submission_passes_on_dkim(testnet: Testnet) -> None:
     subject = _subject("inspect local")
-    r = testnet.probe(
-        testnet.client, "submit", host=ADDR["mx1"], port=587, tls="starttls", user=ALICE, password=ALICE_PW, mail_from=ALICE, to=[BOB], subject=subject
-    )
-    assert r["data"][0] == 250, r
+    _alice_submits(testnet, BOB, subject)
     (path,) = testnet.wait_maildir(subject)
     (active,) = [k.selector for k in testnet.keys.signing_keys(DOMAIN)]
 
@@ -610,19 +612,7 @@ def test_inspect_local_mail_signed_on_submission_passes_on_dkim(testnet: Testnet
 
 def test_transport_route_wins_over_mx(testnet: Testnet) -> None:
     subject = _subject("to the partner")
-    r = testnet.probe(
-        testnet.client,
-        "submit",
-        host=ADDR["mx1"],
-        port=587,
-        tls="starttls",
-        user=ALICE,
-        password=ALICE_PW,
-        mail_from=ALICE,
-        to=["frank@partner.test"],
-        subject=subject,
-    )
-    assert r["data"][0] == 250, r
+    _alice_submits(testnet, "frank@partner.test", subject)
     got = testnet.wait_sink(subject)
     # partner.test's MX is 192.0.2.102, where nothing listens: this came by the transport, and
     # straight from mx1: a transport-map route is not sent through the smarthost.
@@ -656,13 +646,31 @@ def test_sender_login_mismatch(testnet: Testnet) -> None:
 # ------------------------------------------------------------------------------------- 7
 
 
-def test_backup_mx_queues_while_primary_is_down(testnet: Testnet) -> None:
-    mx1, mx2 = testnet.hosts["mx1"], testnet.hosts["mx2"]
-    subject = _subject("while mx1 is down")
+@contextmanager
+def _mx1_down(testnet: Testnet) -> Iterator[None]:
+    """Postfix on mx1 stopped (mail for the site then goes to the backup MX, which queues it);
+    afterwards started again and mx2's queue flushed."""
+    mx1 = testnet.hosts["mx1"]
     mx1.run("service", "postfix", "stop", timeout=60)
     try:
-        gone = testnet.inet.netns_exec("nc", "-z", "-w", "2", ADDR["mx1"], "25")
-        assert gone.returncode != 0, "mx1 still listens on 25"
+        testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25, closed=True)
+        yield
+    finally:
+        mx1.run("service", "postfix", "start", timeout=60)
+    testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25)
+    testnet.hosts["mx2"].run("postqueue", "-f")
+
+
+def _queued_on_mx2(testnet: Testnet, recipient: str) -> None:
+    time.sleep(1)
+    queue = testnet.hosts["mx2"].run("postqueue", "-j").stdout
+    assert any(recipient in json.dumps(entry, ensure_ascii=False) for entry in map(json.loads, queue.splitlines())), queue
+
+
+def test_backup_mx_queues_while_primary_is_down(testnet: Testnet) -> None:
+    mx2 = testnet.hosts["mx2"]
+    subject = _subject("while mx1 is down")
+    with _mx1_down(testnet):
         r = testnet.probe(testnet.inet, "mx_deliver", domain=DOMAIN, nameserver=DNS_ADDRESS, mail_from="carol@foreign.test", to=[BOB], subject=subject)
         assert [name for _, name in r["mx"]] == [FQDN["mx1"], FQDN["mx2"]], r
         assert r["delivered_to"] == FQDN["mx2"] and r["tried"][0][0] == FQDN["mx1"], r
@@ -677,17 +685,124 @@ def test_backup_mx_queues_while_primary_is_down(testnet: Testnet) -> None:
             subject=_subject("nobody"),
         )
         assert nosuch["delivered_to"] == FQDN["mx2"] and nosuch["rcpt"]["nosuch@acme.test"][0] == 550, nosuch
-        time.sleep(1)
-        queue = mx2.run("postqueue", "-j").stdout
-        assert any(BOB in json.dumps(entry) for entry in map(json.loads, queue.splitlines())), queue
+        _queued_on_mx2(testnet, BOB)
         assert not testnet.maildir("mx1", subject)
-    finally:
-        mx1.run("service", "postfix", "start", timeout=60)
-    testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25)
-    mx2.run("postqueue", "-f")
     (path,) = testnet.wait_maildir(subject, timeout=90)
     assert "bob" in str(path)
     assert mx2.run("postqueue", "-j").stdout.strip() == ""
+
+
+# ------------------------------------------------------------------------ 11 (issue 12)
+# An IDN domain in its own script (ビジネス.test): SMTPUTF8 senders (RFC 6531) reach the mailbox on
+# mx1 with either spelling of the domain and a raw UTF-8 Subject (RFC 6532), directly and through
+# the backup MX; Postfix hands every message to dovecot-lda (pipe(8): Dovecot 2.3's LMTP offers
+# no SMTPUTF8, and Postfix bounced such mail with 5.6.7).
+
+IDN_SUBJECT = "件名テスト"
+LDA_LOG = "var/log/dovecot-lda.log"
+
+
+def _queue_id(reply: list) -> str:
+    """The queue file Postfix named in its reply: `250 2.0.0 Ok: queued as QID`."""
+    found = re.search(r"queued as (\w+)", reply[1])
+    assert reply[0] == 250 and found, reply
+    return found.group(1)
+
+
+def _delivery_lines(testnet: Testnet, host: str, qid: str, timeout: float = 90) -> list[str]:
+    """The log lines of queue file `qid` on `host` that report a recipient's status (sent,
+    deferred, bounced), once the queue manager has removed the file: every delivery is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = testnet.log(host, lines=None).splitlines()
+        if any(f" {qid}: removed" in line for line in lines):
+            return [line for line in lines if f" {qid}: to=<" in line]
+        time.sleep(0.3)
+    raise AssertionError(f"queue file {qid} never left {host}'s queue:\n{testnet.log(host)}")
+
+
+def _stored_by_the_lda(testnet: Testnet, qid: str, message_id: str, recipients: int = 1) -> list[str]:
+    """Queue file `qid` on mx1 went to each recipient through the dovecot service (pipe(8) to
+    dovecot-lda), which saved it into INBOX and logged no error."""
+    lines = _delivery_lines(testnet, "mx1", qid)
+    assert len(lines) == recipients, lines
+    for line in lines:
+        assert "relay=dovecot," in line and "status=sent (delivered via dovecot service)" in line, (line, testnet.log("mx1"))
+    lda = testnet.hosts["mx1"].root / LDA_LOG
+    text = lda.read_text(errors="replace")
+    assert text.count(f"msgid={message_id}: saved mail to INBOX") == recipients, text[-3000:]
+    assert "Error" not in text and "Fatal" not in text, text[-3000:]
+    return lines
+
+
+def _read_back(testnet: Testnet, user: str, password: str, subjects: set[str]) -> None:
+    """The mailbox over IMAPS on mx1, decoded as a mail program shows it."""
+    imap = testnet.probe(testnet.client, "imap", host=ADDR["mx1"], user=user, password=password)
+    assert imap["login"] == "OK" and subjects <= set(imap["subjects"]), (subjects, imap)
+
+
+def test_idn_domain_in_both_spellings_reaches_the_mailbox_from_an_smtputf8_sender(testnet: Testnet) -> None:
+    sent: dict[str, tuple[str, str]] = {}
+    for rcpt in (INFO_U, INFO_A):
+        subject = _subject(f"{IDN_SUBJECT} direct")
+        # The sender looks up the domain as the recipient wrote it; dnspython asks for its A-label (RFC 5891 §5).
+        domain = rcpt.rsplit("@", 1)[1]
+        r = testnet.probe(
+            testnet.inet, "mx_deliver", domain=domain, nameserver=DNS_ADDRESS, mail_from="carol@foreign.test", to=[rcpt], subject=subject, smtputf8=True
+        )
+        assert [name for _, name in r["mx"]] == [FQDN["mx1"], FQDN["mx2"]] and r["delivered_to"] == FQDN["mx1"], r
+        assert r["smtputf8_offered"] and r["mail"][0] == 250 and r["rcpt"][rcpt][0] == 250, r
+        sent[subject] = (_queue_id(r["data"]), r["message_id"])
+    for subject, (qid, message_id) in sent.items():
+        (line,) = _stored_by_the_lda(testnet, qid, message_id)
+        assert f"to=<{INFO_A}>" in line, line  # the U-label is an alias of the A-label mailbox
+        (path,) = testnet.wait_maildir(subject)  # stored as sent: the Subject in raw UTF-8
+        assert f"/{IDN_A}/info/" in str(path), path
+    _read_back(testnet, INFO_A, INFO_PW, set(sent))
+
+
+def test_idn_domain_through_the_backup_mx(testnet: Testnet) -> None:
+    """mx1 down: an SMTPUTF8 sender falls back to mx2, which queues the message; mx1 back, mx2
+    passes it on with SMTPUTF8 (mx1 offers it) and mx1 delivers it."""
+    subject = _subject(f"{IDN_SUBJECT} via mx2")
+    with _mx1_down(testnet):
+        r = testnet.probe(
+            testnet.inet, "mx_deliver", domain=IDN_U, nameserver=DNS_ADDRESS, mail_from="carol@foreign.test", to=[INFO_U], subject=subject, smtputf8=True
+        )
+        assert r["delivered_to"] == FQDN["mx2"] and r["tried"][0][0] == FQDN["mx1"], r
+        assert r["smtputf8_offered"] and r["rcpt"][INFO_U][0] == 250, r
+        on_mx2 = _queue_id(r["data"])
+        _queued_on_mx2(testnet, INFO_U)  # mx2 has no mailboxes: it keeps the address as the sender wrote it
+    lines = [line for line in _delivery_lines(testnet, "mx2", on_mx2) if "status=sent" in line]
+    assert len(lines) == 1 and f"relay={FQDN['mx1']}[{ADDR['mx1']}]:25" in lines[0], (lines, testnet.log("mx2"))
+    _stored_by_the_lda(testnet, _queue_id([250, lines[0]]), r["message_id"])
+    testnet.wait_maildir(subject)
+    _read_back(testnet, INFO_A, INFO_PW, {subject})
+
+
+def test_submission_with_a_utf8_subject_is_delivered_not_bounced(testnet: Testnet) -> None:
+    """alice's mail program (587, SMTPUTF8, raw UTF-8 Subject) to bob and to the IDN mailbox: no 5.6.7."""
+    subject = _subject(f"{IDN_SUBJECT} submitted")
+    r = _alice_submits(testnet, [BOB, INFO_U], subject, smtputf8=True)
+    assert r["auth"][0] == 235 and r["smtputf8_offered"] and r["rcpt"][BOB][0] == r["rcpt"][INFO_U][0] == 250, r
+    _stored_by_the_lda(testnet, _queue_id(r["data"]), r["message_id"], recipients=2)
+    assert len(testnet.wait_maildir(subject)) == 2
+    _read_back(testnet, BOB, BOB_PW, {subject})
+    _read_back(testnet, INFO_A, INFO_PW, {subject})
+    assert "dsn=5.6.7" not in testnet.log("mx1", lines=None), testnet.log("mx1")
+
+
+def test_unknown_idn_mailbox_is_refused_at_rcpt(testnet: Testnet) -> None:
+    """Refused while the sender is still connected (550), on the mailbox host and the backup MX:
+    never accepted and then bounced (backscatter). たろう: a non-ASCII local part, which no
+    mailbox can have (the site file accepts ASCII local parts only)."""
+    unknown = [f"nobody@{IDN_U}", f"たろう@{IDN_U}", f"nobody@{IDN_A}"]
+    for host in ("mx1", "mx2"):
+        r = testnet.probe(
+            testnet.inet, "send", host=ADDR[host], port=25, mail_from="carol@foreign.test", to=unknown, subject=_subject("nobody"), starttls=True, smtputf8=True
+        )
+        assert r["smtputf8_offered"] and r["mail"][0] == 250, r
+        assert {rcpt: (code, "5.1.1" in text) for rcpt, (code, text) in r["rcpt"].items()} == dict.fromkeys(unknown, (550, True)), (host, r)
 
 
 # ------------------------------------------------------------------------------------- 9
