@@ -96,6 +96,8 @@ def test_the_commands_consoles_print_strings_as_they_are(monkeypatch: pytest.Mon
 
     for console in (cli.out, cli.err):
         buffer = io.StringIO()
-        monkeypatch.setattr(console, "file", buffer)
+        # rich's `file` is a property over `_file` (None: the sys.stdout/stderr of the moment);
+        # restoring `file` would pin the stream pytest had then, so `_file` is what is patched.
+        monkeypatch.setattr(console, "_file", buffer)
         console.print("[bold]x[/bold] [link=https://evil.test]y[/link] :warning:", soft_wrap=True)
         assert buffer.getvalue() == "[bold]x[/bold] [link=https://evil.test]y[/link] :warning:\n"
