@@ -41,3 +41,17 @@ def write_site(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _cli_consoles_follow_the_current_streams():
+    """The CLI's consoles write to whatever sys.stdout/stderr is at print time (CliRunner swaps
+    them). A test that pinned one to a stream of its own would make later in-process CLI tests
+    read an empty output: say which test did it."""
+    yield
+    import sys
+
+    cli = sys.modules.get("provisioner.cli")
+    if cli is not None:
+        pinned = [name for name in ("out", "err") if getattr(cli, name)._file is not None]
+        assert not pinned, f"provisioner.cli.{pinned} left writing to a fixed stream (patch `_file`, not `file`)"

@@ -60,7 +60,7 @@ def test_apply_progress_and_failure_lines_are_escaped(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(cli, "_build", lambda *args: None)
     monkeypatch.setattr(apply_module, "apply", fake_apply)
-    monkeypatch.setattr(cli.err, "file", err := _Buffer())
+    monkeypatch.setattr(cli.err, "_file", err := _Buffer())  # not `file`: restoring it would pin the stream of the moment
     result = CliRunner().invoke(cli.app, ["apply", str(tmp_path / "site.yaml"), "--yes"])
     assert result.exit_code == 1
     printed = err.getvalue()
