@@ -124,3 +124,14 @@ def served(request, tmp_path_factory) -> Iterator[Served]:
         yield Served(site, keys, records, NSD_ADDRESS, 53, workdir)
     finally:
         stop(proc)
+
+
+@pytest.fixture(autouse=True)
+def _checkdmarc_forgets_earlier_answers() -> Iterator[None]:
+    """checkdmarc caches DNS answers per name for the whole process, whatever nameserver gave
+    them: a test serving other records for the same domain (smallco.example) would read the
+    earlier test's answers. Each test starts with an empty cache."""
+    import checkdmarc.utils
+
+    checkdmarc.utils.DNS_CACHE.clear()
+    yield
