@@ -42,7 +42,7 @@ from provisioner.render.tree import HostTree
 from provisioner.site.validate import load_site
 from tests.conftest import ALICE_HASH, EXAMPLES, FIXED_DAY
 from tests.render.helpers import ENV
-from tests.render.test_smarthost_tls import MASTER_CF, Instance, free_port
+from tests.render.test_smarthost_tls import MASTER_CF, Instance, free_port, running
 
 pytestmark = [
     pytest.mark.judge,
@@ -122,20 +122,8 @@ def postfix_instance(tree: HostTree, dovecot: Dovecot | None = None) -> Iterator
                 tool = "postalias" if name == "aliases" else "postmap"
                 subprocess.run([tool, "-c", str(etc), f"lmdb:{etc / name}"], check=True)
     started = subprocess.run(["postfix", "-c", str(etc), "start"], capture_output=True, text=True, check=False)
-    instance = Instance(root, port)
-    pid_file = root / "queue/pid/master.pid"
-    try:
-        assert started.returncode == 0, started.stderr + instance.log
+    with running(Instance(root, port), etc, started) as instance:
         yield instance
-    finally:
-        master = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
-        subprocess.run(["postfix", "-c", str(etc), "stop"], capture_output=True, check=False)
-        deadline = time.monotonic() + 10
-        while master and time.monotonic() < deadline and Path(f"/proc/{master}").exists():
-            time.sleep(0.1)
-        if master and Path(f"/proc/{master}").exists():
-            os.kill(master, 9)  # the master this test started, by its pid
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def ask(port: int, recipients: list[str], smtputf8: bool = True) -> list[tuple[int, str]]:

@@ -353,9 +353,16 @@ def postfix_instance(tree: HostTree, moved: tuple[str, str] | None = None) -> It
         text=True,
         check=False,
     )
-    pid_file = root / "queue/pid/master.pid"
+    with running(Instance(root, port), etc, started) as instance:
+        yield instance
+
+
+@contextmanager
+def running(instance: Instance, etc: Path, started: subprocess.CompletedProcess[str]) -> Iterator[Instance]:
+    """A throwaway Postfix that `postfix -c ETC start` started: stopped (its master killed by
+    its pid if it lingers) and its directory removed afterwards, whatever the test did."""
+    pid_file = instance.root / "queue/pid/master.pid"
     try:
-        instance = Instance(root, port)
         assert started.returncode == 0, started.stderr + instance.log
         yield instance
     finally:
@@ -365,8 +372,8 @@ def postfix_instance(tree: HostTree, moved: tuple[str, str] | None = None) -> It
         while master and time.monotonic() < deadline and Path(f"/proc/{master}").exists():
             time.sleep(0.1)
         if master and Path(f"/proc/{master}").exists():
-            os.kill(master, 9)  # the master we started, by its pid
-        shutil.rmtree(root, ignore_errors=True)
+            os.kill(master, 9)  # the master this test started, by its pid
+        shutil.rmtree(instance.root, ignore_errors=True)
 
 
 def deliver(instance: Instance) -> str:
