@@ -145,8 +145,14 @@ def to_a_label(value: Any, what: str = "domain name") -> str:
         ascii_name = name.encode("ascii").decode().lower() if name.isascii() else idna.encode(name, uts46=True).decode()
     except (idna.IDNAError, UnicodeError) as exc:
         raise fail(f"{value!r} is not a valid {what}: {exc}", "use letters, digits and hyphens per label") from None
-    labels = ascii_name.split(".")
-    problem = _shape_problem(labels, ascii_name, _LDH_LABEL, _LDH_HINT)
+    return _checked_name(value, what, ascii_name.split("."), _LDH_LABEL, _LDH_HINT)
+
+
+def _checked_name(value: Any, what: str, labels: list[str], label: re.Pattern[str], hint: str) -> str:
+    """The ASCII name of `labels` once every label has the shape `label` allows and every A-label
+    decodes; otherwise the error names the value as written."""
+    ascii_name = ".".join(labels)
+    problem = _shape_problem(labels, ascii_name, label, hint)
     if problem:
         raise fail(f"{value!r} is not a valid {what}", problem)
     _check_a_labels(value, labels, what)
@@ -175,12 +181,7 @@ def to_dns_name(value: Any, what: str = "domain name") -> str:
         labels = [part if part.isascii() else idna.alabel(part).decode() for part in mapped.split(".")]
     except (idna.IDNAError, UnicodeError) as exc:
         raise fail(f"{value!r} is not a valid {what}: {exc}", _DNS_HINT) from None
-    ascii_name = ".".join(labels)
-    problem = _shape_problem(labels, ascii_name, _DNS_LABEL, _DNS_HINT)
-    if problem:
-        raise fail(f"{value!r} is not a valid {what}", problem)
-    _check_a_labels(value, labels, what)
-    return ascii_name
+    return _checked_name(value, what, labels, _DNS_LABEL, _DNS_HINT)
 
 
 def _domain(value: Any) -> str:
