@@ -47,10 +47,10 @@ from gen_site import generate  # noqa: E402
 from render_bench import cheap_keys  # noqa: E402
 
 import provisioner.keys.store as store  # noqa: E402
-from provisioner.check import DnsResolver, Nameserver, Severity, run_check  # noqa: E402
-from provisioner.check.query import Answer  # noqa: E402
+from provisioner.check import Severity, run_check  # noqa: E402
 from provisioner.dns.formats import zone_text  # noqa: E402
 from provisioner.dns.records import site_records  # noqa: E402
+from provisioner.mailauth.resolver import Answer, DnsResolver, Nameserver  # noqa: E402
 from provisioner.site.validate import load_site  # noqa: E402
 from tests.check.blackhole import black_hole, closed_port  # noqa: E402
 from tests.dns.conftest import serve, stop  # noqa: E402

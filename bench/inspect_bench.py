@@ -49,8 +49,8 @@ world_module.INSPECT_ADDRESS = ADDRESS = "127.0.0.155"
 
 import dns.resolver  # noqa: E402
 
-from provisioner.check import CachingResolver, DnsResolver, Nameserver  # noqa: E402
 from provisioner.inspect import Trust, inspect_message, parse_message  # noqa: E402
+from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver  # noqa: E402
 from tests.dns.conftest import serve, stop  # noqa: E402
 from tests.inspect.conftest import DOMAIN, EVIL, EVIL_SELECTOR, OUR_IP, OUR_MX, RECIPIENT_MX, build_world, compose, deliver, received, sign  # noqa: E402
 from tests.inspect.test_hostile_input import HOSTILE_MESSAGES  # noqa: E402

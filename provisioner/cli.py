@@ -331,8 +331,9 @@ def check(
 ) -> None:
     """Verify from outside what the world sees: records, SPF (10 lookups, check_host), DKIM keys,
     DMARC, PTR, DNS blocklists. Exit 0 when every required check passes, 1 when any fails."""
-    from provisioner.check import DnsResolver, Nameserver, report_json, report_table, run_check
+    from provisioner.check import report_json, report_table, run_check
     from provisioner.keys.store import load_state, state_dir_for, vault_password_from
+    from provisioner.mailauth.resolver import DnsResolver, Nameserver
     from provisioner.site.validate import load_site
 
     try:
@@ -372,7 +373,7 @@ def check(
     elif out.is_terminal:
         out.print(report_table(report, problems_only=problems_only))
     else:  # a pipe or a file: whole values, no columns sized to a terminal (docs/check.md)
-        from provisioner.check.render import report_plain
+        from provisioner.check.report import report_plain
 
         sys.stdout.write(report_plain(report, problems_only=problems_only))
     raise typer.Exit(report.exit_status(strict))
@@ -484,8 +485,8 @@ def inspect(
     """Read a received message's headers the way a postmaster does: envelope sender against From,
     DKIM signatures, Authentication-Results (trusted or not), the Received chain, and a verdict.
     Exit 0 authentic, 2 not authentic, 3 cannot tell, 1 unreadable input."""
-    from provisioner.check import CachingResolver, DnsResolver, Nameserver
     from provisioner.inspect import EXIT, Trust, inspect_message, inspection_json, inspection_text, parse_message, read_input
+    from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver
 
     try:
         if fmt not in ("text", "json"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.check.parse import Invalid, parse_spf
+from provisioner.mailauth.grammar import Invalid, parse_spf
 
 PACKAGE = Path(__file__).resolve().parent.parent / "provisioner"
 _RE_CALLS = {"compile", "match", "search", "fullmatch", "sub", "split", "findall", "finditer"}

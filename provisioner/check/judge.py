@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from provisioner.check.findings import Category, Finding, Severity
-from provisioner.check.parse import (
+from provisioner.dns.formats import rdata
+from provisioner.dns.records import Level, Record
+from provisioner.mailauth.grammar import (
     DkimRecord,
     DmarcRecord,
     DnsblCode,
@@ -27,10 +29,8 @@ from provisioner.check.parse import (
     parse_dmarc,
     parse_mx,
 )
-from provisioner.check.query import Answer, Outcome
-from provisioner.check.spf import MAX_LOOKUPS, MAX_VOID_LOOKUPS, HostResult, SpfProblemKind, SpfResult, SpfWalk, spf_records
-from provisioner.dns.formats import rdata
-from provisioner.dns.records import Level, Record
+from provisioner.mailauth.resolver import Answer, Outcome
+from provisioner.mailauth.spf import MAX_LOOKUPS, MAX_VOID_LOOKUPS, HostResult, SpfProblemKind, SpfResult, SpfWalk, spf_records
 
 
 def zone_line(record: Record) -> str:

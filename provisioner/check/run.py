@@ -31,11 +31,11 @@ from provisioner.check.judge import (
     rua_domains,
     seen_dmarc,
 )
-from provisioner.check.parse import Invalid, parse_dmarc
-from provisioner.check.query import Answer, CachingResolver, Resolver, ResolverUnreachable, dnsbl_name, silent_probe
-from provisioner.check.spf import HostResult, check_host, walk_spf
 from provisioner.dns.records import Record, site_records
 from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, Status
+from provisioner.mailauth.grammar import Invalid, parse_dmarc
+from provisioner.mailauth.resolver import Answer, CachingResolver, Resolver, ResolverUnreachable, dnsbl_name, silent_probe
+from provisioner.mailauth.spf import HostResult, check_host, walk_spf
 from provisioner.site.model import Host, Site
 
 Progress = Callable[[int, int], None]

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from provisioner.check.query import Resolver
-from provisioner.check.spf import SpfResult
 from provisioner.inspect.authresults import AuthResults, MethodResult, read_authentication_results
 from provisioner.inspect.identity import Alignment, Mailbox, aligned, alignment, domain_of, mailboxes, normal_domain, return_path
 from provisioner.inspect.message import Message
 from provisioner.inspect.received import Hop, read_chain
 from provisioner.inspect.text import Text, say
+from provisioner.mailauth.resolver import Resolver
+from provisioner.mailauth.spf import SpfResult
 
 if TYPE_CHECKING:
     from provisioner.site.model import Site

@@ -1,6 +1,6 @@
 """--verify: DKIM re-verified by dkimpy, SPF by pyspf for the first hop outside the recipient's
 servers, DMARC evaluated against the From domain's published record. Every DNS question goes
-through the injected resolver (provisioner.check.query), as in `provision check`.
+through the injected resolver (provisioner.mailauth.resolver), as in `provision check`.
 
 Query, parse, judge: nothing here raises; failures become results with a reason.
 """
@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from provisioner.check.parse import DmarcRecord, Invalid, is_dmarc, parse_dkim, parse_dmarc, parse_tags
-from provisioner.check.query import Answer, Resolver
-from provisioner.check.spf import SpfResult, check_host
 from provisioner.inspect import canon
 from provisioner.inspect.identity import aligned, normal_domain, organizational_domain
 from provisioner.inspect.message import HEADER_END, Field, Message
+from provisioner.mailauth.grammar import DmarcRecord, Invalid, is_dmarc, parse_dkim, parse_dmarc, parse_tags
+from provisioner.mailauth.resolver import Answer, Resolver
+from provisioner.mailauth.spf import SpfResult, check_host
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class ReverseCheck:
 def verify_reverse(address: str, resolver: Resolver) -> ReverseCheck:
     import ipaddress
 
-    from provisioner.check.query import reverse_name
+    from provisioner.mailauth.resolver import reverse_name
 
     ip = ipaddress.ip_address(address)
     ptr = resolver.resolve(reverse_name(ip), "PTR")

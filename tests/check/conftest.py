@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.check import DnsResolver, Nameserver, Report, run_check
+from provisioner.check import Report, run_check
 from provisioner.dns.formats import zone_text
 from provisioner.dns.records import RecordSet, site_records
 from provisioner.keys.store import KeyState, ensure_keys
+from provisioner.mailauth.resolver import DnsResolver, Nameserver
 from provisioner.site.model import DnsblSite, Site
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.check import Outcome, StaticResolver, run_check
-from provisioner.check.query import Answer, ResolverUnreachable, silent_probe
+from provisioner.check import run_check
 from provisioner.keys.store import ensure_keys
+from provisioner.mailauth.resolver import Answer, Outcome, ResolverUnreachable, StaticResolver, silent_probe
 from provisioner.site.model import DnsblSite
 from provisioner.site.validate import load_site
 from tests.check.blackhole import black_hole, closed_port

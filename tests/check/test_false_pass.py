@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner.check import Outcome, Severity
+from provisioner.check import Severity
 from provisioner.check.findings import Category, Finding
 from provisioner.check.judge import judge_dkim, judge_mx, judge_records
-from provisioner.check.parse import DkimRecord, parse_dkim
-from provisioner.check.query import Answer
 from provisioner.dns.records import Level, Purpose, Record
+from provisioner.mailauth.grammar import DkimRecord, parse_dkim
+from provisioner.mailauth.resolver import Answer, Outcome
 from tests.check.conftest import Example, add, check, drop
 
 DOMAIN = "a.example"

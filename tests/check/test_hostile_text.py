@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from provisioner.check import Report, StaticResolver, report_json, report_table, run_check
+from provisioner.check import Report, report_json, report_table, run_check
 from provisioner.keys.store import KeyState, ensure_keys
+from provisioner.mailauth.resolver import StaticResolver
 from provisioner.site.model import Site
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner.check import Category, Finding, Report, Severity
-from provisioner.check.render import report_plain
+from provisioner.check.report import report_plain
 from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import ensure_keys

@@ -8,14 +8,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from provisioner.check import Outcome, Report, Severity, StaticResolver, report_json, run_check
+from provisioner.check import Report, Severity, report_json, run_check
 from provisioner.check.findings import Category, Finding
 from provisioner.check.judge import ListHealth, ReportTarget, judge_dkim, judge_dmarc, judge_dnsbl
-from provisioner.check.parse import Invalid, SpfRecord, dnsbl_meaning, parse_dkim, parse_dmarc, parse_spf
-from provisioner.check.query import Answer, Nameserver, dnsbl_name, reverse_name
-from provisioner.check.spf import SpfProblemKind, SpfResult, check_host, walk_spf
 from provisioner.dns.records import Level, Purpose, Record, site_records
 from provisioner.keys.store import ensure_keys
+from provisioner.mailauth.grammar import Invalid, SpfRecord, dnsbl_meaning, parse_dkim, parse_dmarc, parse_spf
+from provisioner.mailauth.resolver import Answer, Nameserver, Outcome, StaticResolver, dnsbl_name, reverse_name
+from provisioner.mailauth.spf import SpfProblemKind, SpfResult, check_host, walk_spf
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY
 

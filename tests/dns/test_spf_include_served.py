@@ -14,10 +14,11 @@ from pathlib import Path
 
 import checkdmarc.spf
 
-from provisioner.check import DnsResolver, Nameserver, Severity, run_check
+from provisioner.check import Severity, run_check
 from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import ensure_keys
+from provisioner.mailauth.resolver import DnsResolver, Nameserver
 from provisioner.site.validate import load_site
 from tests.check.conftest import BL_ZONE, blocklist_zone
 from tests.conftest import EXAMPLES, FIXED_DAY

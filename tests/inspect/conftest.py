@@ -17,10 +17,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from provisioner.check import CachingResolver, DnsResolver, Nameserver
 from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import KeyState, ensure_keys
+from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver
 from provisioner.site.model import Site
 from provisioner.site.validate import load_site
 from tests.check.conftest import no_system_resolver  # noqa: F401 - the fixture, applied here too

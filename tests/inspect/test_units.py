@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.check.query import Outcome, StaticResolver
 from provisioner.inspect import MessageUnreadable, Trust, Verdict, inspect_message, inspection_json, parse_message
 from provisioner.inspect.authresults import parse_authres
 from provisioner.inspect.identity import Alignment, alignment, organizational_domain
 from provisioner.inspect.text import CATALOGUE
 from provisioner.inspect.verify import DmarcOutcome, find_dmarc
+from provisioner.mailauth.resolver import Outcome, StaticResolver
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from provisioner.check.parse import LOOKUP_MECHANISMS, Invalid, SpfRecord, is_spf, parse_spf
-from provisioner.check.query import Answer, Resolver
+from provisioner.mailauth.grammar import LOOKUP_MECHANISMS, Invalid, SpfRecord, is_spf, parse_spf
+from provisioner.mailauth.resolver import Answer, Resolver
 
 MAX_LOOKUPS = 10  # RFC 7208 §4.6.4: include, a, mx, ptr, exists, redirect
 MAX_VOID_LOOKUPS = 2  # RFC 7208 §4.6.4: SHOULD limit void lookups to 2
