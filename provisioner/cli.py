@@ -285,7 +285,8 @@ def dns(
     """
     from provisioner.dns import FORMATS, dns_output, note_warnings
     from provisioner.dns.records import site_records
-    from provisioner.keys.store import atomic_write, ensure_keys, state_dir_for, vault_password_from
+    from provisioner.files import atomic_write
+    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
     from provisioner.site.validate import load_site
 
     try:

@@ -87,7 +87,7 @@ def test_the_sdist_and_the_wheel_carry_templates_and_roles(installed: Installed)
 
 
 def test_the_installed_package_finds_its_data_inside_itself(installed: Installed) -> None:
-    code = "import provisioner; from provisioner.render.tree import TEMPLATES; from provisioner.apply.plan import ROLES; print(provisioner.__file__, TEMPLATES, ROLES)"
+    code = "import provisioner; from provisioner.templating import TEMPLATES; from provisioner.apply.plan import ROLES; print(provisioner.__file__, TEMPLATES, ROLES)"
     lines = installed.run(str(installed.venv / "bin" / "python"), "-c", code, check=True).stdout.split()
     package, templates, roles = (Path(line) for line in lines)
     site_packages = package.parent.parent

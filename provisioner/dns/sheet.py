@@ -28,9 +28,9 @@ import idna
 from provisioner.dns.formats import TXT_CHUNK, rdata, txt_strings
 from provisioner.dns.records import Level, Record, RecordSet
 from provisioner.errors import ProvisionError
-from provisioner.render.tree import render_template
 from provisioner.site.model import Site
 from provisioner.site.types import Service, TlsSource
+from provisioner.templating import render_template
 
 LANGS = ("en", "ja")
 CHROMIUM = "/usr/bin/chromium"

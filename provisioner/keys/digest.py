@@ -21,7 +21,8 @@ import re
 from typing import TYPE_CHECKING
 
 from provisioner.errors import ProvisionError
-from provisioner.keys.store import STATE_DIR_MODE, VAULT_HEADER, atomic_write
+from provisioner.files import atomic_write
+from provisioner.keys.store import STATE_DIR_MODE, VAULT_HEADER
 
 if TYPE_CHECKING:
     from provisioner.keys.store import KeyState

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from provisioner.errors import ProvisionError
-from provisioner.keys.store import STATE_DIR_MODE, atomic_write
+from provisioner.files import atomic_write
+from provisioner.keys.store import STATE_DIR_MODE
 
 
 def dkim_public_value(private_pem: bytes) -> tuple[str, str]:

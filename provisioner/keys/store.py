@@ -28,7 +28,6 @@ import datetime as dt
 import os
 import string
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING
 import yaml_rs
 
 from provisioner.errors import ProvisionError
+from provisioner.files import atomic_write
 from provisioner.site.model import DkimPolicy, Site
 from provisioner.site.types import DkimKeyType
 
@@ -220,57 +220,6 @@ def save_state(ks: KeyState, site_name: str) -> None:
     atomic_write(ks.state_dir / STATE_FILE, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True), 0o644, STATE_DIR_MODE)
 
 
-def make_dirs(path: Path | str, mode: int) -> None:
-    """Make `path` and its missing parents, each with exactly `mode` (chmod after mkdir, so
-    the umask neither widens nor narrows it); directories that exist are left as they are."""
-    missing = []
-    current = os.fspath(path)
-    while current and not os.path.isdir(current):  # a relative path ends at '' (the working directory)
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, mode)
-        except FileExistsError:
-            if os.path.isdir(directory):
-                continue  # made by someone else meanwhile: theirs, not ours to chmod
-            raise
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: Path, content: str | bytes, mode: int, dir_mode: int = 0o755) -> None:
-    """Replace `path` whole with `content` and exactly `mode`, or leave it as it was.
-
-    The bytes go to a fresh file beside it (mkstemp: a random name, O_EXCL, 0600, so a link
-    planted at a predictable name is never followed) whose mode is set before the first byte
-    is written, then it is renamed over `path`. Missing parents are made with `dir_mode`
-    (STATE_DIR_MODE in the state directory, which holds private keys).
-    """
-    make_dirs(path.parent, dir_mode)
-    data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(os.dup(fd), "wb") as handle:
-                handle.write(data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # ---------------------------------------------------------------------------- generation
 
 
@@ -406,9 +355,7 @@ def standby_ready(gen: Generation) -> dt.date:
     return dt.date.fromisoformat(gen.since) + dt.timedelta(days=PUBLISH_GRACE_DAYS)
 
 
-def rotate(
-    site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None, force: bool = False
-) -> KeyState:
+def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None, force: bool = False) -> KeyState:
     """Standby becomes active, the active one is retired, a new standby is made (vault-encrypted with `vault_password`).
 
     Refused, for every domain at once and before anything changes, when a domain's standby is

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from provisioner.render.postfix import VMAIL_UID, VMAIL_USER
 from provisioner.render.tls import TlsPaths
-from provisioner.render.tree import HostTree, render_template
+from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import Service
+from provisioner.templating import render_template
 
 VMAIL_HOME = "/var/vmail"
 USERS_FILE = "/etc/dovecot/users"

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from provisioner.keys.store import KeyState
-from provisioner.render.tree import HostTree, render_template
+from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import Service, spellings
+from provisioner.templating import render_template
 
 SOCKET_IN_SPOOL = "opendkim/opendkim.sock"  # relative to Postfix's queue directory
 KEY_DIR = "/etc/opendkim/keys"

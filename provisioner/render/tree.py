@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-from provisioner.datadir import data_dir
-
-TEMPLATES = data_dir("templates")  # the checkout's templates/, or the wheel's provisioner/templates
-
 
 @dataclass(frozen=True)
 class RenderedFile:
@@ -31,27 +25,6 @@ class HostTree:
         if path in self.files:
             raise ValueError(f"{self.host}: {path} rendered twice")  # a bug, not user error
         self.files[path] = RenderedFile(path, data, mode, owner, group, secret)
-
-
-_ENV: Environment | None = None
-
-
-def templates() -> Environment:
-    global _ENV
-    if _ENV is None:
-        _ENV = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)),
-            undefined=StrictUndefined,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
-        )
-    return _ENV
-
-
-def render_template(name: str, **context: object) -> str:
-    return templates().get_template(name).render(**context)
 
 
 def table(entries: dict[str, str] | list[tuple[str, str]], header: str) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.keys.store import atomic_write
 from tests.conftest import EXAMPLES, ROOT
 from tests.render.test_secret_digests import stage_script
 
@@ -83,23 +82,6 @@ def test_render_and_keys_make_exactly_the_modes_we_intend_under_any_umask(tmp_pa
     assert stat.S_IMODE(os.stat(tmp_path / "new").st_mode) == 0o755
     assert any(m == 0o600 for m in listed.values()) and any(m == 0o640 for m in listed.values())
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["build"]  # no staging or old build left
-
-
-def test_atomic_write_never_follows_a_link_at_a_temporary_name(tmp_path: Path) -> None:
-    victim = tmp_path / "victim"
-    victim.write_text("keep")
-    target = tmp_path / "state" / "key.pem"
-    target.parent.mkdir()
-    for name in (f".key.pem.tmp{os.getpid()}", ".key.pem.tmp", ".key.pem"):  # old and guessable names
-        (target.parent / name).symlink_to(victim)
-    old = os.umask(0)
-    try:
-        atomic_write(target, b"secret", 0o600)
-    finally:
-        os.umask(old)
-    assert victim.read_text() == "keep"
-    assert target.read_bytes() == b"secret" and stat.S_IMODE(os.lstat(target).st_mode) == 0o600
-    assert sorted(p.name for p in target.parent.iterdir() if not p.is_symlink()) == ["key.pem"]  # no temporary left
 
 
 def staged_tree(tmp_path: Path, live: Path, files: dict[str, tuple[bytes, int]]) -> Path:
