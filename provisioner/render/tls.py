@@ -14,12 +14,11 @@ from cryptography.x509.oid import NameOID
 from provisioner.errors import ProvisionError
 from provisioner.files import atomic_write
 from provisioner.keys.store import STATE_DIR_MODE
-from provisioner.layout import CERT_DIR as LIVE_CERT_DIR
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import TlsSource
 
-CERT_DIR = LIVE_CERT_DIR.lstrip("/")  # relative to the host tree
+CERT_DIR = "etc/ssl/provisioner"
 SELF_SIGNED_DAYS = 825
 RENEW_BEFORE = dt.timedelta(days=30)
 
