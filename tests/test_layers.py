@@ -1,0 +1,111 @@
+"""The layers, enforced over the import graph (issue 17): every `import` of every module of the
+package, at module level or inside a function (the lazy imports that keep startup cheap are
+dependencies too), read with `ast`, followed transitively. A rule is a row of FORBIDDEN; a
+violation names the chain of modules that leads to it."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "provisioner"
+
+# (importer prefix, forbidden prefix, reason). A prefix is a dotted module name and matches it
+# and everything below it.
+FORBIDDEN: list[tuple[str, str, str]] = [
+    ("provisioner.inspect", "provisioner.check", "inspect and check share only provisioner.mailauth"),
+    ("provisioner.check", "provisioner.inspect", "inspect and check share only provisioner.mailauth"),
+    *[
+        ("provisioner.mailauth", layer, "mailauth is shared below check and inspect: it must not reach up or into the site's record builders")
+        for layer in ("provisioner.check", "provisioner.inspect", "provisioner.render", "provisioner.dns", "provisioner.apply", "provisioner.cli")
+    ],
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:  # relative: from the module's package, one level up per extra dot
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        package = package[: len(package) - (node.level - 1)]
+        base = ".".join([*package, base] if base else package)
+    # `from pkg import name`: name is a submodule or an attribute of pkg
+    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports directly (with the packages above each, whose
+    __init__ runs first)."""
+    paths = sorted((ROOT / PACKAGE).rglob("*.py"))
+    known = {_module_name(p) for p in paths}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        module = _module_name(path)
+        edges: set[str] = set()
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for name in _imported(node, module, path.name == "__init__.py", known):
+                    parts = name.split(".")
+                    edges.update(p for p in (".".join(parts[:i]) for i in range(1, len(parts) + 1)) if p in known)
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def violations(graph: Mapping[str, set[str]], rules: list[tuple[str, str, str]]) -> list[str]:
+    """Each (importer, forbidden) pair reachable in `graph`, with the shortest chain."""
+    found = []
+    for importer_prefix, forbidden_prefix, reason in rules:
+        for start in sorted(m for m in graph if _within(m, importer_prefix)):
+            chain = {start: [start]}
+            queue = [start]
+            while queue:
+                current = queue.pop(0)
+                for target in sorted(graph.get(current, ())):
+                    if target in chain:
+                        continue
+                    chain[target] = [*chain[current], target]
+                    if _within(target, forbidden_prefix) and not _within(target, importer_prefix):
+                        found.append(f"{' -> '.join(chain[target])}: {reason}")
+                        queue.clear()
+                        break
+                    queue.append(target)
+    return found
+
+
+GRAPH = import_graph()
+
+
+def test_the_graph_sees_module_level_function_level_and_package_imports() -> None:
+    # if the reader missed a kind of import, every rule would pass vacuously
+    assert "provisioner.mailauth.spf" in GRAPH["provisioner.check.run"]  # module level
+    assert "provisioner.check" in GRAPH["provisioner.cli"]  # inside a command function
+    assert "provisioner.check.report" in GRAPH["provisioner.cli"]  # from a submodule, in a function
+    assert "provisioner.mailauth" in GRAPH["provisioner.inspect.verify"]  # the package's __init__ runs first
+    assert all(prefix in GRAPH or any(_within(m, prefix) for m in GRAPH) for rule in FORBIDDEN for prefix in rule[:2])
+
+
+def test_a_forbidden_import_is_reported_with_its_chain() -> None:
+    graph = {"p.low": {"p.mid"}, "p.mid": {"p.high.x"}, "p.high.x": set(), "p.other": set()}
+    assert violations(graph, [("p.low", "p.high", "low stays low")]) == ["p.low -> p.mid -> p.high.x: low stays low"]
+    assert violations(graph, [("p.other", "p.high", "r")]) == []
+
+
+@pytest.mark.parametrize(("importer", "forbidden", "reason"), FORBIDDEN, ids=[f"{a} -/-> {b}" for a, b, _ in FORBIDDEN])
+def test_layer(importer: str, forbidden: str, reason: str) -> None:
+    assert violations(GRAPH, [(importer, forbidden, reason)]) == []
