@@ -10,6 +10,9 @@ Per test: an overlay mount (lower = golden, upper = throwaway), /proc and /dev i
 network namespace with 192.0.2.10/24 and 2001:db8::10/64 on a veth (both ends inside), and a Python
 wrapper that runs `nsenter --net=... chroot ROOT /usr/bin/python3`, so Ansible's local
 connection runs every module inside the host. Teardown kills only the namespace's processes.
+
+golden_booted(suite) builds the goldens of hosts that boot systemd as PID 1 (Debian 13 trixie,
+Debian 12 bookworm) for tests/hosts/nspawn.py, each under its own key (sd-<suite>-...).
 """
 
 from __future__ import annotations
@@ -64,19 +67,32 @@ def _run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedPro
     return subprocess.run([str(c) for c in cmd], check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
-def golden(log: object = print, extra_packages: tuple[str, ...] = (), key_prefix: str = "") -> Path:
+SUITES = {"debian-13": "trixie", "debian-12": "bookworm"}  # the site's hosts.<name>.os -> Debian suite
+# A host that boots systemd as PID 1 (tests/hosts/nspawn.py) needs its init, D-Bus and sshd.
+BOOTED_PACKAGES = ("systemd-sysv", "dbus", "openssh-server")
+BOOTED_RECIPE = 1  # bump when _finish_booted changes
+
+
+def golden(log: object = print, extra_packages: tuple[str, ...] = (), key_prefix: str = "", suite: str = SUITE, booted: bool = False) -> Path:
     """The cached golden rootfs, built if missing (about a minute, needs the Debian mirror).
 
     extra_packages are installed too (tests/network adds openssh-server), cached under their
-    own key_prefix.
+    own key_prefix. suite is the Debian release (bookworm, trixie); booted finishes the tree
+    for systemd as PID 1 (golden_booted). The default golden's key is what it always was.
     """
     packages = role_packages()
-    recipe = [RECIPE, SUITE, BASE_PACKAGES, *([list(extra_packages)] if extra_packages else []), packages]
+    recipe: list[object] = [RECIPE, suite, BASE_PACKAGES, *([list(extra_packages)] if extra_packages else []), packages]
+    if booted:
+        recipe.append({"booted": BOOTED_RECIPE})
     key = key_prefix + hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:16]
     home = CACHE / key
     rootfs = home / "rootfs"
+    if (home / "complete").exists():  # written after the rename: no lock needed to read it
+        return rootfs
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
+    # The default goldens keep the one lock they always had; a booted golden locks only its own
+    # key, so building one (a minute or two) never stalls a run that just needs another.
+    with open(CACHE / (f".lock-{key}" if booted else ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (home / "complete").exists():
             return rootfs
@@ -84,7 +100,7 @@ def golden(log: object = print, extra_packages: tuple[str, ...] = (), key_prefix
         shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
         started = time.monotonic()
-        _run(["debootstrap", "--variant=minbase", SUITE, build, debian_mirror()])
+        _run(["debootstrap", "--variant=minbase", suite, build, debian_mirror()])
         policy = build / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\n# test host: apt never starts daemons; `service X start` does\nexit 101\n")
         policy.chmod(0o755)
@@ -101,14 +117,40 @@ def golden(log: object = print, extra_packages: tuple[str, ...] = (), key_prefix
         # SSH host keys are made per host at start (each host its own); none in the golden.
         for f in (build / "etc/ssh").glob("ssh_host_*"):
             f.unlink()
+        if booted:
+            _finish_booted(build)
         shutil.rmtree(rootfs, ignore_errors=True)
         build.rename(rootfs)
         (home / "complete").write_text(
-            json.dumps({"suite": SUITE, "packages": [*extra_packages, *packages], "seconds": round(time.monotonic() - started)}) + "\n"
+            json.dumps({"suite": suite, "packages": [*extra_packages, *packages], "seconds": round(time.monotonic() - started)}) + "\n"
         )
         if callable(log):
             log(f"testbed: golden rootfs built in {time.monotonic() - started:.0f}s at {rootfs}")
         return rootfs
+
+
+def golden_booted(suite: str, log: object = print) -> Path:
+    """A golden rootfs that boots systemd as PID 1 (systemd-nspawn --boot): suite is
+    "trixie" or "bookworm"; cached under its own key (sd-<suite>-...)."""
+    return golden(log, BOOTED_PACKAGES, f"sd-{suite}-", suite=suite, booted=True)
+
+
+# Units a throwaway booted host never needs: timers fire apt, man-db and fstrim jobs during a
+# test; gettys would wait on a console nobody reads; first-boot would prompt on it.
+BOOTED_MASKED = ("getty.target", "getty@.service", "console-getty.service", "container-getty@.service", "serial-getty@.service", "systemd-firstboot.service")
+
+
+def _finish_booted(build: Path) -> None:
+    """Make the tree a real systemd host: no policy-rc.d (apt starts what it installs, as on a
+    server), an empty machine-id (each host gets its own at boot), timers and gettys masked."""
+    (build / "usr/sbin/policy-rc.d").unlink()
+    (build / "etc/machine-id").write_text("")
+    units = build / "usr/lib/systemd/system"
+    masked = [*BOOTED_MASKED, *(t.name for t in units.glob("*.timer"))]
+    for unit in sorted(set(masked)):
+        link = build / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
 
 
 @dataclass(frozen=True)
