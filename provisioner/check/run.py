@@ -38,7 +38,7 @@ from provisioner.mailauth.resolver import Answer, CachingResolver, Resolver, Res
 from provisioner.mailauth.spf import HostResult, check_host, walk_spf
 from provisioner.site.model import Host, Site
 
-Progress = Callable[[int, int], None]
+CountProgress = Callable[[int, int], None]  # (done, total): what the CLI draws a bar from
 
 
 def _describe(resolver: Resolver) -> str:
@@ -53,7 +53,7 @@ def run_check(
     dnsbl_resolver: Resolver | None = None,
     concurrency: int = 32,
     timeout: float = 2.0,
-    progress: Progress | None = None,
+    progress: CountProgress | None = None,
     today: dt.date | None = None,
 ) -> Report:
     """Check every domain and host of `site`. Never raises for what DNS says; a bug in one

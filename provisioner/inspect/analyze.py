@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from provisioner.inspect.authresults import AuthResults, MethodResult, read_authentication_results
-from provisioner.inspect.identity import Alignment, Mailbox, aligned, alignment, domain_of, mailboxes, normal_domain, return_path
+from provisioner.inspect.identity import AlignmentResult, HeaderAddress, aligned, alignment, domain_of, mailboxes, normal_domain, return_path
 from provisioner.inspect.message import Message
 from provisioner.inspect.received import Hop, read_chain
 from provisioner.inspect.text import Text, say
@@ -134,7 +134,7 @@ class Trust:
 @dataclass(frozen=True)
 class SignatureView:
     signature: Signature
-    alignment: Alignment  # of d= with the From domain
+    alignment: AlignmentResult  # of d= with the From domain
     check: DkimCheck | None  # with --verify
 
 
@@ -144,10 +144,10 @@ class Inspection:
     subject: str
     date: str
     message_id: str
-    from_: list[Mailbox]
-    sender: Mailbox | None
-    return_path: Mailbox | None
-    envelope_alignment: Alignment  # Return-Path domain with the From domain
+    from_: list[HeaderAddress]
+    sender: HeaderAddress | None
+    return_path: HeaderAddress | None
+    envelope_alignment: AlignmentResult  # Return-Path domain with the From domain
     signatures: list[SignatureView]
     authentication_results: list[AuthResults]
     hops: list[Hop]
@@ -266,7 +266,7 @@ def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver
         from_,
         sender_boxes[0] if sender_boxes else None,
         rp,
-        alignment(rp.domain, from_domain) if rp and rp.address else Alignment.UNKNOWN,
+        alignment(rp.domain, from_domain) if rp and rp.address else AlignmentResult.UNKNOWN,
         [SignatureView(s, alignment(s.domain, from_domain), None) for s in signatures],
         results,
         hops,
@@ -297,7 +297,7 @@ def _header_notes(inspection: Inspection, from_fields: list) -> None:  # type: i
     duplicated = sorted({f.key for f in inspection.message.fields if f.key in _SINGLE_FIELDS and f.key != "from" and len(inspection.message.all(f.key)) > 1})
     if duplicated:
         notes.append(say("duplicate-fields", fields=", ".join(inspection.message.all(key)[0].name for key in duplicated)))
-    if inspection.sender and alignment(inspection.sender.domain, inspection.from_domain) is Alignment.NONE:
+    if inspection.sender and alignment(inspection.sender.domain, inspection.from_domain) is AlignmentResult.NONE:
         notes.append(say("sender-differs", sender=inspection.sender.address, domain=inspection.from_domain))
     if inspection.border is not None and inspection.border_assumed and inspection.hops:
         notes.append(say("border-assumed", by=inspection.border.by or "?"))
@@ -640,11 +640,11 @@ def _alignment_facts(inspection: Inspection) -> list[Text]:
     if rp is not None and from_domain:
         if not rp.address:
             facts.append(say("null-sender"))
-        elif inspection.envelope_alignment in (Alignment.STRICT, Alignment.RELAXED):
+        elif inspection.envelope_alignment in (AlignmentResult.STRICT, AlignmentResult.RELAXED):
             facts.append(say("envelope-aligned", envelope=rp.domain, domain=from_domain))
         else:
             facts.append(say("envelope-not-aligned", envelope=rp.domain, domain=from_domain))
-    aligned_sigs = [v.signature.domain for v in inspection.signatures if v.alignment in (Alignment.STRICT, Alignment.RELAXED)]
+    aligned_sigs = [v.signature.domain for v in inspection.signatures if v.alignment in (AlignmentResult.STRICT, AlignmentResult.RELAXED)]
     if aligned_sigs:
         facts.append(say("signature-aligned-unverified", signer=aligned_sigs[0]))
     elif inspection.signatures:

@@ -16,7 +16,7 @@ from functools import lru_cache
 import idna
 
 
-class Alignment(StrEnum):
+class AlignmentResult(StrEnum):
     STRICT = "strict"  # the same domain: aligned under adkim=s / aspf=s too
     RELAXED = "relaxed"  # same organizational domain only: aligned under the default r
     NONE = "none"  # different organizations
@@ -24,7 +24,7 @@ class Alignment(StrEnum):
 
 
 @dataclass(frozen=True)
-class Mailbox:
+class HeaderAddress:
     display: str  # the display name, decoded
     address: str  # local@domain as written ("" for the null sender <>)
 
@@ -113,24 +113,24 @@ def organizational_domain(domain: str) -> str:
     return f"{head}.{suffix}"
 
 
-def alignment(identifier: str, from_domain: str) -> Alignment:
+def alignment(identifier: str, from_domain: str) -> AlignmentResult:
     a, b = normal_domain(identifier), normal_domain(from_domain)
     if not a or not b:
-        return Alignment.UNKNOWN
+        return AlignmentResult.UNKNOWN
     if a == b:
-        return Alignment.STRICT
+        return AlignmentResult.STRICT
     if organizational_domain(a) == organizational_domain(b):
-        return Alignment.RELAXED
-    return Alignment.NONE
+        return AlignmentResult.RELAXED
+    return AlignmentResult.NONE
 
 
 def aligned(identifier: str, from_domain: str, mode: str = "r") -> bool:
     """Aligned under adkim/aspf `mode` ('r' relaxed, 's' strict)."""
     found = alignment(identifier, from_domain)
-    return found is Alignment.STRICT or (found is Alignment.RELAXED and mode != "s")
+    return found is AlignmentResult.STRICT or (found is AlignmentResult.RELAXED and mode != "s")
 
 
-def mailboxes(value: str) -> list[Mailbox]:
+def mailboxes(value: str) -> list[HeaderAddress]:
     """RFC 5322 §3.4 address list, display names decoded. Nothing for a value too long or nested
     too deep for email.utils (it recurses once per comment level); parse_message notes those."""
     from provisioner.inspect.message import decode_value, parsable
@@ -141,20 +141,20 @@ def mailboxes(value: str) -> list[Mailbox]:
         pairs = email.utils.getaddresses([value])
     except RecursionError:  # bounded by parsable(); kept so that no input can reach the user as a traceback
         return []
-    return [Mailbox(decode_value(name), addr) for name, addr in pairs if addr or name]
+    return [HeaderAddress(decode_value(name), addr) for name, addr in pairs if addr or name]
 
 
-def return_path(value: str) -> Mailbox | None:
+def return_path(value: str) -> HeaderAddress | None:
     """RFC 5322 §3.6.7 Return-Path: `<addr>` or the null path `<>` (a bounce)."""
     from provisioner.inspect.message import parsable
 
     text = value.strip()
     if text.replace(" ", "") == "<>":
-        return Mailbox("", "")
+        return HeaderAddress("", "")
     if not parsable(text):
         return None
     try:
         _, addr = email.utils.parseaddr(text)
     except RecursionError:
         return None
-    return Mailbox("", addr) if addr else None
+    return HeaderAddress("", addr) if addr else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.inspect.analyze import Inspection, Verdict
-from provisioner.inspect.identity import Alignment, Mailbox
+from provisioner.inspect.identity import AlignmentResult, HeaderAddress
 from provisioner.inspect.received import Hop, span
 from provisioner.inspect.text import say
 from provisioner.inspect.verify import DkimReason
@@ -52,7 +52,7 @@ def _l(key: str, lang: str) -> str:
     return ja if lang == "ja" else en
 
 
-def _box(box: Mailbox | None) -> str:
+def _box(box: HeaderAddress | None) -> str:
     if box is None:
         return "-"
     if not box.address:
@@ -64,10 +64,10 @@ def _yes(value: bool, lang: str) -> str:
     return _l("yes" if value else "no", lang)
 
 
-def _aligned(found: Alignment, lang: str) -> tuple[str, str]:
-    if found is Alignment.UNKNOWN:
+def _aligned(found: AlignmentResult, lang: str) -> tuple[str, str]:
+    if found is AlignmentResult.UNKNOWN:
         return "-", "-"
-    return _yes(found in (Alignment.STRICT, Alignment.RELAXED), lang), _yes(found is Alignment.STRICT, lang)
+    return _yes(found in (AlignmentResult.STRICT, AlignmentResult.RELAXED), lang), _yes(found is AlignmentResult.STRICT, lang)
 
 
 def _hop_line(hop: Hop) -> str:
@@ -176,7 +176,7 @@ def inspection_text(inspection: Inspection, lang: str = "en") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mailbox_json(box: Mailbox | None) -> dict[str, str] | None:
+def _mailbox_json(box: HeaderAddress | None) -> dict[str, str] | None:
     return None if box is None else {"display": box.display, "address": box.address, "domain": box.domain}
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from provisioner.inspect import MessageUnreadable, Trust, Verdict, inspect_message, inspection_json, parse_message
 from provisioner.inspect.authresults import parse_authres
-from provisioner.inspect.identity import Alignment, alignment, organizational_domain
+from provisioner.inspect.identity import AlignmentResult, alignment, organizational_domain
 from provisioner.inspect.text import CATALOGUE
 from provisioner.inspect.verify import DmarcOutcome, find_dmarc
 from provisioner.mailauth.resolver import Outcome, StaticResolver
@@ -26,16 +26,16 @@ def message(*headers: str, body: str = "hi\r\n") -> bytes:
 @pytest.mark.parametrize(
     ("identifier", "from_domain", "want"),
     [
-        ("example.com", "example.com", Alignment.STRICT),
-        ("Bounce.Example.COM.", "example.com", Alignment.RELAXED),
-        ("mail.example.co.uk", "news.example.co.uk", Alignment.RELAXED),
-        ("example.co.uk", "other.co.uk", Alignment.NONE),  # co.uk is a public suffix
-        ("evil.test", "example.com", Alignment.NONE),
-        ("", "example.com", Alignment.UNKNOWN),
-        ("xn--4dkua4c.jp", "メール.jp", Alignment.STRICT),  # IDN compared as A-labels
+        ("example.com", "example.com", AlignmentResult.STRICT),
+        ("Bounce.Example.COM.", "example.com", AlignmentResult.RELAXED),
+        ("mail.example.co.uk", "news.example.co.uk", AlignmentResult.RELAXED),
+        ("example.co.uk", "other.co.uk", AlignmentResult.NONE),  # co.uk is a public suffix
+        ("evil.test", "example.com", AlignmentResult.NONE),
+        ("", "example.com", AlignmentResult.UNKNOWN),
+        ("xn--4dkua4c.jp", "メール.jp", AlignmentResult.STRICT),  # IDN compared as A-labels
     ],
 )
-def test_alignment(identifier: str, from_domain: str, want: Alignment) -> None:
+def test_alignment(identifier: str, from_domain: str, want: AlignmentResult) -> None:
     assert alignment(identifier, from_domain) is want
 
 
