@@ -74,7 +74,7 @@ def run_check(
     cached = CachingResolver(resolver)
     bl_cached = CachingResolver(dnsbl_resolver) if dnsbl_resolver is not None else cached
     host_names = {h.fqdn for h in site.hosts.values()}
-    senders = [(a, h) for _, h in _sending_hosts(site) for a in h.addresses]
+    senders = [(a, h) for _, h in site.sending_hosts for a in h.addresses]
 
     by_domain: dict[str, list[Record]] = {d: [] for d in site.domains}
     by_host: dict[str, list[Record]] = {h.fqdn: [] for h in site.hosts.values()}
@@ -94,7 +94,7 @@ def run_check(
         z.zone: ListHealth(z.zone, bl_cached.resolve(dnsbl_name("127.0.0.2", z.zone), "A"), bl_cached.resolve(dnsbl_name("127.0.0.1", z.zone), "A"))
         for z in site.policy.dnsbl
     }
-    sending_fqdns = {h.fqdn for _, h in _sending_hosts(site)}
+    sending_fqdns = {h.fqdn for _, h in site.sending_hosts}
 
     jobs: list[tuple[str, Callable[[], list[Finding]]]] = []
     for domain in sorted(site.domains):
@@ -139,12 +139,6 @@ def _require_reply(resolver: Resolver, zone: str, option: str, timeout: float) -
     silent = silent_probe(resolver, zone)
     if silent:
         raise ResolverUnreachable(_describe(resolver), option, silent, timeout)
-
-
-def _sending_hosts(site: Site) -> list[tuple[str, Host]]:
-    from provisioner.dns.records import sending_hosts
-
-    return sending_hosts(site)
 
 
 def _bind_domain(

@@ -102,28 +102,13 @@ def reverse_zone(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return ".".join(labels[1:] if address.version == 4 else labels[16:])
 
 
-def sending_hosts(site: Site) -> list[tuple[str, Host]]:
-    """Hosts whose addresses send mail: submission, relay, and mx/backup-mx (bounces)."""
-    return [(n, h) for n, h in sorted(site.hosts.items()) if h.signs_mail or h.receives_internet_mail or h.stores_mailboxes]
-
-
 def spf_value(site: Site, policy: SpfPolicy) -> str:
     terms = ["v=spf1"]
-    for _, host in sending_hosts(site):
+    for _, host in site.sending_hosts:
         terms += [f"ip4:{a}" for a in host.ipv4] + [f"ip6:{a}" for a in host.ipv6]
     terms += [f"include:{d}" for d in policy.include]
     terms.append("-all" if policy.all is SpfAll.FAIL else "~all")
     return " ".join(dict.fromkeys(terms))
-
-
-def spf_lookup_terms(value: str) -> int:
-    """RFC 7208 §4.6.4: include, a, mx, ptr, exists and redirect each cost a DNS lookup."""
-    count = 0
-    for term in value.split()[1:]:
-        mech = term.lstrip("+-~?").split(":", 1)[0].split("/", 1)[0].split("=", 1)[0]
-        if mech in ("include", "a", "mx", "ptr", "exists", "redirect"):
-            count += 1
-    return count
 
 
 def dmarc_value(policy: DmarcPolicyConfig) -> str:

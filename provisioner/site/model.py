@@ -342,6 +342,11 @@ class Site(Frozen):
         return sorted(hosts, key=lambda item: (item[1].mx_priority or 0, item[0]))
 
     @property
+    def sending_hosts(self) -> list[tuple[str, Host]]:
+        """Hosts whose addresses send mail: submission, relay, and mx/backup-mx (bounces), by name."""
+        return [(n, h) for n, h in sorted(self.hosts.items()) if h.signs_mail or h.receives_internet_mail or h.stores_mailboxes]
+
+    @property
     def hosted_domains(self) -> list[str]:
         """Domains whose mail ends in this site's mailboxes (or is aliased on from here)."""
         return sorted(d for d, dom in self.domains.items() if dom.receives_mail and not dom.relay_to)

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from provisioner.dns.formats import json_doc, json_lines, octodns_zone, rdata, records_json, txt_strings, zone_text
-from provisioner.dns.records import Level, Note, Purpose, Record, RecordSet, mta_sts_id, mta_sts_policy, reverse_zone, site_records, spf_lookup_terms
+from provisioner.dns.records import Level, Note, Purpose, Record, RecordSet, mta_sts_id, mta_sts_policy, reverse_zone, site_records
 from provisioner.keys.store import ensure_keys
+from provisioner.mailauth.grammar import LOOKUP_MECHANISMS, Invalid, parse_spf
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY
 
@@ -107,7 +108,10 @@ def test_reverse_zones() -> None:
     ],
 )
 def test_spf_lookup_counting(value: str, count: int) -> None:
-    assert spf_lookup_terms(value) == count
+    """The one list of terms that cost a lookup (RFC 7208 §4.6.4) is provisioner.mailauth's."""
+    record = parse_spf(value)
+    assert not isinstance(record, Invalid)
+    assert sum(term.name in LOOKUP_MECHANISMS for term in record.mechanisms) + (record.redirect is not None) == count
 
 
 def test_octodns_accepts_every_zone(multi, tmp_path: Path) -> None:
