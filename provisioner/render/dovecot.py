@@ -1,23 +1,40 @@
-"""Dovecot 2.3 (Debian 12): IMAPS/POP3S for the mailbox host, SASL for Postfix submission.
+"""Dovecot per host release: IMAPS/POP3S for the mailbox host, SASL for Postfix submission.
 
-Dovecot 2.4 renamed many settings (DC-01 in docs/rules.md); Debian 12 ships 2.3.19, which
-is what this writes. docs/dovecot.md says what changes for 2.4.
+Debian 12 ships Dovecot 2.3.19, Debian 13 ships 2.4.1, and 2.4 refuses 2.3's configuration
+(DC-01 in docs/rules.md): a host's `os` picks the template and the users file's quota field.
+docs/dovecot.md has the mapping of the settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.render.postfix import VMAIL_UID, VMAIL_USER
+from provisioner.layout import LDA_LOG, VMAIL_HOME, VMAIL_UID, VMAIL_USER  # the role reads them from the manifest
 from provisioner.render.tls import TlsPaths
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
-from provisioner.site.types import Service
+from provisioner.site.types import OsRelease, Service
 from provisioner.templating import render_template
 
-VMAIL_HOME = "/var/vmail"
 USERS_FILE = "/etc/dovecot/users"
-LDA_LOG = "/var/log/dovecot-lda.log"  # written by dovecot-lda as vmail; roles/mailhost creates it
+
+
+@dataclass(frozen=True)
+class DovecotRelease:
+    template: str
+    quota_field: str  # the users file's userdb extra field for a mailbox's quota, {size} filled in
+
+
+RELEASES = {
+    OsRelease.DEBIAN_12: DovecotRelease("dovecot.conf.j2", "userdb_quota_rule=*:storage={size}"),
+    # 2.4: quota rules are gone; the size is a setting the userdb overrides per user.
+    OsRelease.DEBIAN_13: DovecotRelease("dovecot-2.4.conf.j2", "userdb_quota_storage_size={size}"),
+}
+# 2.4's first lines: the setting names and defaults this template is written for (2.4.1, what
+# Debian 13 ships: with 2.4.0, doveconf -n notes "4 default setting changes since version 2.4.0"),
+# and the oldest Dovecot that must read the files it writes (any 2.4; 2.3 is not promised).
+CONFIG_VERSION = "2.4.1"
+STORAGE_VERSION = "2.4.0"
 
 
 @dataclass(frozen=True)
@@ -27,11 +44,11 @@ class PasswdEntry:
     quota: str | None
 
 
-def passwd_file(entries: list[PasswdEntry]) -> str:
+def passwd_file(entries: list[PasswdEntry], release: DovecotRelease = RELEASES[OsRelease.DEBIAN_12]) -> str:
     """passwd-file(5) lines: user:password:uid:gid:gecos:home:shell:extra_fields."""
     lines = []
     for e in sorted(entries, key=lambda e: e.user):
-        extra = f"userdb_quota_rule=*:storage={e.quota}" if e.quota else ""
+        extra = release.quota_field.format(size=e.quota) if e.quota else ""
         lines.append(f"{e.user}:{e.password_hash}::::::{extra}\n")
     return "".join(lines)
 
@@ -43,13 +60,18 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
         return False
     protocols = [p for p in ("imap", "pop3") if host.has(Service(p))]  # delivery: dovecot-lda, not lmtp
     hosted = site.hosted_domains
+    release = RELEASES[host.os]
     tree.add(
         "etc/dovecot/dovecot.conf",
         render_template(
-            "dovecot.conf.j2",
+            release.template,
             site=site.name,
             host=name,
-            protocols=" ".join(protocols) if protocols else "none",
+            os=host.os.value,
+            config_version=CONFIG_VERSION,
+            storage_version=STORAGE_VERSION,
+            # 2.3 needs "none" for no protocols; 2.4 has none by default and no such word.
+            protocols=" ".join(protocols) if protocols else ("" if host.os is OsRelease.DEBIAN_13 else "none"),
             listen="*, ::" if host.ipv6 else "*",
             tls=tls,
             stores=stores,
@@ -64,5 +86,5 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
         ),
     )
     # Hashes only (DC-07), but never world-readable: a stolen hash can be guessed offline.
-    tree.add(USERS_FILE[1:], passwd_file(entries), 0o640, "root", "dovecot", secret=True)
+    tree.add(USERS_FILE[1:], passwd_file(entries, release), 0o640, "root", "dovecot", secret=True)
     return True

@@ -538,6 +538,18 @@ class Service(StrEnum):
     RELAY = "relay"
 
 
+class OsRelease(StrEnum):
+    """What a host runs; render follows it (Dovecot 2.4 / Postfix 3.10 on 13, 2.3 / 3.7 on 12)."""
+
+    DEBIAN_13 = "debian-13"
+    DEBIAN_12 = "debian-12"
+
+
+# The release a host without `os:` runs. Issue 13 makes it debian-13; kept at debian-12 until
+# the golden files and the role are switched together (one constant to flip).
+DEFAULT_OS = OsRelease.DEBIAN_12
+
+
 class SpfAll(StrEnum):
     FAIL = "fail"
     SOFTFAIL = "softfail"
