@@ -39,8 +39,7 @@ from provisioner.check.findings import Category, Finding, Report, Severity, sort
 from provisioner.site.model import Host, Site
 from provisioner.site.types import MtaStsMode, Service, TlsSource
 
-# Category.TLS once findings.py has it; until then the generic checker category.
-CATEGORY: Category = getattr(Category, "TLS", Category.CHECK)
+CATEGORY = Category.TLS  # every finding of --tls
 
 EXPIRY_WARNING_DAYS = 14
 MODERN = ("TLSv1.2", "TLSv1.3")
@@ -354,50 +353,79 @@ _LISTENER_ADVICE = {
 }
 
 
+@dataclass(frozen=True)
+class About:
+    """Makes the findings of one endpoint: of host `fqdn`, subject `fqdn:port`, in the TLS category;
+    a passing finding carries no advice."""
+
+    fqdn: str
+    subject: str
+
+    def __call__(self, id_: str, severity: Severity, expected: str, seen: str, advice: str = "") -> Finding:
+        return Finding(id_, self.fqdn, CATEGORY, severity, self.subject, expected, seen, "" if severity is Severity.PASS else advice)
+
+
 def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
-    """What one endpoint's probe means, as findings (pure)."""
-    ep, fqdn, subject = p.endpoint, p.host.fqdn, _subject(p)
-
-    def finding(id_: str, severity: Severity, expected: str, seen: str, advice: str = "") -> Finding:
-        return Finding(id_, fqdn, CATEGORY, severity, subject, expected, seen, "" if severity is Severity.PASS else advice)
-
+    """What one endpoint's probe means, as findings (pure): one judge per aspect, in this order."""
+    ep, say = p.endpoint, About(p.host.fqdn, _subject(p))
     if ep.cleartext:
-        if p.session is None and p.failure == "unreachable":
-            return [finding("tls.cleartext-closed", Severity.PASS, f"{ep.service} {ep.port} closed (implicit TLS only)", f"{p.detail} at {_where(p)}")]
-        seen = f"answers at {_where(p)}: {p.session.greeting}" if p.session else f"port open at {_where(p)}: {p.detail}"
-        return [
-            finding(
-                "tls.cleartext-open",
-                Severity.WARNING,
-                f"{ep.service} {ep.port} closed (implicit TLS only)",
-                seen,
-                f"Dovecot: inet_listener {ep.service} {{ port = 0 }}; clients use {'993' if ep.service == 'imap' else '995'} (RFC 8314)",
-            )
-        ]
-
+        return [judge_cleartext(p, say)]
     if p.session is None:
-        if p.failure == "unreachable":
-            return [finding("tls.unreachable", Severity.ERROR, f"{ep.mode} at {_where(p)}", f"not reachable: {p.detail}", _LISTENER_ADVICE[ep.service])]
-        if p.failure == "handshake":
-            return [
-                finding(
-                    "tls.handshake-failed",
-                    Severity.ERROR,
-                    f"a TLS handshake ({ep.mode})",
-                    p.detail,
-                    "check the certificate and key files and the TLS settings in the server log",
-                )
-            ]
-        return [finding("tls.protocol-error", Severity.ERROR, f"a {ep.mode} session", p.detail, "see the server's log for why it refused the session")]
-
+        return [judge_unconnected(p, say)]
     s = p.session
+    out = judge_auth(ep, s, say)
+    if s.version is None:
+        return out
+    out.append(judge_protocol(ep, s, say))
+    if s.cert is None:
+        return out
+    info = cert_info(s.cert)
+    out.append(judge_names(info, ctx.source, say))
+    out.append(judge_validity(info, ctx.now, say))
+    out.append(judge_trust(p.trusted, p.verify_error, ctx, ep.port == 25 and p.host.receives_internet_mail, say))
+    return out
+
+
+def judge_cleartext(p: Probe, say: About) -> Finding:
+    """IMAP 143 / POP3 110 on a mailbox host: closed is right, anything answering is not."""
+    ep = p.endpoint
+    if p.session is None and p.failure == "unreachable":
+        return say("tls.cleartext-closed", Severity.PASS, f"{ep.service} {ep.port} closed (implicit TLS only)", f"{p.detail} at {_where(p)}")
+    seen = f"answers at {_where(p)}: {p.session.greeting}" if p.session else f"port open at {_where(p)}: {p.detail}"
+    return say(
+        "tls.cleartext-open",
+        Severity.WARNING,
+        f"{ep.service} {ep.port} closed (implicit TLS only)",
+        seen,
+        f"Dovecot: inet_listener {ep.service} {{ port = 0 }}; clients use {'993' if ep.service == 'imap' else '995'} (RFC 8314)",
+    )
+
+
+def judge_unconnected(p: Probe, say: About) -> Finding:
+    """A TLS endpoint that gave no session: not reachable, the handshake failed, or the protocol did."""
+    ep = p.endpoint
+    if p.failure == "unreachable":
+        return say("tls.unreachable", Severity.ERROR, f"{ep.mode} at {_where(p)}", f"not reachable: {p.detail}", _LISTENER_ADVICE[ep.service])
+    if p.failure == "handshake":
+        return say(
+            "tls.handshake-failed",
+            Severity.ERROR,
+            f"a TLS handshake ({ep.mode})",
+            p.detail,
+            "check the certificate and key files and the TLS settings in the server log",
+        )
+    return say("tls.protocol-error", Severity.ERROR, f"a {ep.mode} session", p.detail, "see the server's log for why it refused the session")
+
+
+def judge_auth(ep: Endpoint, s: Session, say: About) -> list[Finding]:
+    """SMTP: STARTTLS offered, AUTH only inside TLS on submission, never on port 25."""
     out: list[Finding] = []
     smtp = ep.mode in (Mode.SMTP_STARTTLS, Mode.SMTPS)
     if ep.mode is Mode.SMTP_STARTTLS:
         if ep.port == 587:
             if s.auth_before_tls:
                 out.append(
-                    finding(
+                    say(
                         "tls.auth-before-starttls",
                         Severity.ERROR,
                         "no AUTH before STARTTLS",
@@ -406,15 +434,15 @@ def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
                     )
                 )
             else:
-                out.append(finding("tls.no-auth-before-starttls", Severity.PASS, "no AUTH before STARTTLS", "AUTH only after STARTTLS"))
+                out.append(say("tls.no-auth-before-starttls", Severity.PASS, "no AUTH before STARTTLS", "AUTH only after STARTTLS"))
         if not s.starttls_offered:
             level = "may" if ep.port == 25 else "encrypt"
             out.append(
-                finding(
+                say(
                     "tls.no-starttls",
                     Severity.ERROR,
                     "STARTTLS offered",
-                    f"no STARTTLS in the EHLO answer of {s.greeting or fqdn}",
+                    f"no STARTTLS in the EHLO answer of {s.greeting or say.fqdn}",
                     f"smtpd_tls_security_level = {level} with smtpd_tls_chain_files",
                 )
             )
@@ -422,7 +450,7 @@ def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
         if s.auth_before_tls or s.auth_after_tls:
             when = "before STARTTLS" if s.auth_before_tls else "after STARTTLS"
             out.append(
-                finding(
+                say(
                     "tls.auth-on-25",
                     Severity.ERROR,
                     "no AUTH on port 25",
@@ -431,13 +459,13 @@ def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
                 )
             )
         else:
-            out.append(finding("tls.no-auth-on-25", Severity.PASS, "no AUTH on port 25", "no AUTH offered"))
+            out.append(say("tls.no-auth-on-25", Severity.PASS, "no AUTH on port 25", "no AUTH offered"))
     if smtp and ep.port != 25 and s.version is not None:
         if s.auth_after_tls:
-            out.append(finding("tls.submission-auth", Severity.PASS, "AUTH offered inside TLS", "AUTH offered"))
+            out.append(say("tls.submission-auth", Severity.PASS, "AUTH offered inside TLS", "AUTH offered"))
         else:
             out.append(
-                finding(
+                say(
                     "tls.submission-no-auth",
                     Severity.ERROR,
                     "AUTH offered inside TLS",
@@ -445,90 +473,82 @@ def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
                     "master.cf: -o smtpd_sasl_auth_enable=yes; Dovecot's auth socket at smtpd_sasl_path",
                 )
             )
-    if s.version is None:
-        return out
-
-    # protocol version
-    if s.version in MODERN:
-        out.append(finding("tls.protocol", Severity.PASS, "TLSv1.2 or newer", f"{s.version} ({s.cipher})"))
-    else:
-        advice = "Postfix: smtpd_tls_mandatory_protocols = >=TLSv1.2" if smtp else "Dovecot: ssl_min_protocol = TLSv1.2"
-        out.append(finding("tls.protocol-old", Severity.ERROR if ep.mandatory else Severity.WARNING, "TLSv1.2 or newer", f"{s.version} ({s.cipher})", advice))
-    if s.cert is None:
-        return out
-    info = cert_info(s.cert)
-
-    # names
-    shown = ", ".join(info.names) or info.subject or "(none)"
-    if any(name_matches(n, fqdn) for n in info.names):
-        out.append(finding("tls.name-match", Severity.PASS, fqdn, shown))
-    else:
-        strict = ctx.source is not TlsSource.SELF_SIGNED
-        out.append(
-            finding(
-                "tls.name-mismatch",
-                Severity.ERROR if strict else Severity.WARNING,
-                f"a certificate for {fqdn}",
-                f"certificate names: {shown}",
-                f"a certificate whose subjectAltName includes {fqdn}" + ("" if strict else "; `provision render` makes the self-signed one for the host FQDN"),
-            )
-        )
-
-    # validity period
-    left = info.not_after - ctx.now
-    until = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
-    if info.not_before > ctx.now:
-        out.append(
-            finding(
-                "tls.not-yet-valid",
-                Severity.ERROR,
-                "a certificate valid now",
-                f"valid from {info.not_before:%Y-%m-%d %H:%M} UTC",
-                "check the clock of the host and of the CA",
-            )
-        )
-    elif left.total_seconds() <= 0:
-        out.append(finding("tls.expired", Severity.ERROR, "a certificate valid now", f"expired {until}", "renew the certificate and reload Postfix/Dovecot"))
-    elif left < dt.timedelta(days=EXPIRY_WARNING_DAYS):
-        out.append(
-            finding(
-                "tls.expiring",
-                Severity.WARNING,
-                f"valid for {EXPIRY_WARNING_DAYS} days or more",
-                f"expires {until} ({left.days} days)",
-                "renew the certificate and reload Postfix/Dovecot",
-            )
-        )
-    else:
-        out.append(finding("tls.expiry", Severity.PASS, f"valid for {EXPIRY_WARNING_DAYS} days or more", f"valid until {until} ({left.days} days)"))
-
-    # trust
-    if p.trusted:
-        out.append(finding("tls.trusted", Severity.PASS, "verifies against the system trust store", "verified"))
-    elif ctx.source is TlsSource.SELF_SIGNED:
-        # MTA-STS enforce (RFC 8461 §4.2): senders that honour it do not deliver to this MX at all.
-        refused = ep.port == 25 and p.host.receives_internet_mail and ctx.mta_sts_enforce
-        out.append(
-            finding(
-                "tls.self-signed",
-                Severity.ERROR if refused else Severity.WARNING,
-                "a certificate from a CA senders and clients trust",
-                f"{SELF_SIGNED_SEEN} ({p.verify_error})" if p.verify_error else SELF_SIGNED_SEEN,
-                "tls.source: files with a CA-issued certificate before MTA-STS mode enforce"
-                + ("; MTA-STS mode is enforce: senders that honour it refuse this MX now" if refused else ""),
-            )
-        )
-    else:
-        out.append(
-            finding(
-                "tls.untrusted",
-                Severity.ERROR,
-                "verifies against the system trust store",
-                f"not trusted: {p.verify_error}",
-                "install the full chain (certificate, then intermediates) at tls.files.cert",
-            )
-        )
     return out
+
+
+def judge_protocol(ep: Endpoint, s: Session, say: About) -> Finding:
+    """The negotiated version: TLS 1.2 or newer (RFC 8996 deprecates 1.0 and 1.1); older is an
+    error where TLS is mandatory, a warning on 25, where old TLS still beats cleartext."""
+    if s.version in MODERN:
+        return say("tls.protocol", Severity.PASS, "TLSv1.2 or newer", f"{s.version} ({s.cipher})")
+    smtp = ep.mode in (Mode.SMTP_STARTTLS, Mode.SMTPS)
+    advice = "Postfix: smtpd_tls_mandatory_protocols = >=TLSv1.2" if smtp else "Dovecot: ssl_min_protocol = TLSv1.2"
+    return say("tls.protocol-old", Severity.ERROR if ep.mandatory else Severity.WARNING, "TLSv1.2 or newer", f"{s.version} ({s.cipher})", advice)
+
+
+def judge_names(info: CertInfo, source: TlsSource, say: About) -> Finding:
+    """The certificate names the host (RFC 6125); a mismatch is only a warning for self-signed."""
+    shown = ", ".join(info.names) or info.subject or "(none)"
+    if any(name_matches(n, say.fqdn) for n in info.names):
+        return say("tls.name-match", Severity.PASS, say.fqdn, shown)
+    strict = source is not TlsSource.SELF_SIGNED
+    return say(
+        "tls.name-mismatch",
+        Severity.ERROR if strict else Severity.WARNING,
+        f"a certificate for {say.fqdn}",
+        f"certificate names: {shown}",
+        f"a certificate whose subjectAltName includes {say.fqdn}" + ("" if strict else "; `provision render` makes the self-signed one for the host FQDN"),
+    )
+
+
+def judge_validity(info: CertInfo, now: dt.datetime, say: About) -> Finding:
+    """Valid now, and for EXPIRY_WARNING_DAYS more."""
+    left = info.not_after - now
+    until = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
+    if info.not_before > now:
+        return say(
+            "tls.not-yet-valid",
+            Severity.ERROR,
+            "a certificate valid now",
+            f"valid from {info.not_before:%Y-%m-%d %H:%M} UTC",
+            "check the clock of the host and of the CA",
+        )
+    if left.total_seconds() <= 0:
+        return say("tls.expired", Severity.ERROR, "a certificate valid now", f"expired {until}", "renew the certificate and reload Postfix/Dovecot")
+    if left < dt.timedelta(days=EXPIRY_WARNING_DAYS):
+        return say(
+            "tls.expiring",
+            Severity.WARNING,
+            f"valid for {EXPIRY_WARNING_DAYS} days or more",
+            f"expires {until} ({left.days} days)",
+            "renew the certificate and reload Postfix/Dovecot",
+        )
+    return say("tls.expiry", Severity.PASS, f"valid for {EXPIRY_WARNING_DAYS} days or more", f"valid until {until} ({left.days} days)")
+
+
+def judge_trust(trusted: bool | None, verify_error: str, ctx: Context, mx_inbound: bool, say: About) -> Finding:
+    """The chain verifies against the system trust store. Self-signed is a warning, but an error on
+    the MX's port 25 (`mx_inbound`) under MTA-STS enforce (RFC 8461 §4.2): senders that honour it
+    do not deliver to this MX at all."""
+    if trusted:
+        return say("tls.trusted", Severity.PASS, "verifies against the system trust store", "verified")
+    if ctx.source is TlsSource.SELF_SIGNED:
+        refused = mx_inbound and ctx.mta_sts_enforce
+        return say(
+            "tls.self-signed",
+            Severity.ERROR if refused else Severity.WARNING,
+            "a certificate from a CA senders and clients trust",
+            f"{SELF_SIGNED_SEEN} ({verify_error})" if verify_error else SELF_SIGNED_SEEN,
+            "tls.source: files with a CA-issued certificate before MTA-STS mode enforce"
+            + ("; MTA-STS mode is enforce: senders that honour it refuse this MX now" if refused else ""),
+        )
+    return say(
+        "tls.untrusted",
+        Severity.ERROR,
+        "verifies against the system trust store",
+        f"not trusted: {verify_error}",
+        "install the full chain (certificate, then intermediates) at tls.files.cert",
+    )
 
 
 # ---------------------------------------------------------------------------- running
