@@ -332,7 +332,7 @@ class Context:
 
 
 def site_context(site: Site, now: dt.datetime | None = None) -> Context:
-    enforce = any(getattr(site.effective(d, "mta_sts"), "mode", None) is MtaStsMode.ENFORCE for d in site.domains)
+    enforce = any(site.mta_sts_policy(d).mode is MtaStsMode.ENFORCE for d in site.domains)
     return Context(site.tls.source, enforce, now or dt.datetime.now(dt.UTC))
 
 

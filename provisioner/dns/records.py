@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from provisioner.keys.public import cached_public_value
 from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, Status
-from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy, TlsRptPolicy
+from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy
 from provisioner.site.types import MtaStsMode, Service, SpfAll
 
 TTL = 3600
@@ -153,32 +153,58 @@ def _mailto_domain(uri: str) -> str:
 # ---------------------------------------------------------------------------- the list
 
 
+@dataclass
+class _Collector:
+    """The records and notes of a site as the families below add them (sorted at the end)."""
+
+    site: Site
+    keys: KeyState
+    today: dt.date
+    records: list[Record] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    policies: dict[str, str] = field(default_factory=dict)  # MTA-STS policy text per domain
+    spf_values: dict[SpfPolicy, str] = field(default_factory=dict)  # the same for every domain on the site policy: built once
+
+    def add(self, zone: str, name: str, rtype: str, value: str, level: Level, en: str, ja: str, at_provider: bool = False) -> None:
+        self.records.append(Record(zone, name, rtype, value, TTL, level, Purpose(en, ja), at_provider))
+
+    def note(self, domain: str, en: str, ja: str) -> None:
+        self.notes.append(Note(domain, en, ja))
+
+
 def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> RecordSet:
-    today = today or dt.date.today()
-    records: list[Record] = []
-    notes: list[Note] = []
-    policies: dict[str, str] = {}
-
-    def add(zone: str, name: str, rtype: str, value: str, level: Level, en: str, ja: str, at_provider: bool = False) -> None:
-        records.append(Record(zone, name, rtype, value, TTL, level, Purpose(en, ja), at_provider))
-
+    out = _Collector(site, keys, today or dt.date.today())
+    _host_records(out)
     mailbox = site.mailbox_host
-    submission_hosts = site.hosts_with(Service.SUBMISSION)
-    spf_values: dict[SpfPolicy, str] = {}
+    submission = site.hosts_with(Service.SUBMISSION)
+    for domain_name in sorted(site.domains):
+        domain = site.domains[domain_name]
+        _mx_records(out, domain_name, domain.receives_mail)
+        _spf_records(out, domain_name)
+        _dkim_records(out, domain_name)
+        _dmarc_records(out, domain_name)
+        _mta_sts_records(out, domain_name, domain.receives_mail)
+        _tls_rpt_records(out, domain_name, domain.receives_mail)
+        if domain.mailboxes and mailbox is not None:
+            _client_records(out, domain_name, mailbox[1], submission[0][1] if submission else None)
+    out.records.sort(key=lambda r: (r.zone, r.name, _TYPE_ORDER.get(r.type, 99), r.type, r.value))
+    return RecordSet(out.records, out.notes, out.policies)
 
-    # Hosts: forward names, reverse names, HELO SPF.
-    for _, host in sorted(site.hosts.items(), key=lambda item: item[1].fqdn):
-        zone = zone_of(host.fqdn, site)
+
+def _host_records(out: _Collector) -> None:
+    """Hosts: forward names, reverse names, HELO SPF."""
+    for _, host in sorted(out.site.hosts.items(), key=lambda item: item[1].fqdn):
+        zone = zone_of(host.fqdn, out.site)
         for a4 in host.ipv4:
-            add(zone, host.fqdn, "A", str(a4), Level.REQUIRED, "address of the mail host", "メールサーバのIPv4アドレス")
+            out.add(zone, host.fqdn, "A", str(a4), Level.REQUIRED, "address of the mail host", "メールサーバのIPv4アドレス")
         for a6 in host.ipv6:
-            add(zone, host.fqdn, "AAAA", str(a6), Level.REQUIRED, "IPv6 address of the mail host", "メールサーバのIPv6アドレス")
+            out.add(zone, host.fqdn, "AAAA", str(a6), Level.REQUIRED, "IPv6 address of the mail host", "メールサーバのIPv6アドレス")
         if host.addresses:
             helo = ["v=spf1"] + [f"ip4:{a}" for a in host.ipv4] + [f"ip6:{a}" for a in host.ipv6] + ["-all"]
-            add(zone, host.fqdn, "TXT", " ".join(helo), Level.RECOMMENDED, "SPF for the host's HELO name (RFC 7208 §2.3)", "HELO名のSPF（RFC 7208 §2.3）")
+            out.add(zone, host.fqdn, "TXT", " ".join(helo), Level.RECOMMENDED, "SPF for the host's HELO name (RFC 7208 §2.3)", "HELO名のSPF（RFC 7208 §2.3）")
         addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [*host.ipv4, *host.ipv6]
         for address in addresses:
-            add(
+            out.add(
                 reverse_zone(address),
                 address.reverse_pointer,
                 "PTR",
@@ -189,183 +215,188 @@ def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> Re
                 at_provider=True,
             )
 
-    for domain_name in sorted(site.domains):
-        domain = site.domains[domain_name]
-        receives = domain.receives_mail
-        # MX, or a null MX for a domain that never receives mail (RFC 7505).
-        if receives:
-            for _, host in site.mx_hosts:
-                add(
-                    domain_name,
-                    domain_name,
-                    "MX",
-                    f"{host.mx_priority} {host.fqdn}.",
-                    Level.REQUIRED,
-                    f"mail for the domain goes to {host.fqdn}",
-                    f"このドメイン宛のメールの配送先 {host.fqdn}",
-                )
-        else:
-            add(
+
+def _mx_records(out: _Collector, domain_name: str, receives: bool) -> None:
+    """MX, or a null MX for a domain that never receives mail (RFC 7505)."""
+    if receives:
+        for _, host in out.site.mx_hosts:
+            out.add(
                 domain_name,
                 domain_name,
                 "MX",
-                "0 .",
-                Level.RECOMMENDED,
-                "null MX: this domain receives no mail (RFC 7505)",
-                "null MX：このドメインはメールを受け取らない（RFC 7505）",
+                f"{host.mx_priority} {host.fqdn}.",
+                Level.REQUIRED,
+                f"mail for the domain goes to {host.fqdn}",
+                f"このドメイン宛のメールの配送先 {host.fqdn}",
             )
-
-        spf = site.effective(domain_name, "spf")
-        assert isinstance(spf, SpfPolicy)
-        if spf not in spf_values:  # the same for every domain on the site policy: build it once
-            spf_values[spf] = spf_value(site, spf)
-        add(
+    else:
+        out.add(
             domain_name,
             domain_name,
-            "TXT",
-            spf_values[spf],
-            Level.REQUIRED,
-            "SPF: which servers may send for the domain",
-            "SPF：このドメインのメールを送信してよいサーバ",
+            "MX",
+            "0 .",
+            Level.RECOMMENDED,
+            "null MX: this domain receives no mail (RFC 7505)",
+            "null MX：このドメインはメールを受け取らない（RFC 7505）",
         )
-        if site.relay.smarthost and not spf.include:
-            notes.append(
-                Note(
+
+
+def _spf_records(out: _Collector, domain_name: str) -> None:
+    site = out.site
+    spf = site.spf_policy(domain_name)
+    if spf not in out.spf_values:
+        out.spf_values[spf] = spf_value(site, spf)
+    out.add(
+        domain_name,
+        domain_name,
+        "TXT",
+        out.spf_values[spf],
+        Level.REQUIRED,
+        "SPF: which servers may send for the domain",
+        "SPF：このドメインのメールを送信してよいサーバ",
+    )
+    if site.relay.smarthost and not spf.include:
+        out.note(
+            domain_name,
+            f"Outbound mail leaves through the smarthost {site.relay.smarthost.host}: add its SPF include under policy.spf.include.",
+            f"送信メールはスマートホスト {site.relay.smarthost.host} 経由です。その事業者のSPF includeを policy.spf.include に追加してください。",
+        )
+
+
+_DKIM_STATUS = {
+    Status.ACTIVE: ("signing", "署名に使用中"),
+    Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"),
+    Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続"),
+}
+
+
+def _dkim_records(out: _Collector, domain_name: str) -> None:
+    """Published keys (active, standby, retired), then withdrawn selectors published revoked for a while."""
+    keys = out.keys
+    for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
+        level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
+        what = _DKIM_STATUS[key.status]
+        out.add(
+            domain_name,
+            f"{key.selector}._domainkey.{domain_name}",
+            "TXT",
+            dkim_value(keys, key),
+            level,
+            f"DKIM public key ({key.algorithm}, {what[0]})",
+            f"DKIM公開鍵（{key.algorithm}、{what[1]}）",
+        )
+    for gen in keys.domains.get(domain_name, []):
+        if gen.status is Status.WITHDRAWN and (out.today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
+            for algorithm in sorted(gen.algorithms):
+                # RFC 6376 §3.6.1: an empty p= means the key is revoked.
+                out.add(
                     domain_name,
-                    f"Outbound mail leaves through the smarthost {site.relay.smarthost.host}: add its SPF include under policy.spf.include.",
-                    f"送信メールはスマートホスト {site.relay.smarthost.host} 経由です。その事業者のSPF includeを policy.spf.include に追加してください。",
-                )
-            )
-
-        for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
-            level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
-            what = {
-                Status.ACTIVE: ("signing", "署名に使用中"),
-                Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"),
-                Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続"),
-            }[key.status]
-            add(
-                domain_name,
-                f"{key.selector}._domainkey.{domain_name}",
-                "TXT",
-                dkim_value(keys, key),
-                level,
-                f"DKIM public key ({key.algorithm}, {what[0]})",
-                f"DKIM公開鍵（{key.algorithm}、{what[1]}）",
-            )
-        for gen in keys.domains.get(domain_name, []):
-            if gen.status is Status.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
-                for algorithm in sorted(gen.algorithms):
-                    # RFC 6376 §3.6.1: an empty p= means the key is revoked.
-                    add(
-                        domain_name,
-                        f"{gen.selector(algorithm)}._domainkey.{domain_name}",
-                        "TXT",
-                        REVOKED_DKIM,
-                        Level.RECOMMENDED,
-                        "revoked DKIM key (withdrawn selector)",
-                        "失効したDKIM鍵（取り下げたセレクタ）",
-                    )
-
-        dmarc = site.effective(domain_name, "dmarc")
-        assert isinstance(dmarc, DmarcPolicyConfig)
-        add(domain_name, f"_dmarc.{domain_name}", "TXT", dmarc_value(dmarc), Level.REQUIRED, "DMARC policy and report address", "DMARCポリシーとレポート送付先")
-        for uri in dmarc.rua:
-            target = _mailto_domain(uri)
-            if target == domain_name or target.endswith("." + domain_name) or domain_name.endswith("." + target):
-                continue  # same organisation: no authorisation needed (RFC 7489 §7.1)
-            if target in site.domains:
-                # RFC 7489 §7.1: the report receiver authorises reports about another domain.
-                add(
-                    target,
-                    f"{domain_name}._report._dmarc.{target}",
+                    f"{gen.selector(algorithm)}._domainkey.{domain_name}",
                     "TXT",
-                    "v=DMARC1",
-                    Level.REQUIRED,
-                    f"allows DMARC reports about {domain_name} to be sent to {target}",
-                    f"{domain_name} のDMARCレポートを {target} で受け取る許可",
-                )
-            else:
-                notes.append(
-                    Note(
-                        domain_name,
-                        f'DMARC reports go to {target}, outside this site: {target} must publish {domain_name}._report._dmarc.{target} TXT "v=DMARC1", or no reports arrive.',
-                        f'DMARCレポートの送付先 {target} はこのサイトの外です。{target} 側で {domain_name}._report._dmarc.{target} TXT "v=DMARC1" を公開してもらわないとレポートは届きません。',
-                    )
+                    REVOKED_DKIM,
+                    Level.RECOMMENDED,
+                    "revoked DKIM key (withdrawn selector)",
+                    "失効したDKIM鍵（取り下げたセレクタ）",
                 )
 
-        sts = site.effective(domain_name, "mta_sts")
-        assert isinstance(sts, MtaStsPolicy)
-        if receives and sts.mode is not MtaStsMode.NONE:
-            text = mta_sts_policy(site, sts)
-            policies[domain_name] = text
-            add(
-                domain_name,
-                f"_mta-sts.{domain_name}",
+
+def _dmarc_records(out: _Collector, domain_name: str) -> None:
+    """The policy, and the report receiver's authorisation where reports go to another domain."""
+    dmarc = out.site.dmarc_policy(domain_name)
+    out.add(domain_name, f"_dmarc.{domain_name}", "TXT", dmarc_value(dmarc), Level.REQUIRED, "DMARC policy and report address", "DMARCポリシーとレポート送付先")
+    for uri in dmarc.rua:
+        target = _mailto_domain(uri)
+        if target == domain_name or target.endswith("." + domain_name) or domain_name.endswith("." + target):
+            continue  # same organisation: no authorisation needed (RFC 7489 §7.1)
+        if target in out.site.domains:
+            # RFC 7489 §7.1: the report receiver authorises reports about another domain.
+            out.add(
+                target,
+                f"{domain_name}._report._dmarc.{target}",
                 "TXT",
-                f"v=STSv1; id={mta_sts_id(text)}",
-                Level.RECOMMENDED,
-                "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)",
-                "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）",
+                "v=DMARC1",
+                Level.REQUIRED,
+                f"allows DMARC reports about {domain_name} to be sent to {target}",
+                f"{domain_name} のDMARCレポートを {target} で受け取る許可",
             )
-            notes.append(
-                Note(
-                    domain_name,
-                    f"Serve build/dns/mta-sts/{mta_sts_id(text)}.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
-                    f"build/dns/mta-sts/{mta_sts_id(text)}.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
-                )
-            )
-        tls_rpt = site.effective(domain_name, "tls_rpt")
-        assert isinstance(tls_rpt, TlsRptPolicy)
-        if receives and tls_rpt.rua:
-            add(
+        else:
+            out.note(
                 domain_name,
-                f"_smtp._tls.{domain_name}",
-                "TXT",
-                "v=TLSRPTv1; rua=" + ",".join(tls_rpt.rua),
-                Level.RECOMMENDED,
-                "TLS-RPT: where senders report TLS problems (RFC 8460)",
-                "TLS-RPT：TLSの問題の報告先（RFC 8460）",
+                f'DMARC reports go to {target}, outside this site: {target} must publish {domain_name}._report._dmarc.{target} TXT "v=DMARC1", or no reports arrive.',
+                f'DMARCレポートの送付先 {target} はこのサイトの外です。{target} 側で {domain_name}._report._dmarc.{target} TXT "v=DMARC1" を公開してもらわないとレポートは届きません。',
             )
 
-        # Client discovery for domains with mailboxes (RFC 6186, RFC 8314 §5.1).
-        if domain.mailboxes and mailbox is not None:
-            store = mailbox[1]
-            offered: dict[str, tuple[int, Host | None]] = {
-                "_submissions._tcp": (465, submission_hosts[0][1] if submission_hosts else None),
-                "_submission._tcp": (587, submission_hosts[0][1] if submission_hosts else None),
-                "_imaps._tcp": (993, store if store.has(Service.IMAP) else None),
-                "_pop3s._tcp": (995, store if store.has(Service.POP3) else None),
-                "_imap._tcp": (143, None),  # cleartext: never offered
-                "_pop3._tcp": (110, None),
-            }
-            for label, (port, server) in offered.items():
-                owner = f"{label}.{domain_name}"
-                if server is None:
-                    add(domain_name, owner, "SRV", "0 0 0 .", Level.OPTIONAL, f"service not offered (port {port})", f"このサービスは提供しない（ポート{port}）")
-                else:
-                    add(
-                        domain_name,
-                        owner,
-                        "SRV",
-                        f"0 1 {port} {server.fqdn}.",
-                        Level.OPTIONAL,
-                        f"mail programs find the server for port {port}",
-                        f"メールソフトがポート{port}のサーバを見つけるため",
-                    )
-            add(
+
+def _mta_sts_records(out: _Collector, domain_name: str, receives: bool) -> None:
+    sts = out.site.mta_sts_policy(domain_name)
+    if not receives or sts.mode is MtaStsMode.NONE:
+        return
+    text = mta_sts_policy(out.site, sts)
+    out.policies[domain_name] = text
+    out.add(
+        domain_name,
+        f"_mta-sts.{domain_name}",
+        "TXT",
+        f"v=STSv1; id={mta_sts_id(text)}",
+        Level.RECOMMENDED,
+        "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)",
+        "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）",
+    )
+    out.note(
+        domain_name,
+        f"Serve build/dns/mta-sts/{mta_sts_id(text)}.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
+        f"build/dns/mta-sts/{mta_sts_id(text)}.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
+    )
+
+
+def _tls_rpt_records(out: _Collector, domain_name: str, receives: bool) -> None:
+    tls_rpt = out.site.tls_rpt_policy(domain_name)
+    if receives and tls_rpt.rua:
+        out.add(
+            domain_name,
+            f"_smtp._tls.{domain_name}",
+            "TXT",
+            "v=TLSRPTv1; rua=" + ",".join(tls_rpt.rua),
+            Level.RECOMMENDED,
+            "TLS-RPT: where senders report TLS problems (RFC 8460)",
+            "TLS-RPT：TLSの問題の報告先（RFC 8460）",
+        )
+
+
+def _client_records(out: _Collector, domain_name: str, store: Host, submission: Host | None) -> None:
+    """Client discovery for domains with mailboxes (RFC 6186, RFC 8314 §5.1)."""
+    offered: dict[str, tuple[int, Host | None]] = {
+        "_submissions._tcp": (465, submission),
+        "_submission._tcp": (587, submission),
+        "_imaps._tcp": (993, store if store.has(Service.IMAP) else None),
+        "_pop3s._tcp": (995, store if store.has(Service.POP3) else None),
+        "_imap._tcp": (143, None),  # cleartext: never offered
+        "_pop3._tcp": (110, None),
+    }
+    for label, (port, server) in offered.items():
+        owner = f"{label}.{domain_name}"
+        if server is None:
+            out.add(domain_name, owner, "SRV", "0 0 0 .", Level.OPTIONAL, f"service not offered (port {port})", f"このサービスは提供しない（ポート{port}）")
+        else:
+            out.add(
                 domain_name,
-                f"autoconfig.{domain_name}",
-                "CNAME",
-                f"{store.fqdn}.",
+                owner,
+                "SRV",
+                f"0 1 {port} {server.fqdn}.",
                 Level.OPTIONAL,
-                "Thunderbird autoconfig (serve build/dns/autoconfig/config-v1.1.xml)",
-                "Thunderbirdの自動設定（build/dns/autoconfig/config-v1.1.xml を公開）",
+                f"mail programs find the server for port {port}",
+                f"メールソフトがポート{port}のサーバを見つけるため",
             )
-            add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
-
-    records.sort(key=lambda r: (r.zone, r.name, _TYPE_ORDER.get(r.type, 99), r.type, r.value))
-    return RecordSet(records, notes, policies)
+    out.add(
+        domain_name,
+        f"autoconfig.{domain_name}",
+        "CNAME",
+        f"{store.fqdn}.",
+        Level.OPTIONAL,
+        "Thunderbird autoconfig (serve build/dns/autoconfig/config-v1.1.xml)",
+        "Thunderbirdの自動設定（build/dns/autoconfig/config-v1.1.xml を公開）",
+    )
+    out.add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
 
 
 _TYPE_ORDER = {"SOA": 0, "NS": 1, "MX": 2, "A": 3, "AAAA": 4, "TXT": 5, "SRV": 6, "CNAME": 7, "PTR": 8}

@@ -39,7 +39,7 @@ import yaml_rs
 
 from provisioner.errors import ProvisionError
 from provisioner.files import atomic_write
-from provisioner.site.model import DkimPolicy, Site
+from provisioner.site.model import Site
 from provisioner.site.types import DkimKeyType
 
 if TYPE_CHECKING:
@@ -275,9 +275,7 @@ def ensure_keys(
     key_dir = os.fspath(state_dir / "dkim")
     exists = os.path.exists
     for domain in sorted(site.domains):
-        policy = site.effective(domain, "dkim")
-        assert isinstance(policy, DkimPolicy)
-        algorithms = [k.value for k in policy.keys]
+        algorithms = [k.value for k in site.dkim_policy(domain).keys]
         gens = ks.domains.setdefault(domain, [])
         used = {g.name for g in gens}
         for status in (Status.ACTIVE, Status.STANDBY):

@@ -502,7 +502,7 @@ def check_site(site: Site) -> list[Issue]:
     # MTA-STS enforce with a certificate no sender trusts loses inbound mail (RFC 8461 §4.2).
     if site.tls.source.value == "self-signed":
         for d in sorted(site.domains):
-            mode = site.effective(d, "mta_sts").mode  # type: ignore[attr-defined]
+            mode = site.mta_sts_policy(d).mode
             if mode.value == "enforce":
                 where = (
                     ("domains", d, "mta_sts", "mode")
