@@ -8,7 +8,7 @@ sections are the same classes at site level and as per-domain overrides: what a 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -311,6 +311,16 @@ class Domain(Frozen):
         return bool(self.mailboxes or self.aliases or self.catch_all or self.relay_to)
 
 
+_Section = TypeVar("_Section", bound=BaseModel)
+
+
+def _effective(base: _Section, override: _Section | None) -> _Section:
+    """A policy section as it applies to one domain: the keys the domain sets over the site's."""
+    if override is None:
+        return base
+    return base.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+
 class Site(Frozen):
     version: Version
     name: SimpleName = Field(description="site name: [a-z0-9-]+")
@@ -322,13 +332,21 @@ class Site(Frozen):
 
     # ------------------------------------------------------------------ derived views
 
-    def effective(self, domain: str, section: str) -> BaseModel:
-        """A policy section as it applies to `domain`: the domain's keys over the site's."""
-        base: BaseModel = getattr(self.policy, section)
-        override: BaseModel | None = getattr(self.domains[domain], section)
-        if override is None:
-            return base
-        return base.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+    def spf_policy(self, domain: str) -> SpfPolicy:
+        """policy.spf as it applies to `domain` (see _effective); likewise the four below."""
+        return _effective(self.policy.spf, self.domains[domain].spf)
+
+    def dkim_policy(self, domain: str) -> DkimPolicy:
+        return _effective(self.policy.dkim, self.domains[domain].dkim)
+
+    def dmarc_policy(self, domain: str) -> DmarcPolicyConfig:
+        return _effective(self.policy.dmarc, self.domains[domain].dmarc)
+
+    def mta_sts_policy(self, domain: str) -> MtaStsPolicy:
+        return _effective(self.policy.mta_sts, self.domains[domain].mta_sts)
+
+    def tls_rpt_policy(self, domain: str) -> TlsRptPolicy:
+        return _effective(self.policy.tls_rpt, self.domains[domain].tls_rpt)
 
     def hosts_with(self, service: Service) -> list[tuple[str, Host]]:
         return [(name, host) for name, host in sorted(self.hosts.items()) if host.has(service)]
