@@ -68,7 +68,7 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
         tree = HostTree(name)
         paths = tls.add_tls(tree, site, host, state_dir)
         milter = opendkim.add_opendkim(tree, site, host, keys)
-        postfix.build(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca), tree)
+        postfix.render_postfix(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca), tree)
         dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)
         trees[name] = tree
     return trees

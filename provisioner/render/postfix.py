@@ -52,6 +52,10 @@ class Section:
     params: list[tuple[str, str, str]] = field(default_factory=list)  # key, value, comment
 
     def set(self, key: str, value: str, why: str = "") -> None:
+        """Add `key = value` (with its reason); a key set twice in one section is a bug in a
+        builder, not a site problem: Postfix would silently take the last value."""
+        if any(k == key for k, _, _ in self.params):
+            raise ValueError(f"main.cf section {self.title!r}: {key} set twice")
         self.params.append((key, value, why))
 
 
@@ -204,19 +208,53 @@ def _hosted_table(site: Site, domain_name: str, domain: Domain) -> list[tuple[st
     return [(_address(local, domain_name), f"{domain_name}/{local}/") for local in domain.mailboxes]
 
 
-def build(inp: PostfixInput, tree: HostTree) -> None:
-    site, host = inp.site, inp.host
-    store = _mailbox_host(site)
-    is_store = host.stores_mailboxes
-    is_mx = host.has(Service.MX)
-    receives = host.receives_internet_mail
-    listens_25 = receives or is_store or host.has(Service.RELAY)
+def render_postfix(inp: PostfixInput, tree: HostTree) -> None:
+    """main.cf (one section a builder below, in this order), master.cf, aliases and the lookup tables."""
+    site = inp.site
     maps: dict[str, str] = {}  # table name -> contents
+    transports: dict[str, str] = dict(site.relay.transports)
+    for domain_name in site.relay_to_domains:
+        relay_to = site.domains[domain_name].relay_to
+        assert relay_to is not None
+        transports[domain_name] = relay_to
+    built = [
+        _identity_section(inp),
+        _smtpd_section(inp),
+        _smtp_client_section(inp),
+        _hosted_domains_section(inp, maps, transports),  # adds the hosted domains' routes to transports
+        _routing_section(maps, transports),
+        _smarthost_section(inp, tree, maps, transports),
+        _submission_section(inp, maps),
+        _postscreen_section(inp),
+        _milter_section(inp),
+        _queue_section(),
+    ]
+    sections = [section for section in built if section is not None]
 
-    def lookup(name: str) -> str:
-        return f"{MAP_TYPE}:/etc/postfix/{name}"
+    hosted = site.hosted_domains
+    postmaster = f"postmaster@{hosted[0]}" if hosted else "root"
+    aliases = {"postmaster": postmaster, "root": postmaster, "mailer-daemon": postmaster, "abuse": postmaster}
+    if postmaster == "root":
+        aliases = {"postmaster": "root", "mailer-daemon": "postmaster", "abuse": "postmaster"}
+    tree.add("etc/postfix/aliases", TABLE_HEADER + "".join(f"{k}: {v}\n" for k, v in sorted(aliases.items())))
 
-    sections: list[Section] = []
+    for name, content in sorted(maps.items()):
+        secret = name == "sasl_passwd"
+        tree.add(f"etc/postfix/{name}", content, 0o600 if secret else 0o644, secret=secret)
+    tree.add("etc/postfix/main.cf", render_template("main.cf.j2", site=site.name, host=inp.name, sections=sections))
+    tree.add("etc/postfix/master.cf", render_template("master.cf.j2", site=site.name, host=inp.name, services=master_services(inp)))
+
+
+def _lookup(name: str) -> str:
+    return f"{MAP_TYPE}:/etc/postfix/{name}"
+
+
+def _listens_25(host: Host) -> bool:
+    return host.receives_internet_mail or host.stores_mailboxes or host.has(Service.RELAY)
+
+
+def _identity_section(inp: PostfixInput) -> Section:
+    site, host = inp.site, inp.host
     base = Section("Identity and compatibility")
     base.set("compatibility_level", COMPATIBILITY_LEVEL, "PF-01: set explicitly; at Debian 12's built-in level 0 relay control would be empty")
     base.set("myhostname", host.fqdn, "HELO-01: the HELO name is the PTR name and has an address record")
@@ -230,7 +268,7 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     # Only the declared families: mail sent from an undeclared address would fail SPF.
     families = ["ipv4"] * bool(host.ipv4) + ["ipv6"] * bool(host.ipv6)
     base.set("inet_protocols", ", ".join(families) if families else "ipv4")
-    base.set("inet_interfaces", "all" if listens_25 or host.has(Service.SUBMISSION) else "loopback-only")
+    base.set("inet_interfaces", "all" if _listens_25(host) or host.has(Service.SUBMISSION) else "loopback-only")
     base.set("default_database_type", MAP_TYPE)
     base.set("recipient_delimiter", "+")
     base.set("biff", "no")
@@ -238,17 +276,20 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     base.set("readme_directory", "no")
     base.set("smtpd_banner", "$myhostname ESMTP")
     base.set("maillog_file", "/var/log/postfix.log", "no syslog daemon on minimal hosts; postlogd writes here")
-    base.set("alias_maps", lookup("aliases"))
-    base.set("alias_database", lookup("aliases"))
-    sections.append(base)
+    base.set("alias_maps", _lookup("aliases"))
+    base.set("alias_database", _lookup("aliases"))
+    return base
 
+
+def _smtpd_section(inp: PostfixInput) -> Section:
+    host = inp.host
     smtpd = Section("SMTP server: relay control and TLS")
     smtpd.set(
         "smtpd_relay_restrictions",
         "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
         "PF-02: never an open relay: only mynetworks and authenticated clients relay",
     )
-    if host.has(Service.RELAY) and not (receives or is_store):
+    if host.has(Service.RELAY) and not (host.receives_internet_mail or host.stores_mailboxes):
         smtpd.set("smtpd_client_restrictions", "permit_mynetworks, reject", "a pure relay talks only to relay.networks")
     smtpd.set("smtpd_helo_required", "yes", "PF-13: clients must introduce themselves with HELO/EHLO")
     smtpd.set("disable_vrfy_command", "yes", "no address harvesting")
@@ -262,152 +303,162 @@ def build(inp: PostfixInput, tree: HostTree) -> None:
     smtpd.set("smtpd_tls_received_header", "yes")
     smtpd.set("smtpd_forbid_bare_newline", "normalize", "PF-12: SMTP smuggling: a bare LF becomes CRLF, so servers agree where a message ends")
     smtpd.set("smtpd_forbid_unauth_pipelining", "yes", "PF-12: SMTP smuggling: no commands sent ahead of the replies")
-    sections.append(smtpd)
+    return smtpd
 
+
+def _smtp_client_section(inp: PostfixInput) -> Section:
+    smarthost = inp.site.relay.smarthost
     client = Section("SMTP client: outbound TLS")
     client.set(
         "smtp_tls_security_level",
-        "encrypt" if site.relay.smarthost else "may",
+        "encrypt" if smarthost else "may",
         "PF-15: all mail goes to the smarthost over TLS; its certificate is verified (secure, in tls_policy)"
-        if site.relay.smarthost
+        if smarthost
         else "PF-15: outbound TLS whenever the receiver offers it",
     )
     client.set("smtp_tls_mandatory_protocols", ">=TLSv1.2", "PF-10: where outbound TLS is mandatory, TLS 1.2 or newer")
     client.set("smtp_tls_loglevel", "1")
     client.set("smtp_tls_note_starttls_offer", "yes")
-    sections.append(client)
+    return client
 
-    # ---- hosted domains
+
+def _hosted_domains_section(inp: PostfixInput, maps: dict[str, str], transports: dict[str, str]) -> Section | None:
+    """Mailbox domains on the mailbox host; elsewhere relay domains and the routes to where they are stored."""
+    site, host = inp.site, inp.host
     hosted = site.hosted_domains
+    if not (hosted or site.relay_to_domains):
+        return None
+    receives = host.receives_internet_mail
     relay_domains: list[str] = []
-    transports: dict[str, str] = dict(site.relay.transports)
-    for domain_name in site.relay_to_domains:
-        relay_to = site.domains[domain_name].relay_to
-        assert relay_to is not None
-        transports[domain_name] = relay_to
-    if hosted or site.relay_to_domains:
-        domains = Section("Hosted domains")
-        if is_store:
-            maps["virtual_domains"] = table(_with_u_labels({d: "OK" for d in hosted}), TABLE_HEADER)
-            vmailbox: list[tuple[str, str]] = []
-            for domain_name in hosted:
-                vmailbox += _hosted_table(site, domain_name, site.domains[domain_name])
-            maps["vmailbox"] = table(vmailbox, TABLE_HEADER)
-            maps["virtual"] = table(virtual_aliases(site), TABLE_HEADER)
-            domains.set("virtual_mailbox_domains", lookup("virtual_domains"), "never in mydestination")
-            domains.set("virtual_mailbox_maps", lookup("vmailbox"), "only existing mailboxes are accepted")
-            domains.set("virtual_alias_maps", lookup("virtual"), "aliases, mailbox aliases, catch-alls")
-            domains.set(
-                "virtual_transport",
-                DELIVERY_SERVICE,
-                "Dovecot's LDA delivers and enforces quota (master.cf 'dovecot', pipe(8)): Dovecot 2.3 LMTP offers no SMTPUTF8",
-            )
-            domains.set(f"{DELIVERY_SERVICE}_destination_recipient_limit", "1", "pipe(8): one recipient per delivery (Delivered-To, dovecot-lda -d)")
-        elif receives:
-            relay_domains += hosted
-            assert store is not None
-            for domain_name in hosted:
-                # mx hosts pass to the mailbox host; backup-mx hosts to the best MX (by DNS).
-                transports[domain_name] = f"smtp:[{store.fqdn}]:25" if is_mx else f"smtp:{domain_name}"
-        elif site.relay.smarthost:
-            for domain_name in hosted:
-                transports[domain_name] = f"smtp:{domain_name}"  # own domains by MX, not the smarthost
-        if receives:
-            relay_domains += site.relay_to_domains
-        if relay_domains:
-            maps["relay_domains"] = table(_with_u_labels({d: "OK" for d in relay_domains}), TABLE_HEADER)
-            maps["relay_recipients"] = table(relay_recipients(site), TABLE_HEADER)
-            domains.set("relay_domains", lookup("relay_domains"), "accepted here, delivered onward")
-            domains.set("relay_recipient_maps", lookup("relay_recipients"), "accept only recipients that exist: no backscatter")
-        if domains.params:
-            sections.append(domains)
-
-    if transports:
-        maps["transport"] = table(_with_u_labels(transports), TABLE_HEADER)
-        route = Section("Routing")
-        route.set("transport_maps", lookup("transport"), "relay.transports and relay_to, as transport(5) lines")
-        sections.append(route)
-
-    if site.relay.smarthost:
-        smart = site.relay.smarthost
-        next_hop = f"[{smart.host}]:{smart.port}"
-        maps["sasl_passwd"] = f"{TABLE_HEADER}{next_hop}\t{smart.username}:{inp.smarthost_password}\n"
-        # TLS_README "Mandatory server certificate verification": 'secure' checks the chain
-        # against the trust store and the name; 'encrypt' would hand the password to anyone
-        # answering for the name. match=nexthop: the name written in the site file.
-        policy = "secure match=nexthop protocols=>=TLSv1.2"
-        if inp.smarthost_ca is not None:
-            # postconf(5) smtp_tls_trust_anchor_file: with a tafile, only its anchors are trusted.
-            policy += f" tafile=/{SMARTHOST_CA}"
-            tree.add(SMARTHOST_CA, inp.smarthost_ca)
-        exceptions = {next_hop: policy}
-        for dest, route_to in transports.items():
-            hop = route_to.split(":", 1)[1]
-            if dest in site.relay.transports or dest in site.relay_to_domains:
-                exceptions[hop] = "may"  # foreign next hops may not offer TLS
-        maps["tls_policy"] = table(exceptions, TABLE_HEADER)
-        sh = Section("Smarthost (outbound port 25 blocked: all mail leaves through the provider)")
-        sh.set("relayhost", next_hop)
-        sh.set("smtp_sasl_auth_enable", "yes")
-        sh.set("smtp_sasl_password_maps", lookup("sasl_passwd"), "mode 0600, secret")
-        sh.set("smtp_sasl_security_options", "noanonymous")
-        sh.set("smtp_sasl_tls_security_options", "noanonymous")
-        sh.set("smtp_tls_policy_maps", lookup("tls_policy"), "the smarthost: TLS with a verified certificate for its name (secure)")
-        sh.set("smtp_tls_CAfile", SYSTEM_CA_FILE, "the system's trust store verifies the smarthost unless the site names its CA")
-        if smart.port == IMPLICIT_TLS_PORT:
-            # postconf(5) default_transport: the next hop is taken from "$default_transport, ...
-            # $relayhost" in that order, so a bare service name sends to relayhost; the service
-            # has smtp_tls_wrappermode=yes (postconf(5), Postfix >= 3.0): TLS from the first byte.
-            # Transport-map routes (own domains, relay.transports) keep plain `smtp` and STARTTLS.
-            sh.set("default_transport", SMARTHOST_SERVICE, "port 465 is implicit TLS (RFC 8314): the master.cf service without STARTTLS")
-        sections.append(sh)
-
-    if host.has(Service.SUBMISSION):
-        maps["sender_login"] = table(sender_logins(site), TABLE_HEADER)
-        sub = Section("Submission: SASL through Dovecot, senders bound to their logins")
-        sub.set("smtpd_sasl_type", "dovecot", "PF-08: one password database: Dovecot checks AUTH for Postfix")
-        sub.set("smtpd_sasl_path", "private/auth", "Dovecot's auth socket in Postfix's spool")
-        sub.set("smtpd_sasl_security_options", "noanonymous", "PF-08: no anonymous logins")
-        sub.set("smtpd_sender_login_maps", lookup("sender_login"), "PF-09: who may send as which address")
-        sections.append(sub)
-
+    domains = Section("Hosted domains")
+    if host.stores_mailboxes:
+        maps["virtual_domains"] = table(_with_u_labels({d: "OK" for d in hosted}), TABLE_HEADER)
+        vmailbox: list[tuple[str, str]] = []
+        for domain_name in hosted:
+            vmailbox += _hosted_table(site, domain_name, site.domains[domain_name])
+        maps["vmailbox"] = table(vmailbox, TABLE_HEADER)
+        maps["virtual"] = table(virtual_aliases(site), TABLE_HEADER)
+        domains.set("virtual_mailbox_domains", _lookup("virtual_domains"), "never in mydestination")
+        domains.set("virtual_mailbox_maps", _lookup("vmailbox"), "only existing mailboxes are accepted")
+        domains.set("virtual_alias_maps", _lookup("virtual"), "aliases, mailbox aliases, catch-alls")
+        domains.set(
+            "virtual_transport",
+            DELIVERY_SERVICE,
+            "Dovecot's LDA delivers and enforces quota (master.cf 'dovecot', pipe(8)): Dovecot 2.3 LMTP offers no SMTPUTF8",
+        )
+        domains.set(f"{DELIVERY_SERVICE}_destination_recipient_limit", "1", "pipe(8): one recipient per delivery (Delivered-To, dovecot-lda -d)")
+    elif receives:
+        relay_domains += hosted
+        store = _mailbox_host(site)
+        assert store is not None
+        for domain_name in hosted:
+            # mx hosts pass to the mailbox host; backup-mx hosts to the best MX (by DNS).
+            transports[domain_name] = f"smtp:[{store.fqdn}]:25" if host.has(Service.MX) else f"smtp:{domain_name}"
+    elif site.relay.smarthost:
+        for domain_name in hosted:
+            transports[domain_name] = f"smtp:{domain_name}"  # own domains by MX, not the smarthost
     if receives:
-        ps = Section("postscreen on port 25: DNS blocklists (BL-08: never on submission)")
-        sites = " ".join(f"{b.zone}=127.0.0.[2..11]*{b.weight}" for b in site.policy.dnsbl)
-        ps.set("postscreen_access_list", "permit_mynetworks")
-        ps.set("postscreen_dnsbl_sites", sites, "BL-04: only 127.0.0.2-11 score; 127.255.255.x answers are errors, never listings")
-        ps.set("postscreen_dnsbl_threshold", "3")
-        ps.set("postscreen_dnsbl_action", "enforce")
-        ps.set("postscreen_greet_action", "enforce")
-        sections.append(ps)
+        relay_domains += site.relay_to_domains
+    if relay_domains:
+        maps["relay_domains"] = table(_with_u_labels({d: "OK" for d in relay_domains}), TABLE_HEADER)
+        maps["relay_recipients"] = table(relay_recipients(site), TABLE_HEADER)
+        domains.set("relay_domains", _lookup("relay_domains"), "accepted here, delivered onward")
+        domains.set("relay_recipient_maps", _lookup("relay_recipients"), "accept only recipients that exist: no backscatter")
+    return domains if domains.params else None
 
-    if inp.milter:
-        mil = Section("Milters (from the OpenDKIM component)")
-        mil.set("smtpd_milters", inp.milter.smtpd_milters)
-        mil.set("non_smtpd_milters", inp.milter.non_smtpd_milters, "locally generated mail is signed too" if inp.milter.non_smtpd_milters else "")
-        mil.set("milter_default_action", inp.milter.milter_default_action, "a stopped milter must not stop mail")
-        mil.set("milter_protocol", inp.milter.milter_protocol)
-        sections.append(mil)
 
+def _routing_section(maps: dict[str, str], transports: dict[str, str]) -> Section | None:
+    if not transports:
+        return None
+    maps["transport"] = table(_with_u_labels(transports), TABLE_HEADER)
+    route = Section("Routing")
+    route.set("transport_maps", _lookup("transport"), "relay.transports and relay_to, as transport(5) lines")
+    return route
+
+
+def _smarthost_section(inp: PostfixInput, tree: HostTree, maps: dict[str, str], transports: dict[str, str]) -> Section | None:
+    site = inp.site
+    smart = site.relay.smarthost
+    if not smart:
+        return None
+    next_hop = f"[{smart.host}]:{smart.port}"
+    maps["sasl_passwd"] = f"{TABLE_HEADER}{next_hop}\t{smart.username}:{inp.smarthost_password}\n"
+    # TLS_README "Mandatory server certificate verification": 'secure' checks the chain
+    # against the trust store and the name; 'encrypt' would hand the password to anyone
+    # answering for the name. match=nexthop: the name written in the site file.
+    policy = "secure match=nexthop protocols=>=TLSv1.2"
+    if inp.smarthost_ca is not None:
+        # postconf(5) smtp_tls_trust_anchor_file: with a tafile, only its anchors are trusted.
+        policy += f" tafile=/{SMARTHOST_CA}"
+        tree.add(SMARTHOST_CA, inp.smarthost_ca)
+    exceptions = {next_hop: policy}
+    for dest, route_to in transports.items():
+        hop = route_to.split(":", 1)[1]
+        if dest in site.relay.transports or dest in site.relay_to_domains:
+            exceptions[hop] = "may"  # foreign next hops may not offer TLS
+    maps["tls_policy"] = table(exceptions, TABLE_HEADER)
+    sh = Section("Smarthost (outbound port 25 blocked: all mail leaves through the provider)")
+    sh.set("relayhost", next_hop)
+    sh.set("smtp_sasl_auth_enable", "yes")
+    sh.set("smtp_sasl_password_maps", _lookup("sasl_passwd"), "mode 0600, secret")
+    sh.set("smtp_sasl_security_options", "noanonymous")
+    sh.set("smtp_sasl_tls_security_options", "noanonymous")
+    sh.set("smtp_tls_policy_maps", _lookup("tls_policy"), "the smarthost: TLS with a verified certificate for its name (secure)")
+    sh.set("smtp_tls_CAfile", SYSTEM_CA_FILE, "the system's trust store verifies the smarthost unless the site names its CA")
+    if smart.port == IMPLICIT_TLS_PORT:
+        # postconf(5) default_transport: the next hop is taken from "$default_transport, ...
+        # $relayhost" in that order, so a bare service name sends to relayhost; the service
+        # has smtp_tls_wrappermode=yes (postconf(5), Postfix >= 3.0): TLS from the first byte.
+        # Transport-map routes (own domains, relay.transports) keep plain `smtp` and STARTTLS.
+        sh.set("default_transport", SMARTHOST_SERVICE, "port 465 is implicit TLS (RFC 8314): the master.cf service without STARTTLS")
+    return sh
+
+
+def _submission_section(inp: PostfixInput, maps: dict[str, str]) -> Section | None:
+    if not inp.host.has(Service.SUBMISSION):
+        return None
+    maps["sender_login"] = table(sender_logins(inp.site), TABLE_HEADER)
+    sub = Section("Submission: SASL through Dovecot, senders bound to their logins")
+    sub.set("smtpd_sasl_type", "dovecot", "PF-08: one password database: Dovecot checks AUTH for Postfix")
+    sub.set("smtpd_sasl_path", "private/auth", "Dovecot's auth socket in Postfix's spool")
+    sub.set("smtpd_sasl_security_options", "noanonymous", "PF-08: no anonymous logins")
+    sub.set("smtpd_sender_login_maps", _lookup("sender_login"), "PF-09: who may send as which address")
+    return sub
+
+
+def _postscreen_section(inp: PostfixInput) -> Section | None:
+    if not inp.host.receives_internet_mail:
+        return None
+    ps = Section("postscreen on port 25: DNS blocklists (BL-08: never on submission)")
+    sites = " ".join(f"{b.zone}=127.0.0.[2..11]*{b.weight}" for b in inp.site.policy.dnsbl)
+    ps.set("postscreen_access_list", "permit_mynetworks")
+    ps.set("postscreen_dnsbl_sites", sites, "BL-04: only 127.0.0.2-11 score; 127.255.255.x answers are errors, never listings")
+    ps.set("postscreen_dnsbl_threshold", "3")
+    ps.set("postscreen_dnsbl_action", "enforce")
+    ps.set("postscreen_greet_action", "enforce")
+    return ps
+
+
+def _milter_section(inp: PostfixInput) -> Section | None:
+    milter = inp.milter
+    if not milter:
+        return None
+    mil = Section("Milters (from the OpenDKIM component)")
+    mil.set("smtpd_milters", milter.smtpd_milters)
+    mil.set("non_smtpd_milters", milter.non_smtpd_milters, "locally generated mail is signed too" if milter.non_smtpd_milters else "")
+    mil.set("milter_default_action", milter.milter_default_action, "a stopped milter must not stop mail")
+    mil.set("milter_protocol", milter.milter_protocol)
+    return mil
+
+
+def _queue_section() -> Section:
     bounce = Section("Queue and bounces (documented defaults: docs/postfix.md)")
     bounce.set("soft_bounce", "no", "a permanent error bounces; 'yes' only while debugging")
     bounce.set("maximal_queue_lifetime", "5d", "undeliverable mail is returned after 5 days")
     bounce.set("bounce_queue_lifetime", "5d")
     bounce.set("delay_warning_time", "4h", "senders hear of a delay after 4 hours")
     bounce.set("notify_classes", "resource, software", "the postmaster hears of resource and software problems")
-    sections.append(bounce)
-
-    postmaster = f"postmaster@{hosted[0]}" if hosted else "root"
-    aliases = {"postmaster": postmaster, "root": postmaster, "mailer-daemon": postmaster, "abuse": postmaster}
-    if postmaster == "root":
-        aliases = {"postmaster": "root", "mailer-daemon": "postmaster", "abuse": "postmaster"}
-    tree.add("etc/postfix/aliases", TABLE_HEADER + "".join(f"{k}: {v}\n" for k, v in sorted(aliases.items())))
-
-    for name, content in sorted(maps.items()):
-        secret = name == "sasl_passwd"
-        tree.add(f"etc/postfix/{name}", content, 0o600 if secret else 0o644, secret=secret)
-    tree.add("etc/postfix/main.cf", render_template("main.cf.j2", site=site.name, host=inp.name, sections=sections))
-    tree.add("etc/postfix/master.cf", render_template("master.cf.j2", site=site.name, host=inp.name, services=master_services(inp)))
+    return bounce
 
 
 def tables_of(tree: HostTree) -> list[str]:
