@@ -53,7 +53,9 @@ def say(port: int = 25) -> About:
     return About(FQDN, f"{FQDN}:{port}")
 
 
-def certificate(sans: Sequence[str] | None = (FQDN,), cn: str | None = None, not_before: dt.datetime = NOW - dt.timedelta(days=1), days: float = 90) -> CertInfo:
+def certificate(
+    sans: Sequence[str] | None = (FQDN,), cn: str | None = None, not_before: dt.datetime = NOW - dt.timedelta(days=1), days: float = 90
+) -> CertInfo:
     """A certificate as a server would send it (DER), read back by cert_info."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test")])
     builder = (

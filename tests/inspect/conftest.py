@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import KeyState, ensure_keys
-from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver
+from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver, StaticResolver
 from provisioner.site.model import Site
 from provisioner.site.validate import load_site
 from tests.check.conftest import no_system_resolver  # noqa: F401 - the fixture, applied here too
@@ -39,6 +39,23 @@ LIST_IP = "198.51.100.20"  # a forwarder (mailing list) that is in nobody's SPF
 BARE = "bare.test"  # a domain with no SPF, no DKIM, no DMARC
 EVIL_SELECTOR = "ev1"
 DATE = "Mon, 23 Nov 2026 10:00:00 +0000"
+
+
+# ---------------------------------------------------------------------------- messages and a table resolver, for unit tests
+
+
+def message(*headers: str, body: str = "hi\r\n") -> bytes:
+    return ("\r\n".join(headers) + "\r\n\r\n" + body).encode()
+
+
+def table(**extra: object) -> StaticResolver:
+    rows: dict[tuple[str, str], object] = {
+        ("example.org", "TXT"): ["v=spf1 ip4:192.0.2.1 -all"],
+        ("_dmarc.example.org", "TXT"): ["v=DMARC1; p=reject; sp=quarantine; adkim=s"],
+        ("x.test", "TXT"): ["v=spf1 ip4:192.0.2.9 -all"],
+    }
+    rows.update({tuple(k.split("|")): v for k, v in extra.items()})  # type: ignore[misc]
+    return StaticResolver(rows)  # type: ignore[arg-type]
 
 
 def _soa(origin: str) -> str:

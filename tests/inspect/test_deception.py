@@ -13,7 +13,7 @@ import pytest
 from provisioner.inspect import Trust, Verdict, inspect_message, inspection_json, inspection_text, parse_message
 from provisioner.inspect.message import decode_value
 from provisioner.inspect.verify import DkimReason
-from tests.inspect.test_units import DATE, message, table
+from tests.inspect.conftest import DATE, message, table
 
 TRUST = Trust.of(["mx.me.test"])
 BORDER = "Received: from out.example.org (out.example.org [192.0.2.1]) by mx.me.test (Postfix) with ESMTPS id A1; " + DATE

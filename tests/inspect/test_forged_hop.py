@@ -25,8 +25,7 @@ from provisioner.inspect import EXIT, Trust, Verdict, inspect_message, parse_mes
 from provisioner.inspect.analyze import Evidence, Inspection
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES
-from tests.inspect.conftest import DOMAIN, INSPECT_ADDRESS, OUR_IP, OUR_MX, RECIPIENT_MX, World, compose, received, sign
-from tests.inspect.test_units import table
+from tests.inspect.conftest import DOMAIN, INSPECT_ADDRESS, OUR_IP, OUR_MX, RECIPIENT_MX, World, compose, received, sign, table
 
 T0 = "Mon, 23 Nov 2026 10:00:01 +0000"
 T1 = "Mon, 23 Nov 2026 10:00:02 +0000"
