@@ -1,7 +1,8 @@
 """Test hosts that boot systemd as PID 1: Debian 13 (trixie) and 12 (bookworm) under systemd-nspawn.
 
-The recipe is the addendum of ../shared/reference/testbed.md; what each piece proves is in
-docs/testing.md ("Booted hosts"). A Fleet is one switch namespace holding a bridge and any
+Made for a machine whose own PID 1 is not systemd and whose cgroups are hybrid (v1
+controllers, cgroup2 at /sys/fs/cgroup/unified); docs/testing.md ("Booted hosts") says what
+each piece is for. A Fleet is one switch namespace holding a bridge and any
 number of hosts on it; each host is
 
 - an overlay of a golden rootfs (tests/apply/testbed.golden_booted: systemd-sysv, dbus, sshd,
@@ -80,6 +81,13 @@ def _nspid(pid: int) -> list[str]:
     return []
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _start_time(pid: int) -> str:
     """Field 22 of /proc/PID/stat: with the PID, names one process even if the PID is reused."""
     try:
@@ -104,6 +112,7 @@ class BootedHost:
     proc: subprocess.Popen[bytes] | None = None  # systemd-nspawn
     init_pid: int = 0  # the container's PID 1 (systemd), as this machine numbers it
     boot_seconds: float = 0.0
+    exit_status: int | None = None  # nspawn's, after stop(): 0 when the container powered off by itself
 
     @property
     def root(self) -> Path:
@@ -298,7 +307,8 @@ class Fleet:
             if not host.init_pid and (init := self._find_init(host)):
                 host.init_pid = init
                 self._started.append((init, _start_time(init)))
-            if host.init_pid:
+            # Until nspawn's child has exec'ed systemd, systemctl there says "offline".
+            if host.init_pid and _comm(host.init_pid) == "systemd":
                 left = max(1.0, deadline - time.monotonic())
                 try:
                     result = host.run("systemctl", "is-system-running", "--wait", check=False, timeout=left)
@@ -308,9 +318,9 @@ class Fleet:
                 if state == "running":
                     host.boot_seconds = time.monotonic() - started
                     return ""
-                if state in ("degraded", "maintenance", "stopping", "offline"):
+                if state in ("degraded", "maintenance", "stopping"):
                     break
-                # Before systemd opens its bus, systemctl cannot connect: try again.
+                # Before systemd opens its bus, systemctl cannot connect ("offline"): try again.
             time.sleep(0.1)
         failed = host.failed_units() if host.init_pid else ""
         return f"{host.name} ({host.suite}): system {state!r} after {time.monotonic() - started:.1f}s; failed units: {failed or 'none'}"
@@ -364,6 +374,8 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 host.proc.kill()
                 host.proc.wait()
+        if host.proc is not None:
+            host.exit_status = host.proc.returncode
         if self.control_path(host).exists():
             subprocess.run(["ssh", "-o", f"ControlPath={self.control_path(host)}", "-O", "exit", host.address], capture_output=True, timeout=10)
         kill_netns(host.netns)

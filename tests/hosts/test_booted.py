@@ -67,6 +67,7 @@ def test_a_booted_host_runs_systemd_and_is_reached_over_ssh(release: str, major:
         assert facts["ansible_fqdn"] == "solo.booted.test"
         # The SSH session counts as a user session, not as a failure.
         assert host.system_state() == "running", host.failed_units()
+    assert host.exit_status == 0, f"nspawn exited {host.exit_status}"  # powered off on SIGTERM, not killed
     assert booted.leftovers() == []
 
 
