@@ -45,6 +45,7 @@ def _rich_sites() -> list[dict[str, Any]]:
     assert isinstance(site, dict)
     site["hosts"]["mx1"]["ansible"].update(port=2222, connection="ssh")
     site["hosts"]["mx2"]["ansible"]["host"] = "mx2.acme.example"
+    site["hosts"]["mx2"]["os"] = "debian-13"  # issue 13: the release a host runs
     policy = site["policy"]
     policy["spf"]["include"] = ["spf.mailer.example"]
     policy["dmarc"].update(sp="reject", np="reject")
