@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.render.postfix import VMAIL_UID, VMAIL_USER
+from provisioner.layout import LDA_LOG, VMAIL_HOME, VMAIL_UID, VMAIL_USER  # the role reads them from the manifest
 from provisioner.render.tls import TlsPaths
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import OsRelease, Service
 from provisioner.templating import render_template
 
-VMAIL_HOME = "/var/vmail"
 USERS_FILE = "/etc/dovecot/users"
-LDA_LOG = "/var/log/dovecot-lda.log"  # written by dovecot-lda as vmail; roles/mailhost creates it
 
 
 @dataclass(frozen=True)

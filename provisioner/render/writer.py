@@ -69,6 +69,7 @@ from typing import Any
 from provisioner.errors import ProvisionError
 from provisioner.files import make_dirs
 from provisioner.keys.digest import host_digest_key, secret_digest
+from provisioner.layout import host_layout
 from provisioner.render.postfix import tables_of
 from provisioner.render.tree import HostTree
 
@@ -97,6 +98,7 @@ def manifest_text(data: dict[str, Any]) -> str:
     for index, (name, entry) in enumerate(sorted(hosts.items())):
         lines.append(f"{json.dumps(name)}: {{")
         lines.append(f'"postfix_tables": {json.dumps(entry["postfix_tables"])},')
+        lines.append(f'"layout": {json.dumps(entry["layout"], sort_keys=True)},')
         lines.append('"files": [')
         lines.append(",\n".join(json.dumps(f, sort_keys=True) for f in entry["files"]))
         lines.append("]}" + ("," if index < len(hosts) - 1 else ""))
@@ -385,7 +387,7 @@ def write_build(
             kind, digest = ("hmac_sha256", secret_digest(host_keys[name], f.content)) if f.secret else ("sha256", hashlib.sha256(f.content).hexdigest())
             wanted.append((f"{name}/{f.path}", f.content, f.mode))
             files.append({"host": name, "path": "/" + f.path, kind: digest, "mode": f"{f.mode:04o}", "owner": f.owner, "group": f.group, "secret": f.secret})
-        hosts[name] = {"files": files, "postfix_tables": ["/" + p for p in tables_of(tree)]}
+        hosts[name] = {"files": files, "postfix_tables": ["/" + p for p in tables_of(tree)], "layout": host_layout(str(f["path"]) for f in files)}
     others = []
     for rel, content in sorted(extra.items()):
         wanted.append((rel, content, 0o644))
