@@ -26,7 +26,7 @@ fi
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check --quiet provisioner tests bench
-.venv/bin/mypy --no-error-summary provisioner
+.venv/bin/ruff check --quiet provisioner tests bench roles/mailhost/library
+.venv/bin/mypy --no-error-summary provisioner roles/mailhost/library/mailhost_stage.py
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml molecule/
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

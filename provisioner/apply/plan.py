@@ -27,8 +27,15 @@ PLAYBOOK = HERE / "playbook.yml"
 CALLBACKS = HERE / "callback"
 ROLES = data_dir("roles")  # the checkout's roles/, or the wheel's provisioner/roles
 
-# Task names of the mailhost role whose reports the summary reads (roles/mailhost/tasks).
-Status = Literal["ok", "changed", "failed", "skipped", "unreachable"]
+TaskStatus = Literal["ok", "changed", "failed", "skipped", "unreachable"]
+# What the summary reads, never a task's name (renaming a task must not change a plan):
+# - the mailhost_stage module's reports ({"provisioner": "inspect" | "install" | ...}), which the
+#   callback forwards from the role's report tasks;
+# - the role's `provisioner_*` tags, which the callback forwards as an event's "marks".
+Report = Literal["inspect", "install"]
+QUIET = "provisioner_quiet"  # bookkeeping whose change is shown otherwise (shipping the bundle)
+STARTS = "provisioner_start"  # starts or enables services: the items that changed are listed
+PACKAGES = "provisioner_packages"  # installs packages: apt's summary is listed
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class TaskEvent:
 
     host: str
     task: str
-    status: Status
+    status: TaskStatus
     message: str = ""  # for failures: Ansible's msg, then stderr (never file contents)
     handler: bool = False
 
@@ -58,6 +65,7 @@ class HostPlan:
     start: tuple[str, ...] = ()  # services to start (or enable)
     packages: str = ""  # apt's summary of what it would install
     changed_tasks: tuple[str, ...] = ()
+    listed_tasks: tuple[str, ...] = ()  # changed tasks whose change is listed above (start, packages)
     failures: tuple[TaskEvent, ...] = ()
     unreachable: bool = False
 
@@ -109,7 +117,7 @@ class ApplyResult:
         return 0 if self.ok else 1
 
 
-Progress = Callable[[TaskEvent], None]
+TaskListener = Callable[[TaskEvent], None]  # called with each task result as it comes
 
 
 def plan(
@@ -118,11 +126,11 @@ def plan(
     inventory: Path | None = None,
     limit: str | None = None,
     env: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
+    progress: TaskListener | None = None,
 ) -> PlanResult:
     """What apply would change on each host: ansible-playbook --check --diff, summarised."""
     events, log, returncode = _run(site_path, build_dir, inventory, limit, check=True, env=env, progress=progress)
-    return PlanResult(_summarise(events, read_manifest(build_dir.absolute()), live_report="Report the differences"), tuple(log), returncode)
+    return PlanResult(_summarise(events, read_manifest(build_dir.absolute()), live_report="inspect"), tuple(log), returncode)
 
 
 def apply(
@@ -131,7 +139,7 @@ def apply(
     inventory: Path | None = None,
     limit: str | None = None,
     env: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
+    progress: TaskListener | None = None,
 ) -> ApplyResult:
     """Run the playbook for real; progress(event) is called for each task result as it comes."""
     events, log, returncode = _run(site_path, build_dir, inventory, limit, check=False, env=env, progress=progress)
@@ -139,7 +147,7 @@ def apply(
     for event in events:
         if event.get("event") == "stats":
             stats = event["hosts"]
-    hosts = _summarise(events, read_manifest(build_dir.absolute()), live_report="Report what went live")
+    hosts = _summarise(events, read_manifest(build_dir.absolute()), live_report="install")
     return ApplyResult(hosts, stats, tuple(log), returncode)
 
 
@@ -161,7 +169,7 @@ def _run(
     limit: str | None,
     check: bool,
     env: Mapping[str, str] | None,
-    progress: Progress | None,
+    progress: TaskListener | None,
 ) -> tuple[list[dict[str, Any]], list[str], int]:
     build_dir = build_dir.absolute()
     manifest = read_manifest(build_dir)
@@ -198,7 +206,7 @@ def _run(
         return _stream(command, run_env, progress)
 
 
-def _stream(command: list[str], env: Mapping[str, str], progress: Progress | None) -> tuple[list[dict[str, Any]], list[str], int]:
+def _stream(command: list[str], env: Mapping[str, str], progress: TaskListener | None) -> tuple[list[dict[str, Any]], list[str], int]:
     events: list[dict[str, Any]] = []
     log: list[str] = []
     handler = False
@@ -230,11 +238,9 @@ def _task_event(event: Mapping[str, Any], handler: bool = False) -> TaskEvent:
 
 # ------------------------------------------------------------------------------ summaries
 
-# Tasks whose "changed" is internal bookkeeping, not something the user needs to review.
-_QUIET_TASKS = {"Ship the bundle"}
-
-
-def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_report: str) -> tuple[HostPlan, ...]:
+def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_report: Report) -> tuple[HostPlan, ...]:
+    """Per host: the files from the `live_report` kind of report (inspect: what differs, for a
+    plan; install: what went live), other changed tasks by name, failures."""
     secret = {(host, f["path"]) for host, entry in manifest["hosts"].items() for f in entry["files"] if f.get("secret")}
     per_host: dict[str, dict[str, Any]] = {}
     handler = False
@@ -249,31 +255,31 @@ def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_r
         if event["event"] != "result":
             continue
         host = per_host.setdefault(event["host"], {})
-        status, task = event["status"], event["task"]
+        status, task, marks = event["status"], event["task"], set(event.get("marks") or ())
         report = event.get("report") or {}
-        if task == live_report and report:
-            if report.get("provisioner") == "inspect":
-                host["files"] = tuple(FileChange(f["path"], f["why"], (event["host"], f["path"]) in secret) for f in report["files"])
-                host["tables"] = tuple(report["tables"])
-                host["reload"] = tuple(report["reload"])
-            elif report.get("provisioner") == "install":
-                host["files"] = tuple(FileChange(p, "installed", (event["host"], p) in secret) for p in report["changed"])
-                host["reload"] = tuple(report["reload"])
-        if status == "changed" and task not in _QUIET_TASKS:
+        kind = report.get("provisioner")
+        if kind == live_report == "inspect":
+            host["files"] = tuple(FileChange(f["path"], f["why"], (event["host"], f["path"]) in secret) for f in report["files"])
+            host["tables"] = tuple(report["tables"])
+            host["reload"] = tuple(report["reload"])
+        elif kind == live_report == "install":
+            host["files"] = tuple(FileChange(p, "installed", (event["host"], p) in secret) for p in report["changed"])
+            host["reload"] = tuple(report["reload"])
+        elif kind == "compile":
+            host["tables"] = tuple(report["tables"])
+        if status == "changed" and QUIET not in marks:
             host.setdefault("changed_tasks", []).append(task)
             if event.get("prepared"):
                 host["packages"] = event["prepared"]
-            if task.startswith(("Start the mail services", "Enable the mail services")):
+            if STARTS in marks:
                 host.setdefault("start", []).extend(event.get("items_changed", []))
-            if handler and task.startswith("Reload "):
-                host.setdefault("reloaded", []).append(task.removeprefix("Reload "))
+            if marks & {STARTS, PACKAGES}:
+                host.setdefault("listed_tasks", []).append(task)
         elif status == "failed" and not event.get("ignored"):
             host.setdefault("failures", []).append(_task_event(event, handler))
         elif status == "unreachable":
             host["unreachable"] = True
             host.setdefault("failures", []).append(_task_event(event, handler))
-        if report.get("provisioner") == "compile":
-            host["tables"] = tuple(report["tables"])
     plans = []
     for name, data in sorted(per_host.items()):
         plans.append(
@@ -281,10 +287,11 @@ def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_r
                 host=name,
                 files=data.get("files", ()),
                 tables=data.get("tables", ()),
-                reload=tuple(sorted(set(data.get("reload", ())) | set(data.get("reloaded", ())))),
+                reload=tuple(sorted(data.get("reload", ()))),
                 start=tuple(dict.fromkeys(data.get("start", ()))),
                 packages=data.get("packages", ""),
                 changed_tasks=tuple(dict.fromkeys(data.get("changed_tasks", ()))),
+                listed_tasks=tuple(dict.fromkeys(data.get("listed_tasks", ()))),
                 failures=tuple(data.get("failures", ())),
                 unreachable=data.get("unreachable", False),
             )

@@ -17,6 +17,7 @@ from provisioner.textsafe import visible
 
 def _host_data(host: HostPlan) -> dict[str, Any]:
     data = asdict(host)
+    del data["listed_tasks"]  # a rendering detail: changed_tasks has them all
     data["changed"] = host.changed
     data["ok"] = host.ok
     return data
@@ -59,7 +60,7 @@ def plan_markdown(result: PlanResult, title: str = "Plan") -> str:
             lines.append("- services to start or enable: " + ", ".join(host.start))
         if host.packages:
             lines.append("- packages: " + " ".join(host.packages.split()))
-        other = [t for t in host.changed_tasks if not t.startswith(("Start the mail", "Enable the mail", "Install the mail"))]
+        other = [t for t in host.changed_tasks if t not in host.listed_tasks]
         if other:
             lines.append("- other changes: " + "; ".join(other))
         lines.append("")

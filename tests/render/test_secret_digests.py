@@ -30,7 +30,7 @@ from provisioner.render.writer import DIGEST_KEYS
 from tests.conftest import EXAMPLES, ROOT
 
 ENV = {"SMARTHOST_PASSWORD": "example-smarthost-secret"}
-STAGE = ROOT / "roles/mailhost/files/mailhost_stage.py"
+STAGE = ROOT / "roles/mailhost/library/mailhost_stage.py"
 
 
 def stage_script() -> ModuleType:
@@ -144,14 +144,14 @@ def test_plan_reports_a_changed_secret_by_path_from_the_keyed_digest(rendered, t
 
     moved = {"hosts": {"out1": {"files": files}}}
     event = {"event": "result", "host": "out1", "task": "Report the differences", "status": "ok", "report": report}
-    (plan,) = _summarise([event], moved, live_report="Report the differences")
+    (plan,) = _summarise([event], moved, live_report="inspect")
     assert [(c.path, c.why, c.secret) for c in plan.files] == [(sasl["path"], "content", True)]
 
 
 def test_the_role_ships_only_this_hosts_digest_key_to_the_inspect_task() -> None:
     tasks = (ROOT / "roles/mailhost/tasks/main.yml").read_text()
     inspect = tasks[tasks.index("- name: Compare the live files with the build") :].split("\n- name:")[0]
-    assert "'digest_key': (lookup('ansible.builtin.file', mailhost_build_dir ~ '/.secret-digest-keys.json') | from_json).hosts[mailhost_host]" in inspect
+    assert "digest_key: \"{{ (lookup('ansible.builtin.file', mailhost_build_dir ~ '/.secret-digest-keys.json') | from_json).hosts[mailhost_host] }}\"" in inspect
     assert "no_log: true" in inspect
 
 

@@ -3,7 +3,10 @@
 ansible-core 2.19 ships no JSON callback (ansible.posix.json is a collection), so this small
 one is loaded through ANSIBLE_CALLBACK_PLUGINS. It never prints file contents: results of
 no_log tasks reach callbacks already censored, and of the rest only the status, the failure
-message, the role's own reports ("provisioner" key) and apt's package summary pass through.
+message, the role's own reports (a dict with a "provisioner" key: the mailhost_stage module's
+`provisioner_report`, shown by a debug task because the module's own task is no_log) and apt's
+package summary pass through. A task's `provisioner_*` tags travel as its "marks", so the summary
+knows what a task is for without reading its name.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ description:
 """
 
 _LIMIT = 4000  # characters of stderr/msg kept from a failed task
+MARK_PREFIX = "provisioner_"  # tags that say what a task is for (provisioner.apply.plan reads them)
 
 
 class CallbackModule(CallbackBase):
@@ -53,9 +57,15 @@ class CallbackModule(CallbackBase):
     def _result(self, result: Any, status: str, **extra: Any) -> None:
         data = result._result
         event: dict[str, Any] = {"event": "result", "host": result._host.get_name(), "task": _name(result._task), "status": status}
+        marks = sorted(tag for tag in getattr(result._task, "tags", None) or () if isinstance(tag, str) and tag.startswith(MARK_PREFIX))
+        if marks:
+            event["marks"] = marks
         message = data.get("msg")
+        report = data.get("provisioner_report")
         if isinstance(message, dict) and "provisioner" in message:
             event["report"] = message  # the role's own summaries: paths and reasons only
+        elif isinstance(report, dict) and "provisioner" in report:
+            event["report"] = report  # the module's result itself, where its task is not no_log
         if status in ("failed", "unreachable"):
             event["message"] = _text(message)
             for key in ("stderr", "stdout", "rc"):
