@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from provisioner.site.types import OsRelease
-from tests.render.releases import render_for
+from tests.conftest import ALICE_HASH, MINIMAL
+from tests.render.helpers import render_example
+from tests.render.releases import declared, render_for
 from tests.render.trixie_judge import in_root, judge_root, staged
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Debian 13 judge root needs root (debootstrap, chroot)")
@@ -127,3 +131,84 @@ def test_doveconf_23_accepts_debian_12(tmp_path: Path) -> None:
     result = subprocess.run(["doveconf", "-n", "-c", str(conf)], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert (out / "mx1/etc/dovecot/users").read_text().count("userdb_quota_rule=*:storage=2G") == 1
+
+
+QUOTA_SITE = MINIMAL.replace(
+    f'      alice: {{password: "{ALICE_HASH}"}}\n',
+    f'      alice: {{password: "{ALICE_HASH}", quota: 1K}}\n      bob: {{password: "{ALICE_HASH}"}}\n',
+)
+
+
+def log(here: Path) -> str:
+    path = here / "log/dovecot.log"
+    return path.read_text() if path.exists() else ""
+
+
+def test_dovecot_24_enforces_the_per_user_quota(root: Path, tmp_path: Path) -> None:
+    """Live, in the trixie root (its own network namespace): the users file's per-mailbox quota
+    reaches Dovecot 2.4 (doveadm user / quota get) and dovecot-lda, as Postfix's pipe(8) runs it,
+    refuses mail over it with 5.2.2 while a mailbox without quota takes it.
+
+    Only what cannot run here changes: paths into the copy, the auth-userdb owner (no vmail
+    user in the root: root runs the LDA, which drops to uid 5000 itself), a base_dir of its own."""
+    assert "quota: 1K" in QUOTA_SITE
+    site = tmp_path / "site.yaml"
+    site.write_text(QUOTA_SITE)
+    declared(site, OsRelease.DEBIAN_13)
+    trees, out = render_example("minimal", tmp_path, site)
+    with staged(root, out / "mx1") as inside:
+        here = root / str(inside).lstrip("/")
+        pointed(here, inside)
+        for d in ("run", "log", "vmail", "spool"):
+            (here / d).mkdir()
+        os.chown(here / "vmail", 5000, 5000)
+        (here / "log/lda.log").touch()
+        os.chown(here / "log/lda.log", 5000, 5000)
+        conf = here / "etc/dovecot/dovecot.conf"
+        text = (
+            conf.read_text()
+            .replace("/var/vmail", f"{inside}/vmail")
+            .replace("/var/spool/postfix/private/auth", f"{inside}/spool/auth")
+            .replace("/var/log/dovecot-lda.log", f"{inside}/log/lda.log")
+            .replace("/var/log/dovecot.log", f"{inside}/log/dovecot.log")
+            .replace("    user = vmail\n", "    user = root\n")
+        )
+        conf.write_text(text + f"base_dir = {inside}/run\n")
+        users = here / "etc/dovecot/users"
+        assert "userdb_quota_storage_size=1K" in users.read_text()
+        # As the role installs it (the manifest: root:dovecot 0640), with the root's dovecot group.
+        group = next(line.split(":")[2] for line in (root / "etc/group").read_text().splitlines() if line.startswith("dovecot:"))
+        os.chown(users, 0, int(group))
+        confpath = f"{inside}/etc/dovecot/dovecot.conf"
+        master = subprocess.Popen(["unshare", "--net", "chroot", str(root), "dovecot", "-F", "-c", confpath], stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(100):
+                if (here / "run/auth-userdb").exists():
+                    break
+                assert master.poll() is None, master.stderr.read() if master.stderr else ""
+                time.sleep(0.1)
+            user = in_root(root, "doveadm", "-c", confpath, "user", "alice@t.example")
+            assert user.returncode == 0 and re.search(r"quota_storage_size\s+1K", user.stdout), user.stdout + user.stderr + log(here)
+
+            def deliver(to: str, size: int) -> subprocess.CompletedProcess[str]:
+                message = f"From: s@x.example\nTo: {to}\nSubject: q\n\n" + "x" * size + "\n"
+                argv = ["chroot", str(root), "/usr/lib/dovecot/dovecot-lda", "-c", confpath, "-e", "-f", "s@x.example", "-a", to, "-d", to]
+                return subprocess.run(argv, input=message, capture_output=True, text=True, timeout=60, check=False)
+
+            small = deliver("alice@t.example", 100)
+            assert small.returncode == 0, small.stderr
+            # 2.4's quota_storage_grace (10M; 2.3's quota_grace was 10 % of the limit) lets one delivery
+            # go over the limit, so that a big message does not leave the owner unwarned; then no more.
+            over = deliver("alice@t.example", 4000)
+            assert over.returncode == 0, over.stderr
+            full = deliver("alice@t.example", 100)
+            assert full.returncode == 77 and full.stderr.startswith("5.2.2 Mailbox is full"), (full.returncode, full.stderr)
+            unlimited = deliver("bob@t.example", 4000)
+            assert unlimited.returncode == 0, unlimited.stderr
+            assert len(list((here / "vmail/t.example/alice/Maildir/new").iterdir())) == 2
+            assert len(list((here / "vmail/t.example/bob/Maildir/new").iterdir())) == 1
+            quota = in_root(root, "doveadm", "-c", confpath, "quota", "get", "-u", "alice@t.example")
+            assert re.search(r"User quota\s+STORAGE\s+[5-9]\s+1\s+[5-9]\d\d\b", quota.stdout), quota.stdout + quota.stderr  # KB used, limit, %
+        finally:
+            master.terminate()
+            master.wait(timeout=30)

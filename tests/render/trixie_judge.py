@@ -59,6 +59,7 @@ def staged(root: Path, host_tree: Path) -> Iterator[Path]:
     """A copy of one rendered host tree inside the root, removed afterwards; yields its path inside the root."""
     (root / "tmp").mkdir(exist_ok=True)
     place = Path(tempfile.mkdtemp(prefix="render-", dir=root / "tmp"))
+    place.chmod(0o755)  # the root's daemons (dovecot's auth as user dovecot) reach the copy
     try:
         shutil.copytree(host_tree, place / "host", dirs_exist_ok=True)
         yield Path("/") / place.relative_to(root) / "host"
