@@ -1,5 +1,5 @@
-"""The main job, as one function: validate, ensure keys, render every host, derive the DNS
-records, write the build directory. `render`, `plan` and `apply` all start here, so what is
+"""The main job, as one function: validate, ensure the DKIM keys and self-signed certificates,
+render every host, derive the DNS records, write the build directory. `render`, `plan` and `apply` all start here, so what is
 planned is exactly what is applied.
 
 A build that fails leaves the state as it found it: the DKIM keys, the digest key and the
@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioner.dns import build_outputs, note_warnings
+from provisioner.dns import dns_directory, note_warnings
 from provisioner.dns.diff import RecordDiff, records_diff
 from provisioner.dns.records import site_records
 from provisioner.errors import SiteInvalid
 from provisioner.keys.digest import KEY_FILE as DIGEST_KEY_FILE
 from provisioner.keys.digest import state_digest_key
 from provisioner.keys.store import ensure_keys, keys_undone_on_failure, state_dir_for
+from provisioner.keys.tls import ensure_tls
 from provisioner.render import render_site
 from provisioner.render.tree import HostTree
 from provisioner.render.writer import MARKER, MARKER_TEXT, check_output, write_build
@@ -56,7 +57,7 @@ def build(
     progress: Callable[[int, int], None] | None = None,
 ) -> Build:
     with _no_cycle_collection():
-        return _build(site, output, state, env, vault_password, progress)
+        return _load_render_write(site, output, state, env, vault_password, progress)
 
 
 @contextlib.contextmanager
@@ -74,7 +75,7 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _build(
+def _load_render_write(
     site: Path,
     output: Path,
     state: Path | None,
@@ -91,9 +92,10 @@ def _build(
     try:
         with keys_undone_on_failure(state_dir) as made:
             keys, _ = ensure_keys(loaded.site, state_dir, progress=progress, vault_password=vault_password, made=made)
+            ensure_tls(loaded.site, keys, made=made)
             trees = render_site(loaded, keys, state_dir, env)
             records = site_records(loaded.site, keys)
-            dns_files = build_outputs(loaded.site, records)
+            dns_files = dns_directory(loaded.site, records)
             manifest = write_build(output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir)
     except BaseException:
         for path in made_by_render:
@@ -137,9 +139,6 @@ def previous_records(output: Path) -> bytes | None:
 
 
 def _files_render_may_make(loaded: LoadedSite, state_dir: Path) -> list[Path]:
-    """The files a render may make in the state besides DKIM keys: the digest key
-    (provisioner.keys.digest) and self-signed certificates with their keys (provisioner.render.tls)."""
-    made = [state_dir / DIGEST_KEY_FILE]
-    if loaded.site.tls.source is TlsSource.SELF_SIGNED:
-        made += [state_dir / "tls" / host.fqdn / name for _, host in sorted(loaded.site.hosts.items()) for name in ("cert.pem", "key.pem")]
-    return made
+    """The files a render may make in the state besides DKIM keys and self-signed certificates
+    (those two are undone through keys_undone_on_failure): the digest key (provisioner.keys.digest)."""
+    return [state_dir / DIGEST_KEY_FILE]

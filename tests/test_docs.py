@@ -14,6 +14,7 @@ import typer
 
 from provisioner.cli import app
 from provisioner.keys.store import ensure_keys
+from provisioner.keys.tls import ensure_tls
 from provisioner.render import render_site
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY, ROOT
@@ -62,6 +63,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         loaded = load_site(EXAMPLES / example / "site.yaml")
         state = tmp_path_factory.mktemp(example) / "state"
         keys, _ = ensure_keys(loaded.site, state, today=FIXED_DAY, workers=1)
+        ensure_tls(loaded.site, keys)
         trees = render_site(loaded, keys, state, ENV)
         for host, tree in trees.items():
             for path in GENERATED_CONFIGS:

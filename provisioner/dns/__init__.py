@@ -33,12 +33,12 @@ def dns_output(site: Site, rs: RecordSet, fmt: str, lang: str = "en", standalone
 SHEET_MAX_DOMAINS = 100
 
 
-def build_outputs(site: Site, rs: RecordSet) -> dict[str, bytes]:
+def dns_directory(site: Site, rs: RecordSet) -> dict[str, bytes]:
     """Everything `render` writes under build/dns/: zones, records.json, octodns/, sheets, files to serve."""
-    from provisioner.dns.formats import build_files
+    from provisioner.dns.formats import record_files
     from provisioner.dns.sheet import sheet_html
 
-    files = build_files(site, rs)
+    files = record_files(site, rs)
     if len(site.domains) <= SHEET_MAX_DOMAINS:
         files["dns/sheet.html"] = sheet_html(site, rs, "en").encode()
         files["dns/sheet.ja.html"] = sheet_html(site, rs, "ja").encode()

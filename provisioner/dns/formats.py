@@ -206,7 +206,7 @@ def records_json(rs: RecordSet) -> str:
     return head + ', "records": [\n' + ",\n".join(lines) + "\n]}\n"
 
 
-def build_files(site: Site, rs: RecordSet) -> dict[str, bytes]:
+def record_files(site: Site, rs: RecordSet) -> dict[str, bytes]:
     """Everything render writes under build/dns/ (sheet.html is added by the sheet module)."""
     files: dict[str, bytes] = {}
     for zone in rs.zones():

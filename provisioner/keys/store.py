@@ -110,11 +110,14 @@ class KeyState:
 
     def read_private(self, key: DkimKey) -> bytes:
         """The private key of `key` as plaintext PEM, decrypting an ansible-vault file."""
-        path = key.path
+        return self.read_secret(key.path, "DKIM key", "run `provision keys` to create missing keys")
+
+    def read_secret(self, path: Path, what: str, missing_hint: str) -> bytes:
+        """The file `path` (a `what`: DKIM key, TLS key) as plaintext, decrypting an ansible-vault file."""
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ProvisionError(f"cannot read DKIM key {path}: {exc.strerror or exc}; run `provision keys` to create missing keys") from None
+            raise ProvisionError(f"cannot read {what} {path}: {exc.strerror or exc}; {missing_hint}") from None
         if not data.startswith(VAULT_HEADER):
             return data
         if self.vault_password is None:

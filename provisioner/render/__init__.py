@@ -66,7 +66,7 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
     trees: dict[str, HostTree] = {}
     for name, host in sorted(site.hosts.items()):
         tree = HostTree(name)
-        paths = tls.add_tls(tree, site, host, state_dir)
+        paths = tls.add_tls(tree, site, host, keys)
         milter = opendkim.add_opendkim(tree, site, host, keys)
         postfix.render_postfix(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca), tree)
         dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)

@@ -44,7 +44,7 @@ from provisioner.check.tls import (
     name_matches,
     with_findings,
 )
-from provisioner.render.tls import self_signed
+from provisioner.keys.tls import self_signed
 from provisioner.site.model import Site
 from provisioner.site.types import TlsSource
 from provisioner.site.validate import load_site

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioner.keys.store import ensure_keys
+from provisioner.keys.tls import ensure_tls
 from provisioner.render import render_site
 from provisioner.render.tree import HostTree
 from provisioner.render.writer import write_build
@@ -18,6 +19,7 @@ def render_example(name: str, tmp_path: Path, site_path: Path | None = None) -> 
     loaded = load_site(site_path or EXAMPLES / name / "site.yaml")
     state = tmp_path / "state"
     keys, _ = ensure_keys(loaded.site, state, today=FIXED_DAY, workers=1)
+    ensure_tls(loaded.site, keys)
     trees = render_site(loaded, keys, state, ENV)
     out = tmp_path / "build"
     write_build(out, trees)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dns.formats import build_files
+from provisioner.dns.formats import record_files
 from provisioner.dns.records import site_records
 from provisioner.keys.store import load_state
 from provisioner.site.validate import load_site
@@ -66,7 +66,7 @@ def test_dns_outputs_match_golden(example: str, tmp_path: Path) -> None:
 
     render_example(example, tmp_path)
     site = load_site(EXAMPLE_DIR / example / "site.yaml").site
-    files = build_files(site, site_records(site, load_state(tmp_path / "state"), today=FIXED_DAY))
+    files = record_files(site, site_records(site, load_state(tmp_path / "state"), today=FIXED_DAY))
     rendered = {name: masked(name, content) for name, content in files.items()}
     root = GOLDEN / example
     if os.environ.get("UPDATE_GOLDEN"):

@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.keys.store import ensure_keys
+from provisioner.keys.tls import ensure_tls
 from provisioner.render import render_site
 from provisioner.render.dovecot import LDA_LOG, USERS_FILE, VMAIL_HOME
 from provisioner.render.postfix import DELIVERY_SERVICE, DOVECOT_LDA, VMAIL_UID, VMAIL_USER
@@ -73,6 +74,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostTree]:
     loaded = load_site(site_dir / "site.yaml")
     assert A_LABEL in loaded.site.domains
     keys, _ = ensure_keys(loaded.site, tmp / "state", today=FIXED_DAY, workers=1)
+    ensure_tls(loaded.site, keys)
     return render_site(loaded, keys, tmp / "state", ENV)
 
 

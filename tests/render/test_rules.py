@@ -299,6 +299,7 @@ def test_manifest_lists_every_file_with_mode_and_owner(tmp_path: Path) -> None:
 
 def test_missing_secret_is_reported_with_its_position(tmp_path: Path) -> None:
     from provisioner.keys.store import ensure_keys
+    from provisioner.keys.tls import ensure_tls
     from provisioner.render import render_site
     from provisioner.site.validate import load_site
 
@@ -307,6 +308,7 @@ def test_missing_secret_is_reported_with_its_position(tmp_path: Path) -> None:
     (site_dir / "site.yaml").write_text((EXAMPLES / "multi-host/site.yaml").read_text())
     loaded = load_site(site_dir / "site.yaml")
     keys, _ = ensure_keys(loaded.site, tmp_path / "state", workers=1)
+    ensure_tls(loaded.site, keys)
     with pytest.raises(SiteInvalid) as caught:
         render_site(loaded, keys, tmp_path / "state", {})
     messages = [str(p).split(":", 1)[1] for p in caught.value.problems]

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from provisioner.keys.store import ensure_keys
+from provisioner.keys.tls import ensure_tls
 from provisioner.render import render_site
 from provisioner.render.postfix import IMPLICIT_TLS_PORT
 from provisioner.render.tree import HostTree
@@ -222,6 +223,7 @@ def render_relay(tmp_path: Path, port: int, ca: bytes | None) -> HostTree:
         (site_dir / "certs/provider-ca.pem").write_bytes(ca)
     loaded = load_site(site_dir / "site.yaml")
     keys, _ = ensure_keys(loaded.site, tmp_path / "state", today=FIXED_DAY, workers=1)
+    ensure_tls(loaded.site, keys)
     return render_site(loaded, keys, tmp_path / "state", {"SMARTHOST_PASSWORD": PASSWORD})["out1"]
 
 
