@@ -32,7 +32,7 @@ from provisioner.check.judge import (
     seen_dmarc,
 )
 from provisioner.dns.records import Record, site_records
-from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, Status
+from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, KeyStatus
 from provisioner.mailauth.grammar import Invalid, parse_dmarc
 from provisioner.mailauth.resolver import Answer, CachingResolver, Resolver, ResolverUnreachable, dnsbl_name, silent_probe
 from provisioner.mailauth.spf import HostResult, check_host, walk_spf
@@ -191,7 +191,7 @@ def check_domain(
             findings += judge_records(domain, Category.CHECK, "record", group, resolver.resolve(name, rtype))
     # A selector withdrawn beyond its period must be gone from DNS.
     for gen in keys.domains.get(domain, []):
-        if gen.status is Status.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days >= WITHDRAWN_DAYS:
+        if gen.status is KeyStatus.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days >= WITHDRAWN_DAYS:
             for algorithm in sorted(gen.algorithms):
                 selector = gen.selector(algorithm)
                 findings += judge_stale_dkim(domain, selector, resolver.resolve(f"{selector}._domainkey.{domain}", "TXT"))

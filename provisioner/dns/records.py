@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from provisioner.keys.public import cached_public_value
-from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, Status
+from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, KeyStatus
 from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy
 from provisioner.site.types import MtaStsMode, Service, SpfAll
 
@@ -264,17 +264,17 @@ def _spf_records(out: _Collector, domain_name: str) -> None:
 
 
 _DKIM_STATUS = {
-    Status.ACTIVE: ("signing", "署名に使用中"),
-    Status.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"),
-    Status.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続"),
+    KeyStatus.ACTIVE: ("signing", "署名に使用中"),
+    KeyStatus.STANDBY: ("standby for the next rotation", "次回のローテーション用に事前公開"),
+    KeyStatus.RETIRED: ("retired, kept for verification", "退役済み：検証用に公開を継続"),
 }
 
 
 def _dkim_records(out: _Collector, domain_name: str) -> None:
     """Published keys (active, standby, retired), then withdrawn selectors published revoked for a while."""
     keys = out.keys
-    for key in keys.keys(domain_name, (Status.ACTIVE, Status.STANDBY, Status.RETIRED)):
-        level = Level.REQUIRED if key.status is Status.ACTIVE else Level.RECOMMENDED
+    for key in keys.keys(domain_name, (KeyStatus.ACTIVE, KeyStatus.STANDBY, KeyStatus.RETIRED)):
+        level = Level.REQUIRED if key.status is KeyStatus.ACTIVE else Level.RECOMMENDED
         what = _DKIM_STATUS[key.status]
         out.add(
             domain_name,
@@ -286,7 +286,7 @@ def _dkim_records(out: _Collector, domain_name: str) -> None:
             f"DKIM公開鍵（{key.algorithm}、{what[1]}）",
         )
     for gen in keys.domains.get(domain_name, []):
-        if gen.status is Status.WITHDRAWN and (out.today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
+        if gen.status is KeyStatus.WITHDRAWN and (out.today - dt.date.fromisoformat(gen.since)).days < WITHDRAWN_DAYS:
             for algorithm in sorted(gen.algorithms):
                 # RFC 6376 §3.6.1: an empty p= means the key is revoked.
                 out.add(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from provisioner.dns.records import REVOKED_DKIM, dkim_value
-from provisioner.keys.store import RETIRED_DAYS, WITHDRAWN_DAYS, KeyState, Status, standby_ready
+from provisioner.keys.store import RETIRED_DAYS, WITHDRAWN_DAYS, KeyState, KeyStatus, standby_ready
 
 
 def _day(since: str, days: int) -> str:
@@ -25,21 +25,21 @@ def rotation_report(keys: KeyState, domain: str, today: dt.date) -> list[str]:
     lines = [f"{domain}:"]
     signing = ", ".join(k.selector for k in keys.signing_keys(domain))
     lines.append(f"  signing now with {signing}: its record was published as the standby; keep it")
-    standby = keys.keys(domain, (Status.STANDBY,))
+    standby = keys.keys(domain, (KeyStatus.STANDBY,))
     if standby:
-        ready = min(standby_ready(g) for g in gens if g.status is Status.STANDBY).isoformat()
+        ready = min(standby_ready(g) for g in gens if g.status is KeyStatus.STANDBY).isoformat()
         lines.append(f"  publish now (the new standby, not signing; the next rotation is allowed from {ready}):")
         lines += [f"    {k.selector}._domainkey.{domain} TXT {dkim_value(keys, k)}" for k in standby]
     for gen in gens:
         names = [f"{gen.selector(a)}._domainkey.{domain}" for a in sorted(gen.algorithms)]
-        if gen.status is Status.RETIRED:
+        if gen.status is KeyStatus.RETIRED:
             until = _day(gen.since, RETIRED_DAYS)
             lines.append(
                 f"  keep until {until} (retired {gen.since}: mail signed before may still be verified), "
                 f'then publish it revoked (TXT "{REVOKED_DKIM}") until {_day(until, WITHDRAWN_DAYS)}, then remove it:'
             )
             lines += [f"    {name}" for name in names]
-        elif gen.status is Status.WITHDRAWN:
+        elif gen.status is KeyStatus.WITHDRAWN:
             age = (today - dt.date.fromisoformat(gen.since)).days
             if age < WITHDRAWN_DAYS:
                 lines.append(f'  publish revoked (TXT "{REVOKED_DKIM}") until {_day(gen.since, WITHDRAWN_DAYS)}, then remove it:')

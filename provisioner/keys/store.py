@@ -63,7 +63,9 @@ VAULT_HEADER = b"$ANSIBLE_VAULT;"
 VAULT_PASSWORD_ENV = "ANSIBLE_VAULT_PASSWORD_FILE"
 
 
-class Status(StrEnum):
+class KeyStatus(StrEnum):
+    """Where a DKIM key generation is in its life (not apply's Status of a host)."""
+
     ACTIVE = "active"
     STANDBY = "standby"
     RETIRED = "retired"  # still published, no longer signing
@@ -73,7 +75,7 @@ class Status(StrEnum):
 @dataclass
 class Generation:
     name: str
-    status: Status
+    status: KeyStatus
     since: str  # ISO date the status began
     algorithms: list[str] = field(default_factory=list)
 
@@ -89,7 +91,7 @@ class DkimKey:
     domain: str
     selector: str
     algorithm: str
-    status: Status
+    status: KeyStatus
     path: Path
 
 
@@ -135,7 +137,7 @@ class KeyState:
     def key_path(self, domain: str, selector: str) -> Path:
         return self.state_dir / "dkim" / domain / f"{selector}.pem"
 
-    def keys(self, domain: str, statuses: Iterable[Status] = (Status.ACTIVE, Status.STANDBY, Status.RETIRED)) -> list[DkimKey]:
+    def keys(self, domain: str, statuses: Iterable[KeyStatus] = (KeyStatus.ACTIVE, KeyStatus.STANDBY, KeyStatus.RETIRED)) -> list[DkimKey]:
         wanted = set(statuses)
         out = []
         for gen in self.domains.get(domain, []):
@@ -146,7 +148,7 @@ class KeyState:
         return out
 
     def signing_keys(self, domain: str) -> list[DkimKey]:
-        return self.keys(domain, (Status.ACTIVE,))
+        return self.keys(domain, (KeyStatus.ACTIVE,))
 
 
 def state_dir_for(site_path: Path, state: Path | None) -> Path:
@@ -205,7 +207,7 @@ def load_state(state_dir: Path, vault_password: bytes | None = None) -> KeyState
         if not isinstance(data, dict):
             raise ValueError("not a mapping")
         for domain, gens in (data.get("domains") or {}).items():
-            ks.domains[domain] = [Generation(g["name"], Status(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens]
+            ks.domains[domain] = [Generation(g["name"], KeyStatus(g["status"]), str(g["since"]), list(g.get("algorithms") or [])) for g in gens]
     except (yaml_rs.YAMLDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ProvisionError(f"{path}: the DKIM state file is damaged ({exc}); restore it from version control") from None
     return ks
@@ -281,14 +283,14 @@ def ensure_keys(
         algorithms = [k.value for k in site.dkim_policy(domain).keys]
         gens = ks.domains.setdefault(domain, [])
         used = {g.name for g in gens}
-        for status in (Status.ACTIVE, Status.STANDBY):
+        for status in (KeyStatus.ACTIVE, KeyStatus.STANDBY):
             if not any(g.status is status for g in gens):
                 name = _next_name(used, today)
                 used.add(name)
                 gens.append(Generation(name, status, today.isoformat(), []))
                 changed = True
         for gen in gens:
-            if gen.status not in (Status.ACTIVE, Status.STANDBY):
+            if gen.status not in (KeyStatus.ACTIVE, KeyStatus.STANDBY):
                 continue
             for algorithm in algorithms:
                 if algorithm not in gen.algorithms:
@@ -343,8 +345,8 @@ def advance(ks: KeyState, today: dt.date) -> bool:
     changed = False
     for domain, gens in ks.domains.items():
         for gen in gens:
-            if gen.status is Status.RETIRED and _age(gen, today) >= RETIRED_DAYS:
-                gen.status, gen.since = Status.WITHDRAWN, today.isoformat()
+            if gen.status is KeyStatus.RETIRED and _age(gen, today) >= RETIRED_DAYS:
+                gen.status, gen.since = KeyStatus.WITHDRAWN, today.isoformat()
                 for algorithm in gen.algorithms:
                     ks.key_path(domain, gen.selector(algorithm)).unlink(missing_ok=True)
                 changed = True
@@ -367,7 +369,7 @@ def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | Non
         if domain not in site.domains:
             raise ProvisionError(f"{domain} is not a domain of site {site.name}")
     ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)
-    young = [(d, g) for d in domains for g in ks.domains[d] if g.status is Status.STANDBY and standby_ready(g) > today]
+    young = [(d, g) for d in domains for g in ks.domains[d] if g.status is KeyStatus.STANDBY and standby_ready(g) > today]
     if young and not force:
         first, gen = young[0]
         others = f" (and {len(young) - 1} more domain{'s' * (len(young) != 2)})" if len(young) > 1 else ""
@@ -378,10 +380,10 @@ def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | Non
         )
     for domain in domains:
         for gen in ks.domains[domain]:
-            if gen.status is Status.ACTIVE:
-                gen.status, gen.since = Status.RETIRED, today.isoformat()
-            elif gen.status is Status.STANDBY:
-                gen.status, gen.since = Status.ACTIVE, today.isoformat()
+            if gen.status is KeyStatus.ACTIVE:
+                gen.status, gen.since = KeyStatus.RETIRED, today.isoformat()
+            elif gen.status is KeyStatus.STANDBY:
+                gen.status, gen.since = KeyStatus.ACTIVE, today.isoformat()
     save_state(ks, site.name)
     ks, _ = ensure_keys(site, state_dir, today, vault_password=vault_password)  # the new standby
     return ks

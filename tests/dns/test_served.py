@@ -16,7 +16,7 @@ import dns.rdatatype
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from provisioner.keys.store import Status
+from provisioner.keys.store import KeyStatus
 from tests.dns.conftest import Served
 
 
@@ -61,7 +61,7 @@ def test_policy_resolvers_line_lets_opendkim_find_the_keys(served: Served, tmp_p
     assert resolver_lines == [f"Nameservers\t\t{served.address}"], resolver_lines
     conf = tmp_path / "opendkim-testkey.conf"
     conf.write_text("\n".join(resolver_lines) + "\n")
-    assert _testkey_every_rsa_key(served, conf, tmp_path, (Status.ACTIVE,)) >= 1
+    assert _testkey_every_rsa_key(served, conf, tmp_path, (KeyStatus.ACTIVE,)) >= 1
 
 
 def test_opendkim_testkey_says_key_ok(served: Served) -> None:
@@ -70,10 +70,10 @@ def test_opendkim_testkey_says_key_ok(served: Served) -> None:
     resolver.write_text(unbound_conf(served))
     conf = served.workdir / "opendkim-testkey.conf"
     conf.write_text(f"ResolverConfiguration {resolver}\n")
-    assert _testkey_every_rsa_key(served, conf, served.workdir, (Status.ACTIVE, Status.STANDBY)) >= 2
+    assert _testkey_every_rsa_key(served, conf, served.workdir, (KeyStatus.ACTIVE, KeyStatus.STANDBY)) >= 2
 
 
-def _testkey_every_rsa_key(served: Served, conf: Path, workdir: Path, statuses: tuple[Status, ...]) -> int:
+def _testkey_every_rsa_key(served: Served, conf: Path, workdir: Path, statuses: tuple[KeyStatus, ...]) -> int:
     """opendkim-testkey -x CONF for every RSA key of the site; each must say "key OK"."""
     checked = 0
     for domain in served.site.domains:

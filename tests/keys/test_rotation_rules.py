@@ -17,7 +17,7 @@ from provisioner.keys.store import (
     PUBLISH_GRACE_DAYS,
     RETIRED_DAYS,
     WITHDRAWN_DAYS,
-    Status,
+    KeyStatus,
     ensure_keys,
     keys_undone_on_failure,
     load_state,
@@ -54,7 +54,7 @@ def test_rotation_to_a_young_standby_is_refused_and_changes_nothing(site: Site, 
     else:
         rotate(site, state, [DOMAIN], today=day)
     gens = {g.name: g.status for g in load_state(state).domains[DOMAIN]}
-    assert gens == {"s202611a": Status.RETIRED, "s202611b": Status.ACTIVE, "s202611c": Status.STANDBY}
+    assert gens == {"s202611a": KeyStatus.RETIRED, "s202611b": KeyStatus.ACTIVE, "s202611c": KeyStatus.STANDBY}
 
 
 def test_three_rotations_in_a_minute_stop_at_the_second(site: Site, tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_the_report_names_every_record_to_publish_keep_revoke_and_remove_with_da
     text = "\n".join(lines)
     assert lines[0] == f"{DOMAIN}:"
     assert "signing now with s202611c: its record was published as the standby; keep it" in text
-    standby = ks.keys(DOMAIN, (Status.STANDBY,))[0]
+    standby = ks.keys(DOMAIN, (KeyStatus.STANDBY,))[0]
     assert standby.selector == "s202611d"
     ready = (today + dt.timedelta(days=PUBLISH_GRACE_DAYS)).isoformat()
     assert f"publish now (the new standby, not signing; the next rotation is allowed from {ready}):" in text

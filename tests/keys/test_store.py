@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from provisioner.keys.store import RETIRED_DAYS, Status, ensure_keys, load_state, rotate
+from provisioner.keys.store import RETIRED_DAYS, KeyStatus, ensure_keys, load_state, rotate
 from provisioner.site.validate import load_site
 from tests.conftest import EXAMPLES, FIXED_DAY
 
@@ -36,7 +36,7 @@ def test_rotation_walks_active_retired_withdrawn(tmp_path: Path) -> None:
     assert (tmp_path / "dkim/smallco.example/s202611b.pem").read_bytes() == standby_key
     later = FIXED_DAY + dt.timedelta(days=3 + RETIRED_DAYS)
     ensure_keys(site, tmp_path, today=later, workers=1)
-    assert statuses(tmp_path, "smallco.example")[0] == ("s202611a", Status.WITHDRAWN.value)
+    assert statuses(tmp_path, "smallco.example")[0] == ("s202611a", KeyStatus.WITHDRAWN.value)
     assert not (tmp_path / "dkim/smallco.example/s202611a.pem").exists()
     # next month, names continue and never come back
     rotate(site, tmp_path, ["smallco.example"], today=dt.date(2026, 12, 2))
