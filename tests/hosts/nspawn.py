@@ -112,6 +112,7 @@ class BootedHost:
     proc: subprocess.Popen[bytes] | None = None  # systemd-nspawn
     init_pid: int = 0  # the container's PID 1 (systemd), as this machine numbers it
     boot_seconds: float = 0.0
+    port: str = ""  # its veth's name in the switch namespace
     exit_status: int | None = None  # nspawn's, after stop(): 0 when the container powered off by itself
 
     @property
@@ -205,27 +206,50 @@ class Fleet:
     def add(self, name: str, release: str = "debian-13", fqdn: str = "", address: str = "", address6: str = "") -> BootedHost:
         """Prepare a host (root, keys, network); boot() starts it. Addresses default to
         192.0.2.(10+i) and 2001:db8::(10+i) for the i-th host of the fleet."""
-        if name in self.hosts or not name.isalnum() or not name.isascii():
-            raise ValueError(f"host name {name!r}: letters and digits, once per fleet")
+        host = self._reserve(name, release, fqdn, address, address6)
+        self._prepare(host)
+        return host
+
+    def add_all(self, hosts: Mapping[str, str]) -> list[BootedHost]:
+        """add() for {name: release}, prepared in parallel (SSH host keys take most of it)."""
+        reserved = [self._reserve(name, release) for name, release in hosts.items()]
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(reserved)))) as pool:
+            for future in [pool.submit(self._prepare, h) for h in reserved]:
+                future.result()
+        return reserved
+
+    def _reserve(self, name: str, release: str, fqdn: str = "", address: str = "", address6: str = "") -> BootedHost:
+        if name in self.hosts or not name.isascii() or not name.isalnum():
+            raise ValueError(f"host name {name!r}: ASCII letters and digits, once per fleet")
         index = len(self.hosts)
         if index >= MAX_HOSTS:
             raise ValueError(f"at most {MAX_HOSTS} hosts per fleet")
         suite = suite_of(release)
-        golden_root = self.golden(suite)
-        fqdn = fqdn or f"{name}.booted.test"
-        address = address or f"192.0.2.{10 + index}"
-        address6 = address6 or f"2001:db8::{10 + index:x}"
+        self.golden(suite)  # built (or found) before any host is prepared
         cgroups = tuple(base / f"{self.tag}-{name}" for base in CGROUP_ROOTS)
-        host = BootedHost(name, fqdn, suite, address, address6, f"{self.tag}-{name}", self.work / name, cgroups)
+        host = BootedHost(
+            name,
+            fqdn or f"{name}.booted.test",
+            suite,
+            address or f"192.0.2.{10 + index}",
+            address6 or f"2001:db8::{10 + index:x}",
+            f"{self.tag}-{name}",
+            self.work / name,
+            cgroups,
+            port=f"v{index}",
+        )
         self.hosts[name] = host
+        return host
+
+    def _prepare(self, host: BootedHost) -> None:
         for d in ("upper", "work", "root"):
             (host.work / d).mkdir(parents=True)
-        _run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={golden_root},upperdir={host.work}/upper,workdir={host.work}/work", host.root])
+        lower = self._goldens[host.suite]
+        _run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={host.work}/upper,workdir={host.work}/work", host.root])
         self._write_identity(host)
         self._plug(host)
-        for cgroup in cgroups:
+        for cgroup in host.cgroups:
             cgroup.mkdir()
-        return host
 
     def _write_identity(self, host: BootedHost) -> None:
         root, short = host.root, host.fqdn.split(".")[0]
@@ -236,6 +260,12 @@ class Fleet:
         )
         (root / "etc/resolv.conf").write_text("# test network: no resolver\n")
         (root / "etc/machine-id").write_text("")  # systemd makes this host's own at boot
+        # ...unless D-Bus has one: systemd copies /var/lib/dbus/machine-id (written by dbus's
+        # postinst into the golden) before it makes one, and every host had the same. Debian
+        # links it to /etc/machine-id.
+        dbus_id = root / "var/lib/dbus/machine-id"
+        dbus_id.unlink(missing_ok=True)
+        dbus_id.symlink_to("/etc/machine-id")
         for old in (root / "etc/ssh").glob("ssh_host_*"):
             old.unlink()
         _run(["ssh-keygen", "-A", "-f", root])  # fresh host keys into ROOT/etc/ssh
@@ -249,7 +279,7 @@ class Fleet:
         """The host's namespace, a veth from its eth0 to a port of the bridge."""
         sw = f"{self.tag}-sw"
         netns = self._add_netns(host.name)
-        port = f"v-{host.name}"[:15]
+        port = host.port  # names in the switch: v0, v1, ... (IFNAMSIZ is 16)
         _run(["ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns])
         _run(["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])
         _run(["ip", "-n", netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
@@ -445,8 +475,7 @@ def fleet(hosts: Mapping[str, str], timeout: float = 120) -> Iterator[Fleet]:
     running when the block starts, gone when it ends (also after an error)."""
     booted = Fleet.create()
     try:
-        for name, release in hosts.items():
-            booted.add(name, release)
+        booted.add_all(hosts)
         booted.boot(timeout)
         yield booted
     finally:

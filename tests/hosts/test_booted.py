@@ -82,7 +82,11 @@ def test_a_fleet_answers_host_by_host_even_with_one_address_in_two_networks() ->
         expected = {"a1": "a1.booted.test", "a2": "a2.booted.test", "a3": "a3.booted.test", "b1": "b1.booted.test"}
         for _ in range(2):
             assert hostnames(one.ansible_env(), *inventories) == expected
-        assert all(h.system_state() == "running" for f in (one, other) for h in f.hosts.values())
+        hosts = [h for f in (one, other) for h in f.hosts.values()]
+        assert all(h.system_state() == "running" for h in hosts)
+        machine_ids = {h.run("cat", "/etc/machine-id").stdout for h in hosts}
+        host_keys = {h.run("cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout for h in hosts}
+        assert len(machine_ids) == len(host_keys) == len(hosts)  # each its own, none from the golden
 
         shared = one.work / "shared-cp"
         shared.mkdir()
