@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic_core import PydanticCustomError
+
 from provisioner.errors import ProvisionError
 from provisioner.keys.store import KeyState, require_keys
 from provisioner.render import dovecot, opendkim, postfix, tls
@@ -47,7 +49,7 @@ def resolve_secrets(loaded: LoadedSite, env: Mapping[str, str]) -> Secrets:
                 assert value is not None
                 try:
                     password = check_password_hash(value)
-                except Exception as exc:  # noqa: BLE001 - PydanticCustomError carries our message
+                except PydanticCustomError as exc:  # check_password_hash's refusal carries our message
                     issues.append(Issue(where, f"{ref.describe()}: {exc}", "it must hold a bare hash from `provision passwd --raw`"))
                     continue
             entries.append(dovecot.PasswdEntry(f"{local}@{domain_name}", password, mailbox.quota))

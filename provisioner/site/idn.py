@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic_core import PydanticCustomError
+
 from provisioner.errors import ProvisionError
 from provisioner.site.types import to_a_label
 
@@ -9,5 +11,5 @@ from provisioner.site.types import to_a_label
 def to_a_label_or_error(name: str) -> str:
     try:
         return to_a_label(name)
-    except Exception as exc:  # noqa: BLE001 - PydanticCustomError carries the sentence
+    except PydanticCustomError as exc:  # to_a_label's refusal carries the sentence
         raise ProvisionError(f"{name!r}: {exc}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, PlainValidator, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from provisioner.errors import Problem, SiteInvalid
 from provisioner.site.loader import PathKey, dotted, parse, read_text, scan, spellings
@@ -226,7 +227,7 @@ def _folded_duplicates(data: dict[str, Any]) -> list[Issue]:
         for key in mapping:
             try:
                 norm = fold(key)
-            except Exception:  # noqa: BLE001 - invalid keys are reported by the model
+            except PydanticCustomError:  # invalid keys are reported by the model
                 continue
             if norm in seen:
                 issues.append(Issue((*where, key), f"{key!r} is the same as {seen[norm]!r} (names are case-insensitive)", "merge the two entries", at_key=True))
@@ -358,7 +359,7 @@ def _partial_domain_checks(data: dict[str, Any]) -> list[Issue]:
         try:
             domain = Domain.model_validate(raw)
             name = to_a_label(key)
-        except Exception:  # noqa: BLE001 - its own errors are already reported
+        except (ValidationError, PydanticCustomError):  # its own errors are already reported
             continue
         issues.extend(check_domain(name, domain, hosted))
     return issues
