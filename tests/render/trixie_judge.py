@@ -1,57 +1,30 @@
 """Debian 13 (trixie) as an outside judge: its doveconf 2.4 and postconf 3.10, in a chroot.
 
-The root is built once by debootstrap from the machine's Debian mirror (tests/apply/testbed.py
-finds it) and cached under /var/cache/provisioner-testbed/<key>/ like the testbed's golden
-roots, the key a hash of what goes into it; a lock file per key keeps two builds apart.
-Only the packages' configuration checkers are used: nothing is started in the root.
+The root is tests/apply/testbed.py's golden rootfs for trixie with the mail packages installed:
+built once by debootstrap from the machine's Debian mirror, cached under
+/var/cache/provisioner-testbed/judge-<key>/ behind the testbed's lock. The judges are the
+packages' own configuration checkers; one test starts Dovecot in its own network namespace.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.apply.testbed import CACHE, debian_mirror
+from tests.apply.testbed import golden
 
 SUITE = "trixie"
 PACKAGES = ("dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "dovecot-sieve", "postfix", "postfix-lmdb", "opendkim")
-RECIPE = 1  # bump when the build steps below change
 
 
 def judge_root() -> Path:
-    """The cached trixie root with Dovecot 2.4, Postfix 3.10 and OpenDKIM, built if missing (about two minutes)."""
-    key = "judge-" + hashlib.sha256(json.dumps([RECIPE, SUITE, PACKAGES]).encode()).hexdigest()[:16]
-    home = CACHE / key
-    rootfs = home / "rootfs"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (home / "complete").exists():
-            return rootfs
-        build = home / "rootfs.building"
-        shutil.rmtree(build, ignore_errors=True)
-        build.mkdir(parents=True)
-        started = time.monotonic()
-        # policy-rc.d is not there yet during debootstrap's --include; the chroot has no init, so nothing starts.
-        subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(build), debian_mirror()],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        shutil.rmtree(build / "var/cache/apt/archives", ignore_errors=True)
-        shutil.rmtree(rootfs, ignore_errors=True)
-        build.rename(rootfs)
-        (home / "complete").write_text(json.dumps({"suite": SUITE, "packages": list(PACKAGES), "seconds": round(time.monotonic() - started)}) + "\n")
-        return rootfs
+    """The cached trixie root with Dovecot 2.4, Postfix 3.10 and OpenDKIM installed, built if
+    missing (a minute or two): the testbed's golden rootfs for trixie with these packages."""
+    return golden(log=None, extra_packages=PACKAGES, key_prefix="judge-", suite=SUITE)
 
 
 @contextmanager
