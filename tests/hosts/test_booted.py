@@ -87,6 +87,10 @@ def test_a_fleet_answers_host_by_host_even_with_one_address_in_two_networks() ->
         machine_ids = {h.run("cat", "/etc/machine-id").stdout for h in hosts}
         host_keys = {h.run("cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout for h in hosts}
         assert len(machine_ids) == len(host_keys) == len(hosts)  # each its own, none from the golden
+        # The bridge carries both families between hosts: a2's sshd from a1's namespace.
+        a1, a2 = one.hosts["a1"], one.hosts["a2"]
+        for address in (a2.address, a2.address6):
+            assert a1.netns_exec("nc", "-z", "-w", "2", address, "22").returncode == 0, address
 
         shared = one.work / "shared-cp"
         shared.mkdir()
