@@ -412,13 +412,19 @@ def check_domain(name: str, domain: Domain, hosted: set[str]) -> list[Issue]:
 
 
 def check_site(site: Site) -> list[Issue]:
-    """Rules that involve more than one part of the site."""
+    """Rules that involve more than one part of the site, one function a part, in this order."""
     issues: list[Issue] = []
     hosted = set(site.domains)
     for name, domain in site.domains.items():
         issues.extend(check_domain(name, domain, hosted))
+    for rules in (_host_issues, _service_issues, _relay_issues, _spf_issues, _mta_sts_issues, _tls_issues):
+        issues.extend(rules(site))
+    return issues
 
-    # Hosts: priorities, unique names and addresses.
+
+def _host_issues(site: Site) -> list[Issue]:
+    """Hosts: priorities, unique names and addresses."""
+    issues: list[Issue] = []
     fqdns: dict[str, str] = {}
     addresses: dict[str, str] = {}
     for name, host in sorted(site.hosts.items()):
@@ -443,7 +449,12 @@ def check_site(site: Site) -> list[Issue]:
             )
         if host.ansible and host.ansible.connection == "local" and host.ansible.host:
             issues.append(Issue((*where, "ansible", "host"), "not used with connection: local", "remove host or the connection", at_key=True))
+    return issues
 
+
+def _service_issues(site: Site) -> list[Issue]:
+    """Services: one mailbox store, and an mx for every domain that receives mail."""
+    issues: list[Issue] = []
     stores = [name for name, host in sorted(site.hosts.items()) if host.stores_mailboxes]
     has_mailboxes = any(d.mailboxes for d in site.domains.values())
     if len(stores) > 1:
@@ -462,8 +473,12 @@ def check_site(site: Site) -> list[Issue]:
         )
     if site.mx_hosts and not any(h.has(Service.MX) for _, h in site.mx_hosts):
         issues.append(Issue(("hosts",), "a backup-mx needs a primary: no host has the mx service", "add mx to a host's services", at_key=True))
+    return issues
 
-    # Relay: declared parts must be used.
+
+def _relay_issues(site: Site) -> list[Issue]:
+    """Relay: declared parts must be used."""
+    issues: list[Issue] = []
     if site.relay.networks and not site.hosts_with(Service.RELAY):
         issues.append(
             Issue(
@@ -487,8 +502,12 @@ def check_site(site: Site) -> list[Issue]:
             issues.append(
                 Issue(("relay", "transports", dest), f"{dest} is a domain of this site", "use domains.<name>.relay_to to forward a whole domain", at_key=True)
             )
+    return issues
 
-    # SPF: RFC 7208 §4.6.4 allows 10 DNS-querying terms; ours are includes (hosts are ip4/ip6).
+
+def _spf_issues(site: Site) -> list[Issue]:
+    """SPF: RFC 7208 §4.6.4 allows 10 DNS-querying terms; ours are includes (hosts are ip4/ip6)."""
+    issues: list[Issue] = []
     for where, spf in [(("policy", "spf", "include"), site.policy.spf)] + [
         (("domains", d, "spf", "include"), dom.spf) for d, dom in site.domains.items() if dom.spf
     ]:
@@ -500,7 +519,12 @@ def check_site(site: Site) -> list[Issue]:
                     "drop includes, or ask the providers for ip4/ip6 ranges",
                 )
             )
-    # MTA-STS enforce with a certificate no sender trusts loses inbound mail (RFC 8461 §4.2).
+    return issues
+
+
+def _mta_sts_issues(site: Site) -> list[Issue]:
+    """MTA-STS enforce with a certificate no sender trusts loses inbound mail (RFC 8461 §4.2)."""
+    issues: list[Issue] = []
     if site.tls.source.value == "self-signed":
         for d in sorted(site.domains):
             mode = site.mta_sts_policy(d).mode
@@ -518,8 +542,12 @@ def check_site(site: Site) -> list[Issue]:
                     )
                 )
                 break
+    return issues
 
-    # TLS: exactly the block the source needs.
+
+def _tls_issues(site: Site) -> list[Issue]:
+    """TLS: exactly the block the source needs."""
+    issues: list[Issue] = []
     tls = site.tls
     if tls.source.value == "files" and tls.files is None:
         issues.append(
