@@ -125,6 +125,14 @@ def check_renderable(loaded: LoadedSite, env: Mapping[str, str]) -> None:
         raise SiteInvalid(problems)
 
 
+def validate_command(site: Path, env: Mapping[str, str]) -> tuple[LoadedSite, list[str]]:
+    """`provision validate`: the site file as render would take it (secrets resolvable, nothing it
+    would refuse), and the advice for its author. Raises SiteInvalid with every problem."""
+    loaded = load_site(site)
+    check_renderable(loaded, env)
+    return loaded, site_warnings(loaded.site)
+
+
 def previous_records(output: Path) -> bytes | None:
     """The records.json of the build in `output`, if it is one of ours (its marker), else None."""
     try:

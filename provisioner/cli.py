@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import io
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -18,6 +18,38 @@ from rich.table import Table
 
 from provisioner.errors import ProvisionError, SiteInvalid
 from provisioner.textsafe import visible
+
+
+# The choices of --format and --lang: click checks them (a wrong one is a usage error, 64) and
+# --help lists them.
+class TextFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class DnsFormat(StrEnum):  # provisioner.dns.FORMATS (tests/test_cli.py holds them equal)
+    zone = "zone"
+    json = "json"
+    octodns = "octodns"
+    sheet = "sheet"
+    pdf = "pdf"
+
+
+class Lang(StrEnum):
+    en = "en"
+    ja = "ja"
+
 
 # Exit codes. Every command: 0 success, 1 an error it explains (bad site file, failed host),
 # 64 a usage error (EX_USAGE, sysexits.h: click's own 2 would read as plan's "changes"),
@@ -82,7 +114,8 @@ err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 SiteArg = Annotated[Path, typer.Argument(help="the site file (site.yaml)", show_default=False)]
 StateOpt = Annotated[Path | None, typer.Option("--state", help="state directory (default: state/ beside the site file)")]
-FormatOpt = Annotated[str, typer.Option("--format", help="text or json")]
+FormatOpt = Annotated[TextFormat, typer.Option("--format", help="output format")]
+LangOpt = Annotated[Lang, typer.Option("--lang", help="language of the report")]
 VaultOpt = Annotated[
     Path | None,
     typer.Option("--vault-password-file", help="ansible-vault password file: DKIM keys are written and read encrypted (or set ANSIBLE_VAULT_PASSWORD_FILE)"),
@@ -118,20 +151,23 @@ def _warn(warnings: list[str]) -> None:
         err.print(visible(f"warning: {warning}"), markup=False, soft_wrap=True)
 
 
-def _build(site: Path, output: Path, state: Path | None, vault_password_file: Path | None):  # type: ignore[no-untyped-def]
-    """Validate, keys, render, DNS, write: with a progress bar while keys are made."""
-    from provisioner.build import build
+def _vault(vault_password_file: Path | None) -> bytes | None:
     from provisioner.keys.store import vault_password_from
-    from provisioner.secrets import process_env
 
-    vault = vault_password_from(vault_password_file, os.environ)
-    with _progress() as bar:
-        task = bar.add_task("DKIM keys", total=None)
-        return build(site, output, state, process_env(), vault, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return vault_password_from(vault_password_file, os.environ)
+
+
+def _key_progress(bar: Progress) -> Any:
+    """A progress callback (done, total) for DKIM key generation on `bar`."""
+    task = bar.add_task("DKIM keys", total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    """A transient progress display on stderr, only on a terminal: nothing in logs or pipes."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    bar.disable = not err.is_terminal
+    return bar
 
 
 def _version() -> str:
@@ -159,28 +195,28 @@ def _root(
 
 
 @app.command(epilog=_epilog("validate", "provision validate examples/all-in-one/site.yaml"))
-def validate(site: SiteArg, fmt: FormatOpt = "text") -> None:
+def validate(site: SiteArg, fmt: FormatOpt = TextFormat.text) -> None:
     """Check a site file; list every problem as FILE:LINE:COL: key: message. Exit 0 valid, 1 not."""
-    from provisioner.build import check_renderable
+    from provisioner.build import validate_command
     from provisioner.secrets import process_env
-    from provisioner.site.advice import site_warnings
-    from provisioner.site.validate import load_site
 
     try:
-        loaded = load_site(site)
-        check_renderable(loaded, process_env())  # {env:} set, {file:} readable: what render needs
+        loaded, warnings = validate_command(site, process_env())  # {env:} set, {file:} readable: what render needs
     except SiteInvalid as exc:
-        if fmt == "json":
+        if fmt is TextFormat.json:
             _print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
             raise typer.Exit(1) from None
         _fail(exc)
-    _warn(site_warnings(loaded.site))
-    if fmt == "json":
+    _warn(warnings)
+    if fmt is TextFormat.json:
         _print_json({"valid": True, "problems": []})
     else:
         s = loaded.site
         mailboxes = sum(len(d.mailboxes) for d in s.domains.values())
-        out.print(visible(f"{site}: valid ({_count(len(s.hosts), 'host')}, {_count(len(s.domains), 'domain')}, {_count(mailboxes, 'mailbox', 'mailboxes')})"), soft_wrap=True)
+        out.print(
+            visible(f"{site}: valid ({_count(len(s.hosts), 'host')}, {_count(len(s.domains), 'domain')}, {_count(mailboxes, 'mailbox', 'mailboxes')})"),
+            soft_wrap=True,
+        )
 
 
 @app.command(epilog=_epilog("keys", "provision keys examples/all-in-one/site.yaml --rotate smallco.example"))
@@ -199,28 +235,18 @@ def keys(
     to keep, revoke and remove, with dates. A standby made less than 2 days ago is not rotated
     to (its record may not be in DNS yet) unless --force. Run render and apply afterwards.
     """
-    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
-    from provisioner.keys.store import rotate as rotate_keys
-    from provisioner.site.idn import to_a_label_or_error
-    from provisioner.site.validate import load_site
-
     try:
-        loaded = load_site(site)
-        state_dir = state_dir_for(loaded.path, state)
-        vault = vault_password_from(vault_password_file, os.environ)
+        vault = _vault(vault_password_file)
         if rotate or rotate_all:
-            targets = sorted(loaded.site.domains) if rotate_all else [to_a_label_or_error(d) for d in rotate or []]
-            from provisioner.dns.rotation import rotation_report
+            from provisioner.dns.command import rotate_command
 
-            today = dt.date.today()
-            ks = rotate_keys(loaded.site, state_dir, targets, today=today, vault_password=vault, force=force)
-            for domain in targets:
-                for line in rotation_report(ks, domain, today):
-                    out.print(visible(line), soft_wrap=True)
+            for line in rotate_command(site, state, vault, rotate or [], all_domains=rotate_all, force=force):
+                out.print(visible(line), soft_wrap=True)
             return
+        from provisioner.keys.command import keys_command
+
         with _progress() as bar:
-            task = bar.add_task("generating DKIM keys", total=None)
-            _, made = ensure_keys(loaded.site, state_dir, progress=lambda done, total: bar.update(task, completed=done, total=total), vault_password=vault)
+            state_dir, made = keys_command(site, state, vault, progress=_key_progress(bar))
     except ProvisionError as exc:
         _fail(exc)
     out.print(visible(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}"))
@@ -231,20 +257,25 @@ def render(
     site: SiteArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="build directory")] = Path("build"),
     state: StateOpt = None,
-    fmt: FormatOpt = "text",
+    fmt: FormatOpt = TextFormat.text,
     vault_password_file: VaultOpt = None,
 ) -> None:
     """Render each host's Postfix, Dovecot and OpenDKIM files into OUTPUT/<host>/, the DNS records into OUTPUT/dns/, and manifest.json.
 
     Missing DKIM keys and self-signed certificates are created in the state directory first.
     """
+    from provisioner.build import build
+    from provisioner.secrets import process_env
+
     try:
-        result = _build(site, output, state, vault_password_file)
+        vault = _vault(vault_password_file)
+        with _progress() as bar:
+            result = build(site, output, state, process_env(), vault, progress=_key_progress(bar))
     except ProvisionError as exc:
         _fail(exc)
     trees, dns_files, data = result.trees, result.dns_files, result.manifest
     _warn(result.warnings)
-    if fmt == "json":
+    if fmt is TextFormat.json:
         _print_json(data)
         return
     table = Table(title=visible(f"rendered into {output}/"), show_lines=False)
@@ -272,8 +303,8 @@ def render(
 @app.command(epilog=_epilog("dns", "provision dns examples/all-in-one/site.yaml --format sheet --lang ja -o sheet.html"))
 def dns(
     site: SiteArg,
-    fmt: Annotated[str, typer.Option("--format", help="zone, json, octodns, sheet or pdf")] = "zone",
-    lang: Annotated[str, typer.Option("--lang", help="en or ja (sheet and pdf)")] = "en",
+    fmt: Annotated[DnsFormat, typer.Option("--format", help="output format")] = DnsFormat.zone,
+    lang: Annotated[Lang, typer.Option("--lang", help="language of the sheet and the PDF")] = Lang.en,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout")] = None,
     standalone: Annotated[bool, typer.Option("--standalone", help="zone: add SOA and NS so each zone stands alone")] = False,
     state: StateOpt = None,
@@ -283,31 +314,14 @@ def dns(
 
     Missing DKIM keys are created in the state directory first (their public keys are records).
     """
-    from provisioner.dns import FORMATS, dns_output, note_warnings
-    from provisioner.dns.records import site_records
-    from provisioner.files import atomic_write
-    from provisioner.keys.store import ensure_keys, state_dir_for, vault_password_from
-    from provisioner.site.validate import load_site
+    from provisioner.dns.command import dns_command
 
     try:
-        if fmt not in FORMATS:
-            raise ProvisionError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        if lang not in ("en", "ja"):
-            raise ProvisionError(f"unknown language {lang!r}; choose en or ja")
-        if fmt == "pdf" and output is None:
-            raise ProvisionError("a PDF goes to a file: add -o sheet.pdf")
-        loaded = load_site(site)
-        state_dir = state_dir_for(loaded.path, state)
-        ks, _ = ensure_keys(loaded.site, state_dir, vault_password=vault_password_from(vault_password_file, os.environ))
-        records = site_records(loaded.site, ks)
-        data = dns_output(loaded.site, records, fmt, lang, standalone)
-        _warn(note_warnings(records.notes, "provision dns --format json (notes)"))
-        if output is not None:
-            atomic_write(output, data, 0o644)
-        else:
-            sys.stdout.buffer.write(data)
+        result = dns_command(site, state, _vault(vault_password_file), fmt.value, lang.value, standalone, output)
     except ProvisionError as exc:
         _fail(exc)
+    _warn(result.warnings)
+    sys.stdout.buffer.write(result.data)
 
 
 @app.command(epilog=_epilog("check", "provision check examples/all-in-one/site.yaml --nameserver 127.0.0.1:5353"))
@@ -320,7 +334,7 @@ def check(
             "--dnsbl-nameserver", help="resolver for blocklist queries, IP[:PORT]; not a public resolver (Spamhaus answers those with 127.255.255.254)"
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    fmt: Annotated[CheckFormat, typer.Option("--format", help="output format")] = CheckFormat.table,
     strict: Annotated[bool, typer.Option("--strict", help="warnings fail too")] = False,
     problems_only: Annotated[bool, typer.Option("--problems-only", help="table: hide checks that pass")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
@@ -332,50 +346,34 @@ def check(
 ) -> None:
     """Verify from outside what the world sees: records, SPF (10 lookups, check_host), DKIM keys,
     DMARC, PTR, DNS blocklists. Exit 0 when every required check passes, 1 when any fails."""
-    from provisioner.check import report_json, report_table, run_check
-    from provisioner.keys.store import load_state, state_dir_for, vault_password_from
-    from provisioner.mailauth.resolver import DnsResolver, Nameserver
-    from provisioner.site.validate import load_site
+    from provisioner.check.command import check_command
+    from provisioner.check.report import report_json, report_plain, report_table
 
     try:
-        if fmt not in ("table", "json"):
-            raise ProvisionError(f"unknown format {fmt!r}; choose table or json")
-        try:
-            servers = [Nameserver.parse(n) for n in nameserver or []]
-            dnsbl_servers = [Nameserver.parse(n) for n in dnsbl_nameserver or []]
-        except ValueError as exc:
-            raise ProvisionError(f"--nameserver: {exc}") from None
-        loaded = load_site(site)
-        keys = load_state(state_dir_for(loaded.path, state), vault_password_from(vault_password_file, os.environ))
-        resolver = DnsResolver(servers or None, timeout)
-        dnsbl_resolver = DnsResolver(dnsbl_servers, timeout) if dnsbl_servers else None
-        bar = _progress()
-        bar.disable = not err.is_terminal  # progress only on a terminal: nothing in logs or pipes
-        with bar:
+        vault = _vault(vault_password_file)
+        with _progress() as bar:
             # a dead resolver is detected before any row (ResolverUnreachable); the timer shows the wait
-            task = bar.add_task(f"checking via {resolver.describe()}", total=None)
-            report = run_check(
-                loaded.site,
-                keys,
-                resolver,
-                dnsbl_resolver=dnsbl_resolver,
-                concurrency=concurrency,
+            task = bar.add_task("checking", total=None)
+            report = check_command(
+                site,
+                state,
+                vault,
+                nameserver or [],
+                dnsbl_nameserver or [],
                 timeout=timeout,
+                concurrency=concurrency,
+                tls=tls,
+                tls_timeout=tls_timeout,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                asking=lambda resolver: bar.update(task, description=f"checking via {resolver}"),
             )
-            if tls:
-                from provisioner.check.tls import check_tls, with_findings
-
-                report = with_findings(report, check_tls(loaded.site, timeout=tls_timeout))
     except ProvisionError as exc:
         _fail(exc)
-    if fmt == "json":
+    if fmt is CheckFormat.json:
         _print_json(report_json(report))
     elif out.is_terminal:
         out.print(report_table(report, problems_only=problems_only))
     else:  # a pipe or a file: whole values, no columns sized to a terminal (docs/check.md)
-        from provisioner.check.report import report_plain
-
         sys.stdout.write(report_plain(report, problems_only=problems_only))
     raise typer.Exit(report.exit_status(strict))
 
@@ -390,7 +388,7 @@ def plan(
     site: SiteArg,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, markdown (for a pull-request comment) or json")] = "text",
+    fmt: Annotated[PlanFormat, typer.Option("--format", help="output format (markdown: for a pull-request comment)")] = PlanFormat.text,
     build_dir: BuildOpt = Path("build"),
     state: StateOpt = None,
     vault_password_file: VaultOpt = None,
@@ -399,30 +397,32 @@ def plan(
 
     Exit 0: no changes; 2: changes; 1: error. Secrets are never shown.
     """
-    from provisioner.apply import plan as run_plan
-    from provisioner.apply import plan_json, plan_markdown
+    from provisioner.apply.flow import plan_command
+    from provisioner.apply.report import plan_json, plan_markdown
+    from provisioner.secrets import process_env
 
-    if fmt not in ("text", "markdown", "json"):
-        _fail(ProvisionError(f"unknown format {fmt!r}; choose text, markdown or json"))
     try:
-        _build(site, build_dir, state, vault_password_file)
-        result = run_plan(site, build_dir, inventory, limit)
+        vault = _vault(vault_password_file)
+        with _progress() as bar:
+            result = plan_command(site, build_dir, state, process_env(), vault, inventory, limit, key_progress=_key_progress(bar), built=lambda _: bar.stop())
     except ProvisionError as exc:
         _fail(exc)
-    if fmt == "json":
+    if fmt is PlanFormat.json:
         print(plan_json(result))
     else:
         out.print(plan_markdown(result), markup=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
-@app.command(epilog=_epilog("apply", "provision apply examples/multi-host/site.yaml -i inventories/example   (shows the plan and asks before changing anything)"))
+@app.command(
+    epilog=_epilog("apply", "provision apply examples/multi-host/site.yaml -i inventories/example   (shows the plan and asks before changing anything)")
+)
 def apply(
     site: SiteArg,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="apply without asking (needed without a terminal)")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    fmt: FormatOpt = TextFormat.text,
     build_dir: BuildOpt = Path("build"),
     state: StateOpt = None,
     vault_password_file: VaultOpt = None,
@@ -431,38 +431,58 @@ def apply(
 
     Without a terminal it refuses unless --yes. On failure it names the host and task, exit 1.
     """
-    from provisioner.apply import apply as run_apply
-    from provisioner.apply import apply_json, plan_markdown
-    from provisioner.apply import plan as run_plan
+    from provisioner.apply.flow import apply_command
+    from provisioner.apply.plan import PlanResult, TaskEvent
+    from provisioner.apply.report import apply_json, plan_markdown
+    from provisioner.secrets import process_env
 
     if not yes and not sys.stdin.isatty():
         _fail(ProvisionError("apply changes hosts: confirm at a terminal, or pass --yes (for pipelines)"))
+
+    def confirm(planned: PlanResult) -> bool:
+        out.print(plan_markdown(planned), markup=False, soft_wrap=True)
+        return typer.confirm("Apply these changes?", default=False)
+
+    def show(event: TaskEvent) -> None:
+        line = f"{event.host}: {event.task}: {event.status}"
+        err.print(visible(line + (f": {event.message}" if event.status == "failed" and event.message else "")), markup=False, soft_wrap=True)
+
     try:
-        _build(site, build_dir, state, vault_password_file)
-        if not yes:
-            planned = run_plan(site, build_dir, inventory, limit)
-            out.print(plan_markdown(planned), markup=False, soft_wrap=True)
-            if planned.exit_code == 1:
-                raise typer.Exit(1)
-            if planned.exit_code == 0:
-                out.print("nothing to change")
-                return
-            if not typer.confirm("Apply these changes?", default=False):
-                err.print("not applied")
-                raise typer.Exit(1)
-
-        def show(event) -> None:  # type: ignore[no-untyped-def]
-            line = f"{event.host}: {event.task}: {event.status}"
-            err.print(visible(line + (f": {event.message}" if event.status == "failed" and event.message else "")), markup=False, soft_wrap=True)
-
-        result = run_apply(site, build_dir, inventory, limit, progress=show)
+        vault = _vault(vault_password_file)
+        with _progress() as bar:
+            outcome = apply_command(
+                site,
+                build_dir,
+                state,
+                process_env(),
+                vault,
+                inventory,
+                limit,
+                confirm=None if yes else confirm,
+                listener=show,
+                key_progress=_key_progress(bar),
+                built=lambda _: bar.stop(),
+            )
     except ProvisionError as exc:
         _fail(exc)
-    if fmt == "json":
+    result = outcome.result
+    if result is None:
+        if outcome.why == "plan failed":
+            if outcome.planned is not None:
+                out.print(plan_markdown(outcome.planned), markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+        if outcome.why == "nothing to change":
+            if outcome.planned is not None:
+                out.print(plan_markdown(outcome.planned), markup=False, soft_wrap=True)
+            out.print("nothing to change")
+            raise typer.Exit(0)
+        err.print("not applied")
+        raise typer.Exit(1)
+    if fmt is TextFormat.json:
         print(apply_json(result))
     for failure in result.failures:
         err.print(visible(f"failed on {failure.host} at task '{failure.task}': {failure.message}"), markup=False, soft_wrap=True)
-    if result.exit_code == 0 and fmt != "json":
+    if result.exit_code == 0 and fmt is not TextFormat.json:
         out.print("applied")
     raise typer.Exit(result.exit_code)
 
@@ -479,45 +499,24 @@ def inspect(
     verify: Annotated[bool, typer.Option("--verify", help="re-verify DKIM, SPF and DMARC now, over DNS")] = False,
     nameserver: Annotated[list[str] | None, typer.Option("--nameserver", help="with --verify: ask this server, IP[:PORT] (repeatable)")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
-    lang: Annotated[str, typer.Option("--lang", help="en or ja")] = "en",
-    fmt: FormatOpt = "text",
+    lang: LangOpt = Lang.en,
+    fmt: FormatOpt = TextFormat.text,
     max_size: Annotated[int, typer.Option("--max-size", help="refuse messages larger than this many MB")] = 64,
 ) -> None:
     """Read a received message's headers the way a postmaster does: envelope sender against From,
     DKIM signatures, Authentication-Results (trusted or not), the Received chain, and a verdict.
     Exit 0 authentic, 2 not authentic, 3 cannot tell, 1 unreadable input."""
-    from provisioner.inspect import EXIT, Trust, inspect_message, inspection_json, inspection_text, parse_message, read_input
-    from provisioner.mailauth.resolver import CachingResolver, DnsResolver, Nameserver
+    from provisioner.inspect.command import inspect_command
+    from provisioner.inspect.report import EXIT, inspection_json, inspection_text
 
     try:
-        if fmt not in ("text", "json"):
-            raise ProvisionError(f"unknown format {fmt!r}; choose text or json")
-        if lang not in ("en", "ja"):
-            raise ProvisionError(f"unknown language {lang!r}; choose en or ja")
-        if nameserver and not verify:
-            raise ProvisionError("--nameserver is used by --verify; add --verify")
-        try:
-            servers = [Nameserver.parse(n) for n in nameserver or []]
-        except ValueError as exc:
-            raise ProvisionError(f"--nameserver: {exc}") from None
-        try:
-            trusted = Trust.of(trust or [], trust_address or [])
-        except ValueError as exc:
-            raise ProvisionError(f"--trust-address: {exc}") from None
-        if site is not None:
-            from provisioner.site.validate import load_site
-
-            trusted = Trust.from_site(load_site(site).site, trusted.names, map(str, trusted.addresses))
-        source, data = read_input(message, sys.stdin, max_size * 1024 * 1024)
-        parsed = parse_message(source, data)
-        resolver = CachingResolver(DnsResolver(servers or None, timeout)) if verify else None
-        inspection = inspect_message(parsed, trusted, resolver)
+        inspection = inspect_command(message, sys.stdin, site, trust or [], trust_address or [], verify, nameserver or [], timeout, max_size * 1024 * 1024)
     except ProvisionError as exc:
         _fail(exc)
-    if fmt == "json":
-        _print_json(inspection_json(inspection, lang))
+    if fmt is TextFormat.json:
+        _print_json(inspection_json(inspection, lang.value))
     else:
-        out.print(inspection_text(inspection, lang), markup=False, soft_wrap=True, end="")
+        out.print(inspection_text(inspection, lang.value), markup=False, soft_wrap=True, end="")
     raise typer.Exit(EXIT[inspection.verdict])
 
 

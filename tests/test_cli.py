@@ -205,8 +205,43 @@ def test_dns_command_formats(site_copy: Path, tmp_path: Path) -> None:
     assert provision("dns", str(site_copy), "--format", "pdf", "-o", str(pdf)).returncode == 0
     assert pdf.read_bytes().startswith(b"%PDF")
     bad = provision("dns", str(site_copy), "--format", "bind")
-    assert bad.returncode == 1 and "unknown format 'bind'" in bad.stderr
+    assert bad.returncode == 64 and "'bind' is not one of 'zone', 'json', 'octodns', 'sheet', 'pdf'" in bad.stderr
     assert provision("dns", str(site_copy), "--format", "pdf").returncode == 1  # a PDF needs -o
+
+
+# --- choices: --format and --lang are checked by click (issue 17 item 5) ---
+
+CHOICES = {
+    ("validate", "--format"): ("text", "json"),
+    ("render", "--format"): ("text", "json"),
+    ("dns", "--format"): ("zone", "json", "octodns", "sheet", "pdf"),
+    ("dns", "--lang"): ("en", "ja"),
+    ("check", "--format"): ("table", "json"),
+    ("plan", "--format"): ("text", "markdown", "json"),
+    ("apply", "--format"): ("text", "json"),
+    ("inspect", "--format"): ("text", "json"),
+    ("inspect", "--lang"): ("en", "ja"),
+}
+
+
+@pytest.mark.parametrize(("command", "option"), sorted(CHOICES))
+def test_a_choice_outside_the_list_is_a_usage_error_and_help_lists_the_choices(command: str, option: str, tmp_path: Path) -> None:
+    """Before: six hand-written checks, exit 1, and --help said nothing of the choices. Now the
+    option's type is an Enum: a wrong value is a usage error (64) before anything is read, and
+    --help shows <a|b|c>."""
+    choices = CHOICES[(command, option)]
+    site = tmp_path / "missing.yaml"  # never read: the option is refused first
+    bad = provision(command, "-" if command == "inspect" else str(site), option, "bogus")
+    assert bad.returncode == 64, bad.stderr
+    assert "'bogus' is not one of " + ", ".join(f"'{c}'" for c in choices) in bad.stderr
+    assert f"<{'|'.join(choices)}>" in provision(command, "--help").stdout
+
+
+def test_the_cli_dns_formats_are_the_dns_modules() -> None:
+    from provisioner.cli import DnsFormat
+    from provisioner.dns import FORMATS
+
+    assert tuple(DnsFormat) == FORMATS
 
 
 # --- exit codes, help, version, completion (issue 12 items 4 and 12) ---
@@ -253,14 +288,14 @@ def test_usage_errors_at_the_top_level_exit_64() -> None:
 def test_plan_changes_still_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """The CLI maps plan's result to its own code, unchanged by the usage-error code (a fake plan:
     Ansible check mode needs a host; tests/apply runs the real one)."""
-    import provisioner.apply
+    import provisioner.apply.flow as flow
     import provisioner.cli as cli
     from provisioner.apply.plan import FileChange, HostPlan, PlanResult
 
     for changes, code in (((FileChange("etc/postfix/main.cf", "content"),), 2), ((), 0)):
         result = PlanResult(hosts=(HostPlan("mail", files=changes),))
-        monkeypatch.setattr(cli, "_build", lambda *args: None)
-        monkeypatch.setattr(provisioner.apply, "plan", lambda *args, result=result: result)
+        monkeypatch.setattr(flow, "build", lambda *args, **kwargs: None)
+        monkeypatch.setattr(flow, "plan", lambda *args, result=result: result)
         monkeypatch.setattr(sys, "argv", ["provision", "plan", str(tmp_path / "site.yaml"), "--format", "json"])
         with pytest.raises(SystemExit) as exited:
             cli.main()

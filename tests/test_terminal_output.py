@@ -48,8 +48,8 @@ def test_plan_markdown_keeps_every_value_on_its_line() -> None:
 
 def test_apply_progress_and_failure_lines_are_escaped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`provision apply --yes` prints each task event and each failure on one line of stderr."""
-    from provisioner import apply as apply_module
     from provisioner import cli
+    from provisioner.apply import flow
 
     host = hostile_host()
 
@@ -58,8 +58,8 @@ def test_apply_progress_and_failure_lines_are_escaped(monkeypatch: pytest.Monkey
             progress(event)
         return ApplyResult(hosts=(host,), returncode=2)
 
-    monkeypatch.setattr(cli, "_build", lambda *args: None)
-    monkeypatch.setattr(apply_module, "apply", fake_apply)
+    monkeypatch.setattr(flow, "build", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flow, "apply", fake_apply)
     monkeypatch.setattr(cli.err, "_file", err := _Buffer())  # not `file`: restoring it would pin the stream of the moment
     result = CliRunner().invoke(cli.app, ["apply", str(tmp_path / "site.yaml"), "--yes"])
     assert result.exit_code == 1

@@ -35,7 +35,6 @@ def test_stdin_without_evidence_exits_3_with_facts() -> None:
         (["-"], b"From: a@b.test\nnot a header\n\nbody", "error: <stdin>:2: 'not a header' is not a header field"),
         (["-", "--nameserver", "127.0.0.1"], b"From: a@b.test\n\n", "error: --nameserver is used by --verify; add --verify"),
         (["-", "--verify", "--nameserver", "nope"], b"From: a@b.test\n\n", "error: --nameserver: 'nope' is not an IP address"),
-        (["-", "--lang", "fr"], b"From: a@b.test\n\n", "error: unknown language 'fr'; choose en or ja"),
         (["-", "--max-size", "1"], b"From: a@b.test\n\n" + b"x" * (1024 * 1024 + 1), "error: <stdin>: larger than 1 MB"),
     ],
 )

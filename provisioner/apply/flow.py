@@ -1,0 +1,74 @@
+"""`provision plan` and `provision apply` as one call each: render into the build directory (the
+same build either way, so what was planned is what is applied), then plan, ask, apply.
+
+The question is the caller's (`confirm` gets the plan and says yes or no); everything else, the
+order of the steps and when to stop, is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.apply.plan import ApplyResult, PlanResult, TaskListener, apply, plan
+from provisioner.build import Build, build
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    built: Build
+    planned: PlanResult | None  # None with --yes: applied without a plan shown
+    result: ApplyResult | None  # None when nothing was applied (see `why`)
+    why: str = ""  # "plan failed" | "nothing to change" | "not confirmed" when result is None
+
+
+def plan_command(
+    site: Path,
+    build_dir: Path,
+    state: Path | None,
+    env: Mapping[str, str],
+    vault_password: bytes | None = None,
+    inventory: Path | None = None,
+    limit: str | None = None,
+    key_progress: Callable[[int, int], None] | None = None,
+    built: Callable[[Build], None] | None = None,
+) -> PlanResult:
+    """Render, then plan. `built(build)` is called between the two (the caller ends its key
+    progress display there: the plan takes Ansible's time)."""
+    _built(build(site, build_dir, state, env, vault_password, progress=key_progress), built)
+    return plan(site, build_dir, inventory, limit)
+
+
+def apply_command(
+    site: Path,
+    build_dir: Path,
+    state: Path | None,
+    env: Mapping[str, str],
+    vault_password: bytes | None = None,
+    inventory: Path | None = None,
+    limit: str | None = None,
+    confirm: Callable[[PlanResult], bool] | None = None,
+    listener: TaskListener | None = None,
+    key_progress: Callable[[int, int], None] | None = None,
+    built: Callable[[Build], None] | None = None,
+) -> ApplyOutcome:
+    """Render, then (with `confirm`) plan and ask, then apply. Without `confirm` (--yes) it
+    applies straight away. A plan that fails, or changes nothing, is not followed by an apply."""
+    done = _built(build(site, build_dir, state, env, vault_password, progress=key_progress), built)
+    planned = None
+    if confirm is not None:
+        planned = plan(site, build_dir, inventory, limit)
+        if planned.exit_code == 1:
+            return ApplyOutcome(done, planned, None, "plan failed")
+        if planned.exit_code == 0:
+            return ApplyOutcome(done, planned, None, "nothing to change")
+        if not confirm(planned):
+            return ApplyOutcome(done, planned, None, "not confirmed")
+    return ApplyOutcome(done, planned, apply(site, build_dir, inventory, limit, progress=listener))
+
+
+def _built(done: Build, tell: Callable[[Build], None] | None) -> Build:
+    if tell is not None:
+        tell(done)
+    return done
