@@ -397,14 +397,15 @@ def plan(
 
     Exit 0: no changes; 2: changes; 1: error. Secrets are never shown.
     """
-    from provisioner.apply.flow import plan_command
+    from provisioner.apply.flow import Target, plan_command
     from provisioner.apply.report import plan_json, plan_markdown
     from provisioner.secrets import process_env
 
     try:
         vault = _vault(vault_password_file)
         with _progress() as bar:
-            result = plan_command(site, build_dir, state, process_env(), vault, inventory, limit, key_progress=_key_progress(bar), built=lambda _: bar.stop())
+            target = Target(site, build_dir, state, process_env(), vault, inventory, limit)
+            result = plan_command(target, _key_progress(bar), built=lambda _: bar.stop())
     except ProvisionError as exc:
         _fail(exc)
     if fmt is PlanFormat.json:
@@ -431,7 +432,7 @@ def apply(
 
     Without a terminal it refuses unless --yes. On failure it names the host and task, exit 1.
     """
-    from provisioner.apply.flow import apply_command
+    from provisioner.apply.flow import Target, apply_command
     from provisioner.apply.plan import PlanResult, TaskEvent
     from provisioner.apply.report import apply_json, plan_markdown
     from provisioner.secrets import process_env
@@ -451,13 +452,7 @@ def apply(
         vault = _vault(vault_password_file)
         with _progress() as bar:
             outcome = apply_command(
-                site,
-                build_dir,
-                state,
-                process_env(),
-                vault,
-                inventory,
-                limit,
+                Target(site, build_dir, state, process_env(), vault, inventory, limit),
                 confirm=None if yes else confirm,
                 listener=show,
                 key_progress=_key_progress(bar),

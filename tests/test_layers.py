@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "provisioner"
 
+BELOW_APPLY = ("provisioner.site", "provisioner.keys", "provisioner.render", "provisioner.dns", "provisioner.check", "provisioner.inspect", "provisioner.build")
+
 # (importer prefix, forbidden prefix, reason). A prefix is a dotted module name and matches it
 # and everything below it.
 FORBIDDEN: list[tuple[str, str, str]] = [
@@ -38,32 +40,8 @@ FORBIDDEN: list[tuple[str, str, str]] = [
             "provisioner.secrets",
         )
     ],
-    *[
-        (low, "provisioner.apply", "only the CLI drives Ansible")
-        for low in (
-            "provisioner.site",
-            "provisioner.keys",
-            "provisioner.render",
-            "provisioner.dns",
-            "provisioner.check",
-            "provisioner.inspect",
-            "provisioner.build",
-        )
-    ],
-    *[
-        (module, "provisioner.cli", "the CLI is the top: nothing imports it")
-        for module in (
-            "provisioner.site",
-            "provisioner.keys",
-            "provisioner.render",
-            "provisioner.dns",
-            "provisioner.check",
-            "provisioner.inspect",
-            "provisioner.apply",
-            "provisioner.build",
-            "provisioner.mailauth",
-        )
-    ],
+    *[(low, "provisioner.apply", "only the CLI drives Ansible") for low in BELOW_APPLY],
+    *[(module, "provisioner.cli", "the CLI is the top: nothing imports it") for module in (*BELOW_APPLY, "provisioner.apply", "provisioner.mailauth")],
 ]
 
 # What provisioner.cli may import directly: one entry point per command (its `command` or `flow`

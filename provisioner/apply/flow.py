@@ -23,31 +23,35 @@ class ApplyOutcome:
     why: str = ""  # "plan failed" | "nothing to change" | "not confirmed" when result is None
 
 
-def plan_command(
-    site: Path,
-    build_dir: Path,
-    state: Path | None,
-    env: Mapping[str, str],
-    vault_password: bytes | None = None,
-    inventory: Path | None = None,
-    limit: str | None = None,
-    key_progress: Callable[[int, int], None] | None = None,
-    built: Callable[[Build], None] | None = None,
-) -> PlanResult:
-    """Render, then plan. `built(build)` is called between the two (the caller ends its key
-    progress display there: the plan takes Ansible's time)."""
-    _built(build(site, build_dir, state, env, vault_password, progress=key_progress), built)
-    return plan(site, build_dir, inventory, limit)
+@dataclass(frozen=True)
+class Target:
+    """What plan and apply work on: the site, where it is rendered, and which hosts."""
+
+    site: Path
+    build_dir: Path
+    state: Path | None
+    env: Mapping[str, str]  # for the site's {env:} secrets
+    vault_password: bytes | None = None
+    inventory: Path | None = None
+    limit: str | None = None
+
+    def render(self, key_progress: Callable[[int, int], None] | None, built: Callable[[Build], None] | None) -> Build:
+        """The build plan and apply both start from; `built(build)` is told when it is written
+        (the caller ends its key progress display there: the rest takes Ansible's time)."""
+        done = build(self.site, self.build_dir, self.state, self.env, self.vault_password, progress=key_progress)
+        if built is not None:
+            built(done)
+        return done
+
+
+def plan_command(target: Target, key_progress: Callable[[int, int], None] | None = None, built: Callable[[Build], None] | None = None) -> PlanResult:
+    """Render, then plan (Ansible check mode)."""
+    target.render(key_progress, built)
+    return plan(target.site, target.build_dir, target.inventory, target.limit)
 
 
 def apply_command(
-    site: Path,
-    build_dir: Path,
-    state: Path | None,
-    env: Mapping[str, str],
-    vault_password: bytes | None = None,
-    inventory: Path | None = None,
-    limit: str | None = None,
+    target: Target,
     confirm: Callable[[PlanResult], bool] | None = None,
     listener: TaskListener | None = None,
     key_progress: Callable[[int, int], None] | None = None,
@@ -55,20 +59,14 @@ def apply_command(
 ) -> ApplyOutcome:
     """Render, then (with `confirm`) plan and ask, then apply. Without `confirm` (--yes) it
     applies straight away. A plan that fails, or changes nothing, is not followed by an apply."""
-    done = _built(build(site, build_dir, state, env, vault_password, progress=key_progress), built)
+    done = target.render(key_progress, built)
     planned = None
     if confirm is not None:
-        planned = plan(site, build_dir, inventory, limit)
+        planned = plan(target.site, target.build_dir, target.inventory, target.limit)
         if planned.exit_code == 1:
             return ApplyOutcome(done, planned, None, "plan failed")
         if planned.exit_code == 0:
             return ApplyOutcome(done, planned, None, "nothing to change")
         if not confirm(planned):
             return ApplyOutcome(done, planned, None, "not confirmed")
-    return ApplyOutcome(done, planned, apply(site, build_dir, inventory, limit, progress=listener))
-
-
-def _built(done: Build, tell: Callable[[Build], None] | None) -> Build:
-    if tell is not None:
-        tell(done)
-    return done
+    return ApplyOutcome(done, planned, apply(target.site, target.build_dir, target.inventory, target.limit, progress=listener))
