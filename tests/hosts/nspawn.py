@@ -9,8 +9,8 @@ number of hosts on it; each host is
   the role's packages in apt's cache) with its own hostname, /etc/hosts, an EMPTY machine-id
   (systemd makes one at boot), fresh SSH host keys and the run's key in root's authorized_keys;
 - its own network namespace (a veth into the bridge, 192.0.2.0/24 and 2001:db8::/64, the
-  documentation ranges), named bh<pid>-<n>-<host> so it never meets tests/apply's tb-* or
-  tests/network's pn* namespaces;
+  documentation ranges), named bh<pid>-<n>-<host> so it never meets tests/apply's tb-*
+  namespaces nor another fleet's (add_node() puts a bare namespace on the same bridge);
 - its own cgroup in both hierarchies of this machine (cgroup2 at /sys/fs/cgroup/unified and
   the v1 name=systemd one), entered by the launching shell BEFORE nspawn starts: nspawn makes
   payload/ and supervisor/ under the cgroup it runs in, and two containers must not share them;
@@ -277,14 +277,27 @@ class Fleet:
 
     def _plug(self, host: BootedHost) -> None:
         """The host's namespace, a veth from its eth0 to a port of the bridge."""
-        sw = f"{self.tag}-sw"
         netns = self._add_netns(host.name)
-        port = host.port  # names in the switch: v0, v1, ... (IFNAMSIZ is 16)
+        self._link(netns, host.port, host.address, host.address6)  # ports in the switch: v0, v1, ...
+
+    def _link(self, netns: str, port: str, address: str, address6: str = "") -> None:
+        sw = f"{self.tag}-sw"
         _run(["ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns])
         _run(["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])
-        _run(["ip", "-n", netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
-        _run(["ip", "-n", netns, "addr", "add", f"{host.address6}/64", "dev", "eth0", "nodad"])
+        _run(["ip", "-n", netns, "addr", "add", f"{address}/24", "dev", "eth0"])
+        if address6:
+            _run(["ip", "-n", netns, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad"])
         _run(["ip", "-n", netns, "link", "set", "eth0", "up"])
+
+    def add_node(self, name: str, address: str, address6: str = "") -> str:
+        """A bare network namespace on the bridge, without a root or systemd, for a process of
+        this machine (a DNS server, a test peer started with `ip netns exec`): its name.
+        close() kills what runs there and deletes it; leftovers() reports it like a host's."""
+        if name in self.hosts or not name.isascii() or not name.isalnum() or f"{self.tag}-{name}" in self._netns:
+            raise ValueError(f"node name {name!r}: ASCII letters and digits, once per fleet")
+        netns = self._add_netns(name)
+        self._link(netns, f"n-{name}"[:15], address, address6)  # IFNAMSIZ is 16
+        return netns
 
     def boot(self, timeout: float = 120) -> None:
         """Start every prepared host at once, then wait until each says `running`; a degraded
