@@ -61,6 +61,7 @@ def _message(
 def features(host: str, port: int, helo: str = "probe.foreign.test", tls: str = "starttls") -> dict:
     """EHLO keywords before and after STARTTLS (or on implicit TLS)."""
     out: dict = {}
+    s: smtplib.SMTP
     if tls == "ssl":
         s = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT, context=_ctx())
         s.ehlo(helo)
@@ -92,6 +93,7 @@ def submit(
 ) -> dict:
     """Authenticated submission; returns the AUTH, MAIL, RCPT and DATA replies."""
     out: dict = {}
+    s: smtplib.SMTP
     if tls == "ssl":
         s = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT, context=_ctx())
         s.ehlo("client.acme.test")
@@ -100,12 +102,13 @@ def submit(
         s.ehlo("client.acme.test")
         s.starttls(context=_ctx())
         s.ehlo("client.acme.test")
+    assert isinstance(s.sock, ssl.SSLSocket)
     out["tls_version"] = s.sock.version()
     try:
         code, text = s.login(user, password)
         out["auth"] = [code, text.decode()]
     except smtplib.SMTPAuthenticationError as e:
-        out["auth"] = [e.smtp_code, e.smtp_error.decode()]
+        out["auth"] = [e.smtp_code, _text(e.smtp_error)]
         s.quit()
         return out
     out.update(_transaction(s, mail_from, to, _message(mail_from, to, subject, from_header=from_header, smtputf8=smtputf8), smtputf8))
@@ -171,24 +174,33 @@ def auth_wrong(host: str, port: int, user: str, password: str) -> dict:
     s.ehlo("client.acme.test")
     s.starttls(context=_ctx())
     s.ehlo("client.acme.test")
+    reply: bytes | str
     try:
-        code, text = s.login(user, password)
+        code, reply = s.login(user, password)
     except smtplib.SMTPAuthenticationError as e:
-        code, text = e.smtp_code, e.smtp_error
+        code, reply = e.smtp_code, e.smtp_error
     s.close()
-    return {"auth": [code, text.decode()]}
+    return {"auth": [code, _text(reply)]}
+
+
+def _text(reply: bytes | str) -> str:
+    """An SMTP reply's text (smtplib gives bytes, or str for some errors)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 def imap(host: str, user: str, password: str) -> dict:
     i = imaplib.IMAP4_SSL(host, 993, ssl_context=_ctx(), timeout=TIMEOUT)
+    assert isinstance(i.sock, ssl.SSLSocket)
     out: dict = {"tls": i.sock.version(), "login": i.login(user, password)[0]}
     i.select("INBOX", readonly=True)
     _, data = i.search(None, "ALL")
     subjects = []
     for num in data[0].split():
         _, parts = i.fetch(num, "(RFC822)")
+        first = parts[0]
+        assert isinstance(first, tuple), parts
         # Decoded as a mail program shows it: raw UTF-8 (RFC 6532) or RFC 2047 encoded words.
-        subjects.append(str(email.message_from_bytes(parts[0][1], policy=email.policy.default)["Subject"]))
+        subjects.append(str(email.message_from_bytes(first[1], policy=email.policy.default)["Subject"]))
     out["subjects"] = subjects
     i.logout()
     return out

@@ -94,7 +94,8 @@ def received(helo: str, reverse: str, peer: str, number: int, rcpts: list[str], 
 async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, out: Path, nameserver: str | None) -> None:
     peer = writer.get_extra_info("peername")[0]
     local = writer.get_extra_info("sockname")[0]
-    helo, sender, rcpts = "", None, []
+    helo, sender = "", None
+    rcpts: list[str] = []
 
     async def say(line: str) -> None:
         writer.write(line.encode() + b"\r\n")
