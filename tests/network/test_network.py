@@ -1,8 +1,9 @@
-"""The issue's test network, end to end: `provision apply` converges three real Debian hosts
-over SSH, then real SMTP, IMAP and POP3 exchanges prove what the site file promises.
+"""The issue's test network, end to end: `provision apply` converges three Debian 13 hosts
+booting systemd (tests/hosts/nspawn.py) over SSH, then real SMTP, IMAP and POP3 exchanges prove
+what the site file promises.
 
-Hosts (overlay chroots of one debootstrap rootfs, each in its own network and UTS namespace,
-on a bridge in a "switch" namespace; 192.0.2.0/24 only):
+Hosts (systemd-nspawn containers of the trixie golden rootfs, each in its own namespaces and
+cgroup; the other nodes are bare network namespaces; all on one bridge, 192.0.2.0/24 only):
     mx1  192.0.2.10   mx, submission, imap, pop3 (mailboxes)
     mx2  192.0.2.20   backup-mx
     out1 192.0.2.11   relay for relay.networks = 192.0.2.192/26
@@ -20,8 +21,9 @@ Outbound port 25 is blocked for the site (OP25B): mail to the world goes mx1/out
 -> inet, so inet sees the provider's address, which the site's SPF includes (spf.provider.test).
 Only relay.transports (partner.test) still go straight to their next hop.
 
-Needs root, debootstrap, nsd, ssh (client), nc (netcat-openbsd); the first run builds the
-golden rootfs (with openssh-server) from the Debian mirror, later runs reuse it.
+Needs root, debootstrap, systemd-nspawn (systemd-container), nsd, ssh (client), nc
+(netcat-openbsd); the first run builds the trixie golden rootfs from the Debian mirror, later
+runs reuse it.
 PROVISIONER_SKIP_TESTBED=1 skips it.
 """
 
@@ -48,7 +50,8 @@ from provisioner.dns.records import site_records
 from provisioner.keys.store import KeyState, ensure_keys
 from provisioner.site.validate import load_site
 from tests.dns.conftest import nsd_conf
-from tests.network.net import DNS_ADDRESS, Host, Network, Node, golden_ssh
+from tests.hosts.nspawn import BootedHost, suite_of
+from tests.network.net import DNS_ADDRESS, Network, Node
 from tests.network.smarthost import PASSWORD_ENV
 from tests.render.test_smarthost_tls import make_pki
 
@@ -65,6 +68,7 @@ INFO_U, INFO_A, INFO_PW = f"info@{IDN_U}", f"info@{IDN_A}", "info-net-pw"  # its
 ADDR = {"mx1": "192.0.2.10", "out1": "192.0.2.11", "mx2": "192.0.2.20", "provider": "192.0.2.25", "inet": "192.0.2.100", "client": "192.0.2.200"}
 FQDN = {"mx1": "mx1.acme.test", "mx2": "mx2.acme.test", "out1": "out1.acme.test"}
 HOSTS = ("mx1", "mx2", "out1")
+RELEASE = "debian-13"  # every host's os: in site.yaml
 PROVIDER = "smtp.provider.test"  # relay.smarthost.host
 RELAY_USER, RELAY_PW = "acme-relay", "acme-relay-net-pw"  # relay.smarthost.username, the {env:} password
 SITE_ENV = {"NETTEST_SMARTHOST_PASSWORD": RELAY_PW}
@@ -109,7 +113,7 @@ class Testnet:
 
     net: Network
     site: Path  # the copy of site.yaml beside the provider's CA
-    hosts: dict[str, Host]
+    hosts: dict[str, BootedHost]
     inet: Node
     client: Node
     sink: Path
@@ -135,6 +139,9 @@ class Testnet:
     def sink_messages(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.sink.glob("*.json"))]
 
+    def smarthost_messages(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(self.smarthost.glob("[0-9]*.json"))]
+
     def smarthost_sessions(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in sorted(self.smarthost.glob("session-*.json"))]
 
@@ -142,8 +149,7 @@ class Testnet:
         """The smarthost's record of the message (it is accepted only after a login)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for path in sorted(self.smarthost.glob("[0-9]*.json")):
-                message = json.loads(path.read_text())
+            for message in self.smarthost_messages():
                 if f"Subject: {subject}" in message["data"]:
                     return message
             time.sleep(0.3)
@@ -187,8 +193,40 @@ class Testnet:
         raise AssertionError(f"{subject!r} never reached a mailbox on {host}:\n{self.log(host)}")
 
     def log(self, host: str, lines: int | None = 40) -> str:
-        path = self.hosts[host].root / "var/log/postfix.log"
+        path = self.hosts[host].root / POSTFIX_LOG
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines if lines else 0 :]) if path.exists() else "(no log)"
+
+    def log_mark(self, host: str) -> int:
+        """Where `host`'s Postfix log ends now: wait_session_end() reads only what follows."""
+        path = self.hosts[host].root / POSTFIX_LOG
+        return path.stat().st_size if path.exists() else 0
+
+    def wait_session_end(self, host: str, peer: str, mark: int, timeout: float = 30) -> dict[str, tuple[int, int]]:
+        """smtpd(8)'s summary of the first SMTP session from `peer` that `host` logged after
+        `mark`, written once the client has gone: `disconnect from NAME[PEER] ehlo=1 mail=1
+        rcpt=0/9 quit=1 commands=3/12`, as {command: (accepted, sent)}. A session whose rcpt
+        count is 0 queued nothing: no mail from it can arrive anywhere later."""
+        path = self.hosts[host].root / POSTFIX_LOG
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with path.open("rb") as f:
+                f.seek(mark)
+                text = f.read().decode(errors="replace")
+            for found in SESSION_END.finditer(text):
+                if found["peer"] == peer:
+                    counts = (item.split("=", 1) for item in found["counts"].split())
+                    return {cmd: (int(n.split("/")[0]), int(n.split("/")[-1])) for cmd, n in counts}
+            time.sleep(0.2)
+        raise AssertionError(f"{host} logged no end of a session from {peer} in {timeout:.0f}s:\n{self.log(host)}")
+
+    def nothing_accepted(self, host: str, peer: str, mark: int) -> None:
+        """The session from `peer` ended with no recipient (so no message) accepted."""
+        counts = self.wait_session_end(host, peer, mark)
+        assert counts.get("rcpt", (0, 0))[0] == 0 and counts.get("data", (0, 0))[0] == 0, (counts, self.log(host))
+
+
+POSTFIX_LOG = "var/log/postfix.log"  # the site's maillog_file (postlogd)
+SESSION_END = re.compile(r"/smtpd\[\d+\]: disconnect from \S*\[(?P<peer>[^\]]+)\](?::\d+)? (?P<counts>[^\n]*)")
 
 
 def _subject(what: str) -> str:
@@ -199,12 +237,10 @@ def _subject(what: str) -> str:
 def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         pytest.fail("the test network needs root and debootstrap: run tests/run.sh as root, which installs it")
-    for tool in ("nsd", "nc", "ssh", "ssh-keygen"):
+    for tool in ("nsd", "nc", "ssh", "ssh-keygen", "systemd-nspawn"):
         if not shutil.which(tool):
             pytest.fail(f"{tool} is not installed: tests/run.sh installs it")
-    started = time.monotonic()
-    golden_root = golden_ssh(log=print)
-    timings = {"golden": time.monotonic() - started}
+    timings: dict[str, float] = {}
     work = tmp_path_factory.mktemp("network")
     build, state = work / "build", work / "state"
     # The provider's test CA, declared by the site (relay.smarthost.tls_ca), and its certificate.
@@ -231,6 +267,9 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     net = Network.create()
     try:
         t0 = time.monotonic()
+        net.fleet.golden(suite_of(RELEASE))  # built from the mirror on the first run only
+        timings["golden"] = time.monotonic() - t0
+        t0 = time.monotonic()
         dns_node = net.add_node("dns", DNS_ADDRESS)
         conf = nsd_conf(zones, work / "nsd", DNS_ADDRESS)
         net.start("dns", "nsd", "-d", "-c", conf, log=work / "nsd" / "nsd.out")
@@ -239,7 +278,7 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
         net.start("inet", PY, HERE / "sink.py", sink, ADDR["inet"], "25", DNS_ADDRESS, log=work / "sink.log")
         net.add_node("provider", ADDR["provider"])
         smarthost = work / "smarthost"
-        credentials = ["--cert", work / "provider.crt", "--key", work / "provider.key", "--user", RELAY_USER, "--name", PROVIDER]
+        credentials: list[str | Path] = ["--cert", work / "provider.crt", "--key", work / "provider.key", "--user", RELAY_USER, "--name", PROVIDER]
         hand_on = ["--relay", f"{ADDR['inet']}:25", "--nameserver", DNS_ADDRESS]
         net.start(
             "provider",
@@ -254,13 +293,14 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
             env={PASSWORD_ENV: RELAY_PW},
         )
         client = net.add_node("client", ADDR["client"])
-        hosts = {role: net.add_host(golden_root, role, FQDN[role], ADDR[role]) for role in HOSTS}
+        hosts = net.add_hosts({role: (RELEASE, FQDN[role], ADDR[role]) for role in HOSTS})
         net.wait_port(inet, DNS_ADDRESS, 53)  # nsd listens on TCP too
         net.wait_port(inet, ADDR["inet"], 25)
         net.wait_port(inet, ADDR["provider"], 587)
         timings["network"] = time.monotonic() - t0
-        inventory = net.ssh_inventory(work / "hosts.yml", HOSTS, {"mailhost_apt_update_cache": False})
-        tn = Testnet(net, site_path, hosts, inet, client, sink, smarthost, build, state, inventory, {**net.ansible_env(), **SITE_ENV}, keys, timings)
+        inventory = net.fleet.inventory(work / "hosts.yml", HOSTS, {"mailhost_apt_update_cache": False})
+        env = {**net.fleet.ansible_env(), **SITE_ENV}
+        tn = Testnet(net, site_path, hosts, inet, client, sink, smarthost, build, state, inventory, env, keys, timings)
         assert dns_node.address == DNS_ADDRESS
 
         t0 = time.monotonic()
@@ -269,10 +309,13 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
         assert cold.returncode == 0, cold.stdout[-5000:] + cold.stderr[-5000:]
         stats = json.loads(cold.stdout)["stats"]
         assert set(stats) == set(HOSTS) and all(stats[h]["changed"] > 0 for h in HOSTS), stats
-        print(f"\nnetwork: golden {timings['golden']:.1f}s, network up {timings['network']:.1f}s, cold apply (3 hosts, SSH) {timings['cold_apply']:.1f}s")
+        assert all(h.system_state() == "running" for h in hosts.values()), {r: h.failed_units() for r, h in hosts.items()}
+        up = f"network up and booted {timings['network']:.1f}s"
+        print(f"\nnetwork: golden {timings['golden']:.1f}s, {up}, cold apply (3 hosts, SSH) {timings['cold_apply']:.1f}s")
         yield tn
     finally:
         net.close()
+    assert net.leftovers() == []
 
 
 # ------------------------------------------------------------------------------------ 10
@@ -294,6 +337,10 @@ def test_reapply_changes_nothing_and_plan_is_clean(testnet: Testnet) -> None:
 
 def test_hosts_have_their_own_names(testnet: Testnet) -> None:
     for role, host in testnet.hosts.items():
+        # Debian 13 under systemd, every unit the apply started still up (a dead one: degraded).
+        assert host.run("sh", "-c", ". /etc/os-release && echo $VERSION_ID").stdout.strip() == "13"
+        assert host.system_state() == "running", (role, host.failed_units())
+        assert host.run("systemctl", "is-active", "postfix").stdout.strip() == "active", role
         assert host.run("hostname").stdout.strip() == FQDN[role]
         assert host.run("postconf", "-h", "myhostname").stdout.strip() == FQDN[role]
     banner = testnet.probe(testnet.inet, "send", host=ADDR["mx2"], port=25, mail_from="x@foreign.test", to=["bob@acme.test"], subject="banner only")
@@ -356,11 +403,13 @@ def test_no_relay_from_the_internet(testnet: Testnet) -> None:
     subject = _subject("relay attempt")
     accepted = {}
     for target in ("mx1", "mx2"):
+        mark = testnet.log_mark(target)
         r = testnet.probe(testnet.inet, "send", host=ADDR[target], port=25, mail_from="mallory@foreign.test", to=RELAY_TRICKS, subject=subject)
         assert r["mail"][0] == 250, r
         assert r["auth_offered"] is False
         accepted.update({(target, rcpt): reply for rcpt, reply in r["rcpt"].items() if not 500 <= reply[0] < 600})
-    time.sleep(3)
+        # The server's own word: the session is over and none of its recipients was taken.
+        assert testnet.wait_session_end(target, ADDR["inet"], mark).get("rcpt") == (0, len(RELAY_TRICKS)), testnet.log(target)
     relayed = testnet.sink_messages()[before:]
     assert not relayed, relayed
     assert not accepted, (accepted, testnet.log("mx1", 60))
@@ -394,9 +443,10 @@ def test_relay_networks_relay_through_out1_without_auth(testnet: Testnet) -> Non
     assert seen["dkim"] is True and seen["d"] == DOMAIN and seen["spf"][0] == "pass", seen
 
     outside = _subject("outside relay")
+    mark = testnet.log_mark("out1")
     r = testnet.probe(testnet.inet, "send", host=ADDR["out1"], port=25, mail_from="mallory@foreign.test", to=["erin@foreign.test"], subject=outside)
     assert all(500 <= reply[0] < 600 for reply in r["rcpt"].values()), r
-    time.sleep(2)
+    testnet.nothing_accepted("out1", ADDR["inet"], mark)
     assert not any(f"Subject: {outside}" in m["data"] for m in testnet.sink_messages())
 
 
@@ -624,6 +674,7 @@ def test_transport_route_wins_over_mx(testnet: Testnet) -> None:
 
 def test_sender_login_mismatch(testnet: Testnet) -> None:
     subject = _subject("as bob")
+    mark = testnet.log_mark("mx1")
     r = testnet.probe(
         testnet.client,
         "submit",
@@ -639,8 +690,8 @@ def test_sender_login_mismatch(testnet: Testnet) -> None:
     assert r["auth"][0] == 235, r
     refused = r["mail"] if r["mail"][0] != 250 else r["rcpt"]["carol@foreign.test"]
     assert refused[0] == 553 and "not owned by user" in refused[1], r
-    time.sleep(2)
-    assert not any(f"Subject: {subject}" in m["data"] for m in testnet.sink_messages())
+    testnet.nothing_accepted("mx1", ADDR["client"], mark)
+    assert not any(f"Subject: {subject}" in m["data"] for m in testnet.sink_messages() + testnet.smarthost_messages())
 
 
 # ------------------------------------------------------------------------------------- 7
@@ -651,20 +702,27 @@ def _mx1_down(testnet: Testnet) -> Iterator[None]:
     """Postfix on mx1 stopped (mail for the site then goes to the backup MX, which queues it);
     afterwards started again and mx2's queue flushed."""
     mx1 = testnet.hosts["mx1"]
-    mx1.run("service", "postfix", "stop", timeout=60)
+    mx1.run("systemctl", "stop", "postfix", timeout=60)
     try:
         testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25, closed=True)
         yield
     finally:
-        mx1.run("service", "postfix", "start", timeout=60)
+        mx1.run("systemctl", "start", "postfix", timeout=60)
     testnet.net.wait_port(testnet.inet, ADDR["mx1"], 25)
     testnet.hosts["mx2"].run("postqueue", "-f")
 
 
-def _queued_on_mx2(testnet: Testnet, recipient: str) -> None:
-    time.sleep(1)
-    queue = testnet.hosts["mx2"].run("postqueue", "-j").stdout
-    assert any(recipient in json.dumps(entry, ensure_ascii=False) for entry in map(json.loads, queue.splitlines())), queue
+def _queue(testnet: Testnet, host: str) -> list[dict]:
+    """`postqueue -j` on `host`: one entry per queued message."""
+    return [json.loads(line) for line in testnet.hosts[host].run("postqueue", "-j").stdout.splitlines()]
+
+
+def _queued_on_mx2(testnet: Testnet, recipient: str, timeout: float = 30) -> None:
+    """Until mx2's queue holds a message for `recipient`."""
+    deadline = time.monotonic() + timeout
+    while not any(recipient in json.dumps(entry, ensure_ascii=False) for entry in _queue(testnet, "mx2")):
+        assert time.monotonic() < deadline, (recipient, _queue(testnet, "mx2"), testnet.log("mx2"))
+        time.sleep(0.3)
 
 
 def test_backup_mx_queues_while_primary_is_down(testnet: Testnet) -> None:
