@@ -8,9 +8,9 @@ sections are the same classes at site level and as per-domain overrides: what a 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, field_validator
 
 from provisioner.site.types import (
     DEFAULT_OS,
@@ -20,6 +20,7 @@ from provisioner.site.types import (
     DmarcPolicy,
     DnsName,
     DomainName,
+    InboundDmarc,
     IPAddress,
     IPv4,
     IPv6,
@@ -32,6 +33,7 @@ from provisioner.site.types import (
     Service,
     SimpleName,
     Size,
+    SpamOff,
     SpfAll,
     SpfInclude,
     Targets,
@@ -137,6 +139,69 @@ class DnsblSite(Frozen):
     weight: StrictInt = Field(3, ge=1, le=10)
 
 
+class SpamThresholds(Frozen):
+    """rspamd's actions: from `junk` points a message goes to the Junk folder, from `reject` it is refused."""
+
+    junk: float = Field(6.0, ge=0, le=1000, description="score from which a message is filed into Junk (rspamd action 'add header')")
+    reject: float = Field(15.0, ge=0, le=1000, description="score from which a message is refused at SMTP time (rspamd action 'reject')")
+
+    @field_validator("junk", "reject", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"{value!r} is not a number", "a score such as 6 or 7.5")
+        return value
+
+    @field_validator("reject")
+    @classmethod
+    def _above_junk(cls, reject: float, info: Any) -> float:
+        junk = info.data.get("junk")
+        if junk is not None and reject <= junk:
+            raise fail(f"reject ({reject:g}) must be above junk ({junk:g})", "e.g. {junk: 6, reject: 15}")
+        return reject
+
+
+def _spam_kind(value: Any) -> str:
+    return "union[off]" if isinstance(value, str | SpamOff) else "union[thresholds]"
+
+
+# One branch is checked, so a mistake gets one message (validate._from_pydantic drops the tag).
+Spam = Annotated[
+    Annotated[SpamThresholds, Tag("union[thresholds]")] | Annotated[SpamOff, Tag("union[off]")],
+    Discriminator(_spam_kind),
+]
+
+
+class InboundPolicy(Frozen):
+    """What the mx and backup-mx hosts check in mail from the Internet (docs/inbound.md)."""
+
+    dmarc: InboundDmarc = Field(
+        InboundDmarc.ENFORCE,
+        description="mail From this domain that DMARC does not authenticate: enforce (refuse), quarantine (Junk), monitor (annotate)",
+    )
+    spam: Spam = Field(
+        default_factory=SpamThresholds, description="content filter score thresholds {junk, reject}, or off"
+    )
+    trusted_forwarders: tuple[DomainName, ...] = Field(
+        (), description="ARC sealers (d= of ARC-Seal, RFC 8617) whose chain vouches for mail that failed DMARC on the way"
+    )
+
+    @field_validator("trusted_forwarders")
+    @classmethod
+    def _unique_forwarders(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(names)) != len(names):
+            raise fail("a forwarder is listed twice", "list each domain once")
+        return names
+
+
+class DomainInbound(Frozen):
+    """A domain's override of policy.inbound: only `dmarc`, which is keyed by the From domain. The
+    filter's verdict is one per message at SMTP time (RFC 5321 §4.2.5: one reply to DATA for all
+    recipients), so thresholds and forwarders cannot differ by a recipient's domain."""
+
+    dmarc: InboundDmarc = Field(InboundDmarc.ENFORCE, description="mail From this domain that DMARC does not authenticate: enforce, quarantine, monitor")
+
+
 def _default_dnsbl() -> tuple[DnsblSite, ...]:
     return (DnsblSite(zone="zen.spamhaus.org", weight=3),)
 
@@ -147,13 +212,14 @@ class Policy(Frozen):
     dmarc: DmarcPolicyConfig = DmarcPolicyConfig()
     mta_sts: MtaStsPolicy = MtaStsPolicy()
     tls_rpt: TlsRptPolicy = TlsRptPolicy()
+    inbound: InboundPolicy = InboundPolicy()
     dnsbl: tuple[DnsblSite, ...] = Field(
         default_factory=_default_dnsbl,
         description="DNS blocklists for postscreen on mx hosts (and for `provision check`)",
     )
     resolvers: tuple[IPAddress, ...] = Field(
         (),
-        description="validating DNS resolvers OpenDKIM asks for keys (opendkim.conf Nameservers); default: OpenDKIM resolves from the root itself, with DNSSEC",
+        description="validating DNS resolvers OpenDKIM and rspamd ask (opendkim.conf Nameservers, rspamd dns.nameserver); default: OpenDKIM resolves from the root itself, with DNSSEC, rspamd uses /etc/resolv.conf",
     )
 
 
@@ -305,6 +371,7 @@ class Domain(Frozen):
     dmarc: DmarcPolicyConfig | None = None
     mta_sts: MtaStsPolicy | None = None
     tls_rpt: TlsRptPolicy | None = None
+    inbound: DomainInbound | None = None
 
     @property
     def receives_mail(self) -> bool:
@@ -347,6 +414,12 @@ class Site(Frozen):
 
     def tls_rpt_policy(self, domain: str) -> TlsRptPolicy:
         return _effective(self.policy.tls_rpt, self.domains[domain].tls_rpt)
+
+    def inbound_policy(self, domain: str) -> InboundPolicy:
+        override = self.domains[domain].inbound
+        if override is None or "dmarc" not in override.model_fields_set:
+            return self.policy.inbound
+        return self.policy.inbound.model_copy(update={"dmarc": override.dmarc})
 
     def hosts_with(self, service: Service) -> list[tuple[str, Host]]:
         return [(name, host) for name, host in sorted(self.hosts.items()) if host.has(service)]

@@ -568,6 +568,18 @@ class DmarcPolicy(StrEnum):
     REJECT = "reject"
 
 
+class InboundDmarc(StrEnum):
+    """What the mx hosts do with mail From one of the site's domains that DMARC does not authenticate."""
+
+    ENFORCE = "enforce"  # refuse at SMTP time (5.7.1)
+    QUARANTINE = "quarantine"  # deliver into the recipient's Junk folder
+    MONITOR = "monitor"  # deliver; the Authentication-Results field says dmarc=fail
+
+
+class SpamOff(StrEnum):
+    OFF = "off"
+
+
 class Alignment(StrEnum):
     RELAXED = "r"
     STRICT = "s"

@@ -265,8 +265,9 @@ _TYPE_WORDS = {
 
 
 def _from_pydantic(err: Any) -> Issue:
-    # Pydantic may tag a location with its validator ("function-plain[...]"); keys of the file never start so.
-    loc: list[str | int] = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-") and p.endswith("]"))]
+    # Pydantic may tag a location with its validator ("function-plain[...]") or a union branch
+    # ("union[...]", model.Spam); keys of the file never start so.
+    loc: list[str | int] = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union[")) and p.endswith("]"))]
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if loc and loc[-1] == "[key]":

@@ -53,6 +53,7 @@ def _rich_sites() -> list[dict[str, Any]]:
     policy["dnsbl"] = [{"zone": "zen.spamhaus.org", "weight": 3}]
     policy["resolvers"] = ["192.0.2.53"]
     policy["mta_sts"]["max_age"] = 86400
+    policy["inbound"] = {"dmarc": "quarantine", "spam": "off", "trusted_forwarders": ["lists.forwarder.example"]}
     if "tls_ca" in SCHEMA["$defs"]["Smarthost"]["properties"]:  # added by issue 11 item 13
         site["relay"]["smarthost"]["tls_ca"] = {"file": "certs/provider-ca.pem"}
     acme = site["domains"]["acme.example"]
@@ -62,6 +63,7 @@ def _rich_sites() -> list[dict[str, Any]]:
         mta_sts={"mode": "none", "max_age": 86400},
         dmarc={"p": "reject", "sp": "none", "np": "quarantine", "adkim": "s", "aspf": "s", "rua": ["mailto:d@acme.example"]},
         tls_rpt={"rua": ["mailto:tls@acme.example"]},
+        inbound={"dmarc": "monitor"},
     )
     site["domains"]["例え.jp"]["catch_all"] = ["taro"]
     acme["mailboxes"]["carol"] = {"password": {"env": "CAROL_HASH"}, "quota": "500M"}
