@@ -96,7 +96,10 @@ def _load_render_write(
             trees = render_site(loaded, keys, state_dir, env)
             records = site_records(loaded.site, keys)
             dns_files = dns_directory(loaded.site, records)
-            manifest = write_build(output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir)
+            releases = {name: host.os.value for name, host in loaded.site.hosts.items()}
+            manifest = write_build(
+                output, trees, dns_files, digest_key=state_digest_key(keys), site_dir=loaded.path.parent, state_dir=state_dir, releases=releases
+            )
     except BaseException:
         for path in made_by_render:
             if path not in before:

@@ -18,6 +18,10 @@ LDA_LOG = "/var/log/dovecot-lda.log"  # written by dovecot-lda as vmail, which c
 CERT_DIR = "/etc/ssl/provisioner"  # each host's certificate and key (and a smarthost CA)
 # OpenDKIM's socket directory inside Postfix's queue directory (smtpd runs chrooted there).
 OPENDKIM_SOCKET_DIR = "/var/spool/postfix/opendkim"
+# Postfix's private socket directory, where Dovecot binds its auth socket for smtpd (main.cf
+# smtpd_sasl_path private/auth). Postfix 3.10's package (trixie) no longer creates it at install;
+# the role makes it as Postfix's postfix-files declares it (owner mail_owner, mode 0700).
+POSTFIX_PRIVATE_DIR = "/var/spool/postfix/private"
 
 # A service runs on a host when the host's tree holds its main configuration file.
 SERVICE_MARKERS = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf", "opendkim": "/etc/opendkim.conf"}
@@ -27,19 +31,64 @@ RELOAD_ON = {
     "dovecot": ("/etc/dovecot/", CERT_DIR + "/"),
     "opendkim": ("/etc/opendkim.conf", "/etc/opendkim/", "/etc/default/opendkim"),
 }
+# A change below these paths RESTARTS the service instead: OpenDKIM rereads its configuration on
+# SIGUSR1 (reload) but keeps the socket it bound at start, and /etc/default/opendkim is only read
+# by its unit's start (opendkim(8), Debian's opendkim.service).
+RESTART_ON = {"opendkim": RELOAD_ON["opendkim"]}
+# Postfix parameters a `postfix reload` does not apply: the master daemon binds the listening
+# sockets only at start (postconf(5): inet_interfaces, inet_protocols "... requires 'postfix stop'
+# and 'postfix start'"). A change of their value restarts Postfix.
+RESTART_POSTCONF = ("inet_interfaces", "inet_protocols")
+# The systemd unit that runs each service, per release. Debian 12 runs Postfix's master as the
+# instance postfix@- (postfix.service is a oneshot umbrella whose start and reload do nothing by
+# themselves); from Postfix 3.9.1-7 (Debian 13) postfix.service runs it and conflicts with postfix@-.
+UNITS = {
+    "debian-13": {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim"},
+    "debian-12": {"postfix": "postfix@-", "dovecot": "dovecot", "opendkim": "opendkim"},
+}
+# What a Debian release reports as ansible_distribution_major_version.
+RELEASE_MAJOR = {"debian-13": "13", "debian-12": "12"}
 
 
-def host_layout(paths: Iterable[str]) -> dict[str, Any]:
-    """The manifest's "layout" of one host, from the live paths of its tree: the services it runs
-    (in SERVICE_MARKERS' order; the role starts them in reverse, Postfix last, after the milter
-    and the IMAP server it hands mail to) and what the role creates for them."""
+def main_cf_values(text: str, names: Iterable[str]) -> dict[str, str | None]:
+    """The values main.cf sets for `names` (the last assignment wins, as in Postfix; continuation
+    lines start with whitespace, postconf(5)); None where main.cf leaves the default."""
+    wanted = set(names)
+    found: dict[str, str | None] = dict.fromkeys(sorted(wanted))
+    current: str | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace():
+            if current is not None:
+                found[current] = f"{found[current]} {line.strip()}".strip()
+            continue
+        name, equals, value = line.partition("=")
+        current = name.strip() if equals and name.strip() in wanted else None
+        if current is not None:
+            found[current] = value.strip()
+    return found
+
+
+def host_layout(paths: Iterable[str], release: str, main_cf: str = "") -> dict[str, Any]:
+    """The manifest's "layout" of one host, from its declared release (hosts.<name>.os), the
+    live paths of its tree and its main.cf: the services it runs (in SERVICE_MARKERS' order; the
+    role starts them in reverse, Postfix last, after the milter and the IMAP server it hands
+    mail to), what reloads or restarts each, and what the role creates for them."""
     present = set(paths)
     services = [name for name, marker in SERVICE_MARKERS.items() if marker in present]
     return {
+        "os": release,
+        "os_major": RELEASE_MAJOR[release],
         "services": services,
+        "units": {name: UNITS[release][name] for name in services},
         # A changed certificate reloads Postfix and Dovecot, but only where they run.
         "reload_on": {name: list(RELOAD_ON[name]) for name in services},
+        "restart_on": {name: list(RESTART_ON[name]) for name in services if name in RESTART_ON},
+        # The values the build gives the parameters whose change restarts Postfix (None: default).
+        "restart_postconf": main_cf_values(main_cf, RESTART_POSTCONF) if "postfix" in services else {},
         "vmail": {"user": VMAIL_USER, "uid": VMAIL_UID, "home": VMAIL_HOME},
         "lda_log": LDA_LOG,
         "opendkim_socket_dir": OPENDKIM_SOCKET_DIR,
+        "postfix_private_dir": POSTFIX_PRIVATE_DIR,
     }

@@ -62,6 +62,7 @@ class HostPlan:
     files: tuple[FileChange, ...] = ()
     tables: tuple[str, ...] = ()  # lookup tables to compile
     reload: tuple[str, ...] = ()  # services to reload
+    restart: tuple[str, ...] = ()  # services to restart (a setting a reload does not apply: layout.RESTART_*)
     start: tuple[str, ...] = ()  # services to start (or enable)
     packages: str = ""  # apt's summary of what it would install
     changed_tasks: tuple[str, ...] = ()
@@ -262,9 +263,11 @@ def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_r
             host["files"] = tuple(FileChange(f["path"], f["why"], (event["host"], f["path"]) in secret) for f in report["files"])
             host["tables"] = tuple(report["tables"])
             host["reload"] = tuple(report["reload"])
+            host["restart"] = tuple(report.get("restart", ()))
         elif kind == live_report == "install":
             host["files"] = tuple(FileChange(p, "installed", (event["host"], p) in secret) for p in report["changed"])
             host["reload"] = tuple(report["reload"])
+            host["restart"] = tuple(report.get("restart", ()))
         elif kind == "compile":
             host["tables"] = tuple(report["tables"])
         if status == "changed" and QUIET not in marks:
@@ -288,6 +291,7 @@ def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_r
                 files=data.get("files", ()),
                 tables=data.get("tables", ()),
                 reload=tuple(sorted(data.get("reload", ()))),
+                restart=tuple(sorted(data.get("restart", ()))),
                 start=tuple(dict.fromkeys(data.get("start", ()))),
                 packages=data.get("packages", ""),
                 changed_tasks=tuple(dict.fromkeys(data.get("changed_tasks", ()))),

@@ -54,6 +54,8 @@ def plan_markdown(result: PlanResult, title: str = "Plan") -> str:
             lines.append("")
         if host.tables:
             lines.append("- lookup tables to compile: " + ", ".join(f"`{t}`" for t in host.tables))
+        if host.restart:
+            lines.append("- services to restart: " + ", ".join(host.restart))
         if host.reload:
             lines.append("- services to reload: " + ", ".join(host.reload))
         if host.start:

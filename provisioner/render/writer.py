@@ -61,7 +61,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ from provisioner.keys.digest import host_digest_key, secret_digest
 from provisioner.layout import host_layout
 from provisioner.render.postfix import tables_of
 from provisioner.render.tree import HostTree
+from provisioner.site.types import DEFAULT_OS
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2  # 2: secret files carry hmac_sha256 instead of sha256
@@ -365,10 +366,12 @@ def write_build(
     digest_key: bytes | None = None,
     site_dir: Path | None = None,
     state_dir: Path | None = None,
+    releases: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """Write trees to OUT/<host>/..., extra files (e.g. dns/) to OUT/..., and OUT/manifest.json,
     touching only what changed (see the module's docstring). `digest_key` keys the digests of
-    secret files (provisioner.keys.digest; without it, a key used once)."""
+    secret files (provisioner.keys.digest; without it, a key used once). `releases` is each host's
+    declared `os` (the role checks the host against it before anything else)."""
     extra = extra or {}
     check_output(out, site_dir, state_dir)
     out = out.absolute()
@@ -387,7 +390,9 @@ def write_build(
             kind, digest = ("hmac_sha256", secret_digest(host_keys[name], f.content)) if f.secret else ("sha256", hashlib.sha256(f.content).hexdigest())
             wanted.append((f"{name}/{f.path}", f.content, f.mode))
             files.append({"host": name, "path": "/" + f.path, kind: digest, "mode": f"{f.mode:04o}", "owner": f.owner, "group": f.group, "secret": f.secret})
-        hosts[name] = {"files": files, "postfix_tables": ["/" + p for p in tables_of(tree)], "layout": host_layout(str(f["path"]) for f in files)}
+        main_cf = tree.files.get("etc/postfix/main.cf")
+        layout = host_layout((str(f["path"]) for f in files), (releases or {}).get(name, DEFAULT_OS.value), main_cf.content.decode() if main_cf else "")
+        hosts[name] = {"files": files, "postfix_tables": ["/" + p for p in tables_of(tree)], "layout": layout}
     others = []
     for rel, content in sorted(extra.items()):
         wanted.append((rel, content, 0o644))

@@ -105,8 +105,12 @@ def test_inspect_through_ansible_is_read_only_hides_the_key_and_diffs_without_co
     args = {"action": "inspect", "files": [entry(sasl, SECRET, "0600", key)], "digest_key": key.hex(), "_ansible_check_mode": True, "_ansible_diff": True}
     code, result = run_as_ansible(tmp_path, args)
     assert code == 0 and result["changed"] is False
-    assert result["provisioner_report"] == {"provisioner": "inspect", "files": [{"path": str(sasl), "why": "content"}], "tables": [], "reload": []}
-    assert result["diff"] == [{"before_header": str(sasl), "after_header": str(sasl), "before": f"{sasl}: content\n", "after": f"{sasl}: as the build has it\n"}]
+    report = {"provisioner": "inspect", "files": [{"path": str(sasl), "why": "content"}], "tables": [], "reload": [], "restart": [], "postconf_changed": []}
+    assert result["provisioner_report"] == report
+    assert result["restart"] == [] and result["postconf_changed"] == []
+    assert result["diff"] == [
+        {"before_header": str(sasl), "after_header": str(sasl), "before": f"{sasl}: content\n", "after": f"{sasl}: as the build has it\n"}
+    ]
     text = json.dumps(result)
     assert key.hex() not in text and "old secret" not in text and "a-real-password" not in text
     assert sasl.stat() == before
@@ -131,7 +135,13 @@ def test_stage_then_install_puts_only_what_differs_live_atomically_with_owner_an
     assert planned["changed"] == [str(new_dir_file), str(sasl)] and not sasl.exists() and not new_dir_file.exists()  # check mode writes nothing
 
     report, changed, diff = stage_module.run({"action": "install", "staged": str(staged), "reload_on": reload_on})
-    assert changed and report == {"provisioner": "install", "changed": [str(new_dir_file), str(sasl)], "reload": ["opendkim", "postfix"]}
+    assert changed and report == {
+        "provisioner": "install",
+        "changed": [str(new_dir_file), str(sasl)],
+        "reload": ["opendkim", "postfix"],
+        "restart": [],
+        "postconf_changed": [],
+    }
     assert [d["before"] for d in diff] == [f"{new_dir_file}: missing\n", f"{sasl}: missing\n"]
     assert sasl.read_bytes() == SECRET and sasl.stat().st_mode & 0o7777 == 0o600
     assert new_dir_file.parent.stat().st_mode & 0o7777 == 0o755

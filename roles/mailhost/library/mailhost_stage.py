@@ -44,6 +44,8 @@ options:
   files: {type: list, elements: dict, default: [], description: manifest entries (inspect)}
   tables: {type: list, elements: str, default: [], description: live paths of the Postfix lookup tables}
   reload_on: {type: dict, default: {}, description: service -> live path prefixes it reads}
+  restart_on: {type: dict, default: {}, description: service -> live path prefixes whose change restarts it}
+  restart_postconf: {type: dict, default: {}, description: Postfix parameter -> the build's value (null for the default); a change restarts Postfix}
   digest_key: {type: str, no_log: true, description: hex key of this host's secret files' hmac_sha256}
   bundle: {type: path, description: the shipped tar (stage)}
   staged: {type: path, description: the staging directory (stage, view, compile, install)}
@@ -55,7 +57,7 @@ provisioner_report:
   description: The action's summary; always has provisioner (the action's name).
   returned: always
   type: dict
-  sample: {"provisioner": "inspect", "files": [{"path": "/etc/postfix/main.cf", "why": "content"}], "tables": [], "reload": ["postfix"]}
+  sample: {"provisioner": "inspect", "files": [{"path": "/etc/postfix/main.cf", "why": "content"}], "tables": [], "reload": ["postfix"], "restart": []}
 """
 
 SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
@@ -136,8 +138,35 @@ def services_for(paths: set[str] | Sequence[str], reload_on: Mapping[str, Sequen
     return sorted(service for service, prefixes in reload_on.items() if any(p.startswith(tuple(prefixes)) for p in paths))
 
 
-def postconf(config_dir: str, name: str) -> str:
-    return subprocess.run(["postconf", "-c", config_dir, "-h", name], check=True, capture_output=True, text=True).stdout.strip()
+def postconf(config_dir: str, name: str, default: bool = False) -> str:
+    flags = ["-d", "-h"] if default else ["-h"]
+    return subprocess.run(["postconf", "-c", config_dir, *flags, name], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def postconf_words(value: str) -> str:
+    """A list-valued parameter compared as its words (postconf(5): separated by space or comma)."""
+    return " ".join(value.replace(",", " ").split())
+
+
+def postconf_changes(live_dir: str, wanted: Mapping[str, str | None]) -> list[str]:
+    """The parameters of `wanted` (value, or None for Postfix's default) whose live value differs.
+    Without a live main.cf nothing differs: Postfix is not running it yet and will be started."""
+    if not wanted or not os.path.exists(os.path.join(live_dir, "main.cf")):
+        return []
+    changed = []
+    for name, value in sorted(wanted.items()):
+        want = postconf(live_dir, name, default=True) if value is None else value
+        if postconf_words(postconf(live_dir, name)) != postconf_words(want):
+            changed.append(name)
+    return changed
+
+
+def restarts(paths: set[str], live_postconf: Sequence[str], args: Mapping[str, Any]) -> list[str]:
+    """Services a change of `paths` (or of a restart parameter of Postfix) restarts."""
+    found = set(services_for(paths, args.get("restart_on") or {}))
+    if live_postconf:
+        found.add("postfix")
+    return sorted(found)
 
 
 def table_suffix(config_dir: str) -> str:
@@ -166,7 +195,11 @@ def inspect(args: Mapping[str, Any]) -> dict[str, Any]:
         db = table + (suffix or "")
         if suffix is None or table in changed or not os.path.exists(db) or os.path.getmtime(db) < os.path.getmtime(table):
             tables.append(table)
-    return {"provisioner": "inspect", "files": files, "tables": tables, "reload": services_for(changed | set(tables), args["reload_on"])}
+    wanted = args.get("restart_postconf") or {}
+    moved = postconf_changes("/etc/postfix", wanted) if "/etc/postfix/main.cf" in changed else []
+    restart = restarts(changed, moved, args)
+    reload = [name for name in services_for(changed | set(tables), args["reload_on"]) if name not in restart]
+    return {"provisioner": "inspect", "files": files, "tables": tables, "reload": reload, "restart": restart, "postconf_changed": moved}
 
 
 def bundle_members(bundle: str) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, str]]:
@@ -258,9 +291,16 @@ def compile_tables(staged: str, args: Mapping[str, Any], check: bool = False) ->
 
 
 def install(staged: str, args: Mapping[str, Any], check: bool = False) -> dict[str, Any]:
-    """Replace each live file that differs from its staged copy: write beside it, then rename."""
+    """Replace each live file that differs from its staged copy: write beside it, then rename.
+    Before anything moves, the restart parameters of the staged main.cf are compared with the
+    live ones (a change restarts Postfix instead of reloading it)."""
     changed = []
     why = {}
+    staged_main = staged + "/etc/postfix/main.cf"
+    moved: list[str] = []
+    if os.path.exists(staged_main) and difference("/etc/postfix/main.cf", entry_of(staged_main)) is not None:
+        names = args.get("restart_postconf") or {}
+        moved = postconf_changes("/etc/postfix", {name: postconf(staged + "/etc/postfix", name) for name in names})
     for path, live in sorted(staged_files(staged), key=lambda pair: pair[1]):
         reason = difference(live, entry_of(path))
         if reason is None:
@@ -270,7 +310,9 @@ def install(staged: str, args: Mapping[str, Any], check: bool = False) -> dict[s
             replace(path, live)
         changed.append(live)
         why[live] = reason
-    return {"provisioner": "install", "changed": changed, "reload": services_for(changed, args["reload_on"]), "why": why}
+    restart = restarts(set(changed), moved, args)
+    reload = [name for name in services_for(changed, args["reload_on"]) if name not in restart]
+    return {"provisioner": "install", "changed": changed, "reload": reload, "restart": restart, "postconf_changed": moved, "why": why}
 
 
 def replace(staged_file: str, live: str) -> None:
@@ -322,6 +364,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "files": {"type": "list", "elements": "dict", "default": []},
     "tables": {"type": "list", "elements": "str", "default": []},
     "reload_on": {"type": "dict", "default": {}},
+    "restart_on": {"type": "dict", "default": {}},
+    "restart_postconf": {"type": "dict", "default": {}},
     "digest_key": {"type": "str", "no_log": True},
     "bundle": {"type": "path"},
     "staged": {"type": "path"},
