@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from provisioner.errors import ProvisionError
 from provisioner.keys.store import KeyState, require_keys
-from provisioner.render import dovecot, opendkim, postfix, tls
+from provisioner.render import dovecot, opendkim, postfix, rspamd, tls
 from provisioner.render.tree import HostTree
 from provisioner.secrets import resolve
 from provisioner.site.types import SecretRef, check_password_hash
@@ -70,7 +70,10 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
         tree = HostTree(name)
         paths = tls.add_tls(tree, site, host, keys)
         milter = opendkim.add_opendkim(tree, site, host, keys)
-        postfix.render_postfix(postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca), tree)
+        inbound = rspamd.add_rspamd(tree, site, host)
+        postfix.render_postfix(
+            postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca, inbound), tree
+        )
         dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)
         trees[name] = tree
     return trees

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from provisioner.layout import LDA_LOG, VMAIL_HOME, VMAIL_UID, VMAIL_USER  # the role reads them from the manifest
+from provisioner.render.rspamd import SPAM_HEADER
 from provisioner.render.tls import TlsPaths
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
@@ -17,6 +18,8 @@ from provisioner.site.types import OsRelease, Service
 from provisioner.templating import render_template
 
 USERS_FILE = "/etc/dovecot/users"
+# Run before each user's script by dovecot-lda; the role compiles it with sievec (a .svbin beside it).
+JUNK_SIEVE = "/etc/dovecot/sieve/junk.sieve"
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,12 @@ def add_dovecot(tree: HostTree, site: Site, name: str, host: Host, tls: TlsPaths
             lda_log=LDA_LOG,
             vmail_home=VMAIL_HOME,
             users_file=USERS_FILE,
+            junk_sieve=JUNK_SIEVE,
             postmaster=f"postmaster@{hosted[0]}" if hosted else f"postmaster@{host.fqdn}",
         ),
     )
+    if stores:
+        tree.add(JUNK_SIEVE[1:], render_template("sieve/junk.sieve.j2", site=site.name, spam_header=SPAM_HEADER))
     # Hashes only (DC-07), but never world-readable: a stolen hash can be guessed offline.
     tree.add(USERS_FILE[1:], passwd_file(entries, release), 0o640, "root", "dovecot", secret=True)
     return True

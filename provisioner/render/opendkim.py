@@ -1,4 +1,5 @@
-"""OpenDKIM: signs what submission and relay hosts send, verifies on mx hosts.
+"""OpenDKIM: signs what submission and relay hosts send. It verifies nothing: on mx hosts rspamd
+judges inbound mail and writes the one Authentication-Results field (render/rspamd.py).
 
 It hands Postfix what Postfix needs (MilterSettings); Postfix knows nothing of its files.
 """
@@ -29,22 +30,19 @@ class MilterSettings:
 
 
 def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> MilterSettings | None:
-    verifies = host.has(Service.MX)
-    signs = host.signs_mail
-    if not (signs or verifies):
+    if not host.signs_mail:
         return None
     key_table: list[str] = []
     signing_table: list[str] = []
-    if signs:
-        for domain in sorted(site.domains):
-            for key in keys.signing_keys(domain):
-                name = f"{key.selector}._domainkey.{domain}"
-                target = f"{KEY_DIR}/{name}.private"  # flat: one directory, not one per domain
-                key_table.append(f"{name} {domain}:{key.selector}:{target}")
-                # A From: written in the U-label (RFC 6532) is signed too, with the A-label d=
-                # (RFC 8616 §5); DMARC compares the From domain as A-labels (RFC 8616 §6).
-                signing_table += [f"*@{form} {name}" for form in spellings(domain)]
-                tree.add(target[1:], keys.read_private(key), 0o640, "root", "opendkim", secret=True)
+    for domain in sorted(site.domains):
+        for key in keys.signing_keys(domain):
+            name = f"{key.selector}._domainkey.{domain}"
+            target = f"{KEY_DIR}/{name}.private"  # flat: one directory, not one per domain
+            key_table.append(f"{name} {domain}:{key.selector}:{target}")
+            # A From: written in the U-label (RFC 6532) is signed too, with the A-label d=
+            # (RFC 8616 §5); DMARC compares the From domain as A-labels (RFC 8616 §6).
+            signing_table += [f"*@{form} {name}" for form in spellings(domain)]
+            tree.add(target[1:], keys.read_private(key), 0o640, "root", "opendkim", secret=True)
     internal = list(LOOPBACK)
     if host.has(Service.RELAY):
         internal += [str(n) for n in site.relay.networks]
@@ -57,7 +55,7 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
         render_template(
             "opendkim.conf.j2",
             site=site.name,
-            mode="sv" if signs and verifies else ("s" if signs else "v"),
+            mode="s",
             authserv_id=host.fqdn,
             socket=f"local:/var/spool/postfix/{SOCKET_IN_SPOOL}",
             nameservers=",".join(str(a) for a in site.policy.resolvers),
@@ -67,4 +65,4 @@ def add_opendkim(tree: HostTree, site: Site, host: Host, keys: KeyState) -> Milt
     # Debian's init script passes -p $SOCKET, which overrides Socket in opendkim.conf.
     tree.add("etc/default/opendkim", render_template("opendkim.default.j2", socket=f"local:/var/spool/postfix/{SOCKET_IN_SPOOL}"))
     milter = f"unix:{SOCKET_IN_SPOOL}"
-    return MilterSettings(smtpd_milters=milter, non_smtpd_milters=milter if signs else "")
+    return MilterSettings(smtpd_milters=milter, non_smtpd_milters=milter)

@@ -85,6 +85,7 @@ class PostfixInput:
     milter: MilterSettings | None
     smarthost_password: str | None
     smarthost_ca: bytes | None = None  # PEM certificates only (read_smarthost_ca)
+    inbound_milter: str | None = None  # rspamd on mx hosts: judges port 25 only (render/rspamd.py)
 
 
 def read_smarthost_ca(ca: SmarthostCa, base_dir: Path) -> tuple[bytes | None, Issue | None]:
@@ -508,13 +509,26 @@ def _delivery_service(host: Host) -> tuple[MasterService, ...]:
     return (MasterService(DELIVERY_SERVICE, "unix", "pipe", unpriv="n", args=args, comment=comment),)
 
 
+_INBOUND_COMMENT = "port 25 after postscreen: rspamd judges, a stopped rspamd answers 4xx (IN-05); 587/465 are only signed"
+
+
+def _inbound_options(inp: PostfixInput) -> tuple[str, ...]:
+    """The port-25 smtpd's milters: rspamd first, then OpenDKIM where the host also signs (relay
+    networks send on 25). An unjudged message is not taken in: with rspamd down Postfix answers
+    4xx and the sender retries (RFC 5321 §4.5.4.1), instead of letting spoofs through."""
+    if not inp.inbound_milter:
+        return ()
+    milters = [inp.inbound_milter, *([inp.milter.smtpd_milters] if inp.milter else [])]
+    return (f"smtpd_milters={','.join(milters)}", "milter_default_action=tempfail")
+
+
 def master_services(inp: PostfixInput) -> list[MasterService]:
     host = inp.host
     out: list[MasterService] = []
     if host.receives_internet_mail:
         out += [
             MasterService("smtp", "inet", "postscreen", private="n", maxproc="1", comment="port 25 through postscreen (PF-14: blocklists on 25 only)"),
-            MasterService("smtpd", "pass", "smtpd"),
+            MasterService("smtpd", "pass", "smtpd", options=_inbound_options(inp), comment=_INBOUND_COMMENT if inp.inbound_milter else ""),
             MasterService("dnsblog", "unix", "dnsblog", maxproc="0"),
             MasterService("tlsproxy", "unix", "tlsproxy", maxproc="0"),
         ]

@@ -179,9 +179,7 @@ class InboundPolicy(Frozen):
         InboundDmarc.ENFORCE,
         description="mail From this domain that DMARC does not authenticate: enforce (refuse), quarantine (Junk), monitor (annotate)",
     )
-    spam: Spam = Field(
-        default_factory=SpamThresholds, description="content filter score thresholds {junk, reject}, or off"
-    )
+    spam: Spam = Field(default_factory=SpamThresholds, description="content filter score thresholds {junk, reject}, or off")
     trusted_forwarders: tuple[DomainName, ...] = Field(
         (), description="ARC sealers (d= of ARC-Seal, RFC 8617) whose chain vouches for mail that failed DMARC on the way"
     )

@@ -18,11 +18,11 @@ from pathlib import Path
 from tests.apply.testbed import golden
 
 SUITE = "trixie"
-PACKAGES = ("dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "dovecot-sieve", "postfix", "postfix-lmdb", "opendkim")
+PACKAGES = ("dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "dovecot-sieve", "postfix", "postfix-lmdb", "opendkim", "rspamd")
 
 
 def judge_root() -> Path:
-    """The cached trixie root with Dovecot 2.4, Postfix 3.10 and OpenDKIM installed, built if
+    """The cached trixie root with Dovecot 2.4, Postfix 3.10, OpenDKIM and rspamd installed, built if
     missing (a minute or two): the testbed's golden rootfs for trixie with these packages."""
     return golden(log=None, extra_packages=PACKAGES, key_prefix="judge-", suite=SUITE)
 
