@@ -1,10 +1,10 @@
-"""The molecule scenario (molecule/default): the mailhost role on the project's test host.
+"""The molecule scenario (molecule/default): the mailhost role on booted test hosts.
 
-`molecule test -s default` brings up tests/apply/testbed.py's sandbox host (root, overlayfs,
-network namespaces; the golden rootfs is built on first use), then prepare (render the
-all-in-one example), converge, idempotence, verify and destroy. Part of CI like the other
-testbed tests; PROVISIONER_SKIP_TESTBED=1 skips it.
-"""
+`molecule test -s default` boots one systemd host per release (tests/hosts/nspawn.py: mail13 on
+Debian 13, mail12 on Debian 12; root, systemd-nspawn, overlayfs, network namespaces; the golden
+rootfs are built on first use), then prepare (render the all-in-one example for each release),
+converge, idempotence, verify (services running under systemd, system `running`, SMTP banner)
+and destroy. Part of CI like the other testbed tests; PROVISIONER_SKIP_TESTBED=1 skips it."""
 
 from __future__ import annotations
 
