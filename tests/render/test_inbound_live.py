@@ -64,6 +64,7 @@ def live(tmp_path_factory) -> Iterator[Filter]:
     work = tmp_path_factory.mktemp("inbound-live")
     site = yaml_rs.loads((EXAMPLES / "all-in-one/site.yaml").read_text(), parse_datetime=False)
     site["policy"]["resolvers"] = [DNS]
+    site["policy"]["inbound"] = {"trusted_forwarders": ["forwarder.example"]}
     site_path = work / "site.yaml"
     site_path.write_text(json.dumps(site))  # JSON is YAML
     trees, out = render_example("all-in-one", work, site_path)
@@ -76,7 +77,8 @@ def live(tmp_path_factory) -> Iterator[Filter]:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    for zone, policy in (("reject.example", "reject"), ("quarantine.example", "quarantine"), ("none.example", "none")):
+    senders = ("reject.example", "quarantine.example", "none.example", "forwarder.example", "other.example")
+    for zone, policy in zip(senders, ("reject", "quarantine", "none", "none", "none"), strict=True):
         zones[zone] = _sender_zone(zone, policy, base64.b64encode(public))
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     nsd = serve(zones, work / "nsd", address=DNS)
@@ -163,3 +165,25 @@ def test_a_forged_authentication_results_is_removed(live: Filter) -> None:
     result = scan(live.port, message("news@none.example", extra=forged), OUTSIDE, "news@none.example", "evil.example", MX)
     assert result["milter"]["remove_headers"]["Authentication-Results"] == 0  # 0: all of them
     assert "dmarc=fail" in ar(result)
+
+
+def forwarded(sealer: str, pem: bytes) -> bytes:
+    """A p=reject domain's signed message, its body changed by a list (DKIM broken), sealed by `sealer`."""
+    original = signed(message("news@reject.example"), "reject.example", "s1", pem)
+    changed = original.replace(b"Lunch at noon?", b"Lunch at noon?\r\n-- \r\nlist footer")
+    seen = f"Authentication-Results: lists.{sealer}; dkim=pass header.d=reject.example; spf=pass smtp.mailfrom=reject.example; dmarc=pass\r\n"
+    changed = seen.encode() + changed
+    return b"".join(dkim.arc_sign(changed, b"s1", sealer.encode(), pem, f"lists.{sealer}".encode())) + changed
+
+
+def test_a_trusted_forwarders_arc_chain_vouches(live: Filter) -> None:
+    """Case 5 / IN-04: DKIM broken by a list, SPF not aligned; the ARC seal of forwarder.example
+    (policy.inbound.trusted_forwarders) lifts the p=reject refusal; the same chain by another
+    domain does not."""
+    verdicts = {}
+    for sealer in ("forwarder.example", "other.example"):
+        result = scan(live.port, forwarded(sealer, live.sender_key), OUTSIDE, "bounce@" + sealer, "lists." + sealer, MX)
+        assert "ARC_ALLOW" in result["symbols"] and "dmarc=fail" in ar(result), (sealer, sorted(result["symbols"]))
+        verdicts[sealer] = result["action"]
+    assert verdicts["other.example"] == "reject"
+    assert verdicts["forwarder.example"] not in ("reject", "soft reject")
