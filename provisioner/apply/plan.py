@@ -239,6 +239,7 @@ def _task_event(event: Mapping[str, Any], handler: bool = False) -> TaskEvent:
 
 # ------------------------------------------------------------------------------ summaries
 
+
 def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_report: Report) -> tuple[HostPlan, ...]:
     """Per host: the files from the `live_report` kind of report (inspect: what differs, for a
     plan; install: what went live), other changed tasks by name, failures."""

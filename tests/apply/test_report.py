@@ -35,3 +35,13 @@ def test_tasks_listed_as_starts_or_packages_are_not_repeated_as_other_changes() 
     assert "- other changes: Create the vmail user\n" in markdown
     data = json.loads(plan_json(PlanResult((host,))))["hosts"][0]
     assert data["changed_tasks"] == list(host.changed_tasks) and "listed_tasks" not in data  # the JSON shape is unchanged
+
+
+def test_restart_and_reload_are_listed_apart() -> None:
+    host = HostPlan(
+        "mail", (FileChange("/etc/opendkim.conf", "content"), FileChange("/etc/dovecot/dovecot.conf", "content")), reload=("dovecot",), restart=("opendkim",)
+    )
+    markdown = plan_markdown(PlanResult((host,)))
+    assert "- services to restart: opendkim\n- services to reload: dovecot\n" in markdown
+    data = json.loads(plan_json(PlanResult((host,))))["hosts"][0]
+    assert (data["restart"], data["reload"]) == (["opendkim"], ["dovecot"])

@@ -68,6 +68,11 @@ class CallbackModule(CallbackBase):
             event["report"] = report  # the module's result itself, where its task is not no_log
         if status in ("failed", "unreachable"):
             event["message"] = _text(message)
+            items = data.get("results")
+            if isinstance(items, list):  # a loop: which items failed, and why ("One or more items failed" alone names none)
+                failed = [f"{_text(r.get('item'))}: {_text(r.get('msg'))}" for r in items if isinstance(r, dict) and r.get("failed")]
+                if failed:
+                    event["message"] = _text(f"{message}: " + "; ".join(failed))
             for key in ("stderr", "stdout", "rc"):
                 if data.get(key) not in (None, ""):
                     event[key] = data[key] if key == "rc" else _text(data[key])
