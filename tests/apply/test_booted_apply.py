@@ -177,3 +177,22 @@ def test_a_host_of_another_release_is_refused_before_anything_changes(declared: 
         assert not (host.root / "var/lib/provisioner").exists()
         assert host.run("find", "/etc", "/var/lib/dpkg/status", "-newer", "/etc/hostname", check=False).stdout == before
         assert host.system_state() == "running", host.failed_units()
+
+
+def test_a_service_that_dies_after_its_start_fails_the_apply_naming_host_and_service(tmp_path: Path) -> None:
+    """Dovecot's unit made to start (Type=simple: systemd says started at once) and die 2 s
+    later, as a daemon does that rejects what it reads only after forking: the apply must not
+    end `failed=0`."""
+    build = render_example(tmp_path / "site", "debian-13")
+    with fleet({"mail": "debian-13"}) as booted:
+        host = booted.hosts["mail"]
+        dropin = host.root / "etc/systemd/system/dovecot.service.d"
+        dropin.mkdir(parents=True)
+        (dropin / "dies.conf").write_text("[Service]\nType=simple\nExecStart=\nExecStart=/bin/sh -c 'sleep 2; exit 1'\n")
+        host.run("systemctl", "daemon-reload")
+        result = apply(None, build, booted.inventory(extra={"mailhost_apt_update_cache": False}), env=booted.ansible_env())
+        assert result.exit_code == 1
+        (failure,) = result.failures
+        assert failure.task == "Check that the mail services run", failure
+        assert failure.message.startswith("mail: not running after the start or reload: dovecot (dovecot.service: "), failure.message
+        assert "postfix" not in failure.message and "opendkim" not in failure.message
