@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from provisioner.errors import ProvisionError
 from provisioner.keys.store import KeyState
 from provisioner.keys.tls import read_tls
+from provisioner.layout import CERT_DIR as LIVE_CERT_DIR
 from provisioner.render.tree import HostTree
 from provisioner.site.model import Host, Site
 from provisioner.site.types import TlsSource
 
-CERT_DIR = "etc/ssl/provisioner"
+CERT_DIR = LIVE_CERT_DIR.lstrip("/")  # relative to the host tree
 
 
 @dataclass(frozen=True)
