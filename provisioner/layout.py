@@ -24,12 +24,22 @@ OPENDKIM_SOCKET_DIR = "/var/spool/postfix/opendkim"
 POSTFIX_PRIVATE_DIR = "/var/spool/postfix/private"
 
 # A service runs on a host when the host's tree holds its main configuration file.
-SERVICE_MARKERS = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf", "opendkim": "/etc/opendkim.conf"}
+# rspamd (mx and backup-mx hosts, docs/inbound.md): render/rspamd.py's MARKER, a local.d file
+# every judging host gets. The role starts the services in reverse: rspamd and OpenDKIM first,
+# so Postfix's port-25 milter (milter_default_action = tempfail) answers when Postfix accepts mail.
+SERVICE_MARKERS = {
+    "postfix": "/etc/postfix/main.cf",
+    "dovecot": "/etc/dovecot/dovecot.conf",
+    "opendkim": "/etc/opendkim.conf",
+    "rspamd": "/etc/rspamd/local.d/milter_headers.conf",
+}
 # Which live paths a service reads: a change below one of them reloads that service.
 RELOAD_ON = {
     "postfix": ("/etc/postfix/", CERT_DIR + "/"),
     "dovecot": ("/etc/dovecot/", CERT_DIR + "/"),
     "opendkim": ("/etc/opendkim.conf", "/etc/opendkim/", "/etc/default/opendkim"),
+    # Only local.d is rendered; rspamd rereads its whole configuration on SIGHUP (rspamd.service ExecReload).
+    "rspamd": ("/etc/rspamd/local.d/",),
 }
 # A change below these paths RESTARTS the service instead: OpenDKIM rereads its configuration on
 # SIGUSR1 (reload) but keeps the socket it bound at start, and /etc/default/opendkim is only read
@@ -43,9 +53,13 @@ RESTART_POSTCONF = ("inet_interfaces", "inet_protocols")
 # instance postfix@- (postfix.service is a oneshot umbrella whose start and reload do nothing by
 # themselves); from Postfix 3.9.1-7 (Debian 13) postfix.service runs it and conflicts with postfix@-.
 UNITS = {
-    "debian-13": {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim"},
-    "debian-12": {"postfix": "postfix@-", "dovecot": "dovecot", "opendkim": "opendkim"},
+    "debian-13": {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd"},
+    "debian-12": {"postfix": "postfix@-", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd"},
 }
+# Services a host no longer runs once its tree lacks their marker, which the role stops and
+# disables (their files stay: never delete what we did not write): OpenDKIM on an mx-only host,
+# where rspamd judges and nothing is signed (render/opendkim.py).
+RETIRED = ("opendkim",)
 # What a Debian release reports as ansible_distribution_major_version.
 RELEASE_MAJOR = {"debian-13": "13", "debian-12": "12"}
 
@@ -91,4 +105,8 @@ def host_layout(paths: Iterable[str], release: str, main_cf: str = "") -> dict[s
         "lda_log": LDA_LOG,
         "opendkim_socket_dir": OPENDKIM_SOCKET_DIR,
         "postfix_private_dir": POSTFIX_PRIVATE_DIR,
+        "retired": {name: UNITS[release][name] for name in RETIRED if name not in services and "rspamd" in services},
+        # Sieve scripts of the tree, which the role compiles with sievec after a change: dovecot-lda
+        # runs as vmail and cannot write the .svbin beside a script under /etc (Pigeonhole).
+        "sieve": sorted(p for p in present if p.startswith("/etc/dovecot/") and p.endswith(".sieve")),
     }
