@@ -545,9 +545,8 @@ class OsRelease(StrEnum):
     DEBIAN_12 = "debian-12"
 
 
-# The release a host without `os:` runs. Issue 13 makes it debian-13; kept at debian-12 until
-# the golden files and the role are switched together (one constant to flip).
-DEFAULT_OS = OsRelease.DEBIAN_12
+# The release a host without `os:` runs: Debian's current stable.
+DEFAULT_OS = OsRelease.DEBIAN_13
 
 
 class SpfAll(StrEnum):

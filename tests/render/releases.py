@@ -13,12 +13,13 @@ from tests.conftest import EXAMPLES
 from tests.render.helpers import render_example
 
 _FQDN = re.compile(r"^(    fqdn: .*\n)", re.M)
+_OS = re.compile(r"^    os: .*\n", re.M)
 
 
 def declared(site: Path, release: OsRelease) -> None:
-    """Write `os: <release>` into every host of the site file at `site` (four-space host keys)."""
-    text = site.read_text()
-    assert "\n    os:" not in text, site
+    """Write `os: <release>` into every host of the site file at `site` (four-space host keys),
+    in place of any `os:` it declares."""
+    text = _OS.sub("", site.read_text())
     site.write_text(_FQDN.sub(rf"\g<1>    os: {release.value}\n", text))
 
 

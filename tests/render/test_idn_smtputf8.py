@@ -40,9 +40,11 @@ from provisioner.render import render_site
 from provisioner.render.dovecot import LDA_LOG, USERS_FILE, VMAIL_HOME
 from provisioner.render.postfix import DELIVERY_SERVICE, DOVECOT_LDA, VMAIL_UID, VMAIL_USER
 from provisioner.render.tree import HostTree
+from provisioner.site.types import OsRelease
 from provisioner.site.validate import load_site
 from tests.conftest import ALICE_HASH, EXAMPLES, FIXED_DAY
 from tests.render.helpers import ENV
+from tests.render.releases import declared
 from tests.render.test_smarthost_tls import MASTER_CF, Instance, free_port, running
 
 pytestmark = [
@@ -71,6 +73,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostTree]:
     added = f'  {U_LABEL}:\n    mailboxes:\n      info:\n        password: "{ALICE_HASH}"\n        quota: {QUOTA}\n    aliases: {{postmaster: info}}\n'
     assert "\n  legacy.acme.example:\n" in text
     (site_dir / "site.yaml").write_text(text.replace("\n  legacy.acme.example:\n", f"\n{added}  legacy.acme.example:\n", 1))
+    declared(site_dir / "site.yaml", OsRelease.DEBIAN_12)  # delivered by this machine's Dovecot 2.3 and Postfix 3.7
     loaded = load_site(site_dir / "site.yaml")
     assert A_LABEL in loaded.site.domains
     keys, _ = ensure_keys(loaded.site, tmp / "state", today=FIXED_DAY, workers=1)

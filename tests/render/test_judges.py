@@ -1,4 +1,5 @@
-"""Outside judges: Debian's own postconf, postmap, doveconf and opendkim accept what we render.
+"""Outside judges: Debian 12's own postconf, postmap, doveconf and opendkim (this machine's) accept
+what we render for debian-12 hosts (Debian 13's judge the debian-13 output: test_judges_trixie.py).
 
 Absolute paths in the rendered files point at /etc on the target host; for the judges, a
 copy of each file has those paths pointed into the build tree, nothing else changed.
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.render.helpers import render_example
+from provisioner.site.types import OsRelease
+from tests.render.releases import render_for
 
 EXAMPLES = ["all-in-one", "multi-host", "network"]
 NETWORK_SITE = Path(__file__).resolve().parents[1] / "network" / "site.yaml"  # the test network's site
@@ -35,7 +37,7 @@ def network_site(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=EXAMPLES)
 def build(request, tmp_path: Path) -> tuple[dict, Path]:
-    return render_example(request.param, tmp_path, network_site(tmp_path) if request.param == "network" else None)
+    return render_for(request.param, OsRelease.DEBIAN_12, tmp_path)
 
 
 def test_postconf_accepts_main_and_master(build) -> None:
@@ -67,7 +69,7 @@ def test_postmap_compiles_every_table(build, tmp_path: Path) -> None:
 
 def test_postfix_resolves_tables_as_intended(tmp_path: Path) -> None:
     """Look addresses up in the compiled tables, as Postfix will."""
-    trees, out = render_example("multi-host", tmp_path)
+    trees, out = render_for("multi-host", OsRelease.DEBIAN_12, tmp_path)
     maps = out / "mx1/etc/postfix"
     for name in ("virtual", "sender_login", "vmailbox"):
         assert run("postmap", "-c", str(maps), f"lmdb:{maps / name}").returncode == 0

@@ -275,7 +275,7 @@ def test_dovecot_passwd_file_and_quota(multi) -> None:
     users = multi["mx1"].files["etc/dovecot/users"]
     assert (users.mode, users.group) == (0o640, "dovecot")
     lines = users.content.decode().splitlines()
-    assert any(line.startswith("alice@acme.example:{ARGON2ID}$argon2id$") and line.endswith("userdb_quota_rule=*:storage=2G") for line in lines)
+    assert any(line.startswith("alice@acme.example:{ARGON2ID}$argon2id$") and line.endswith("userdb_quota_storage_size=2G") for line in lines)  # Dovecot 2.4 (debian-13, the default)
     assert any(line.startswith("bob@acme.example:{ARGON2ID}") for line in lines)  # from secrets/bob.hash
     conf = text(multi, "mx1", "etc/dovecot/dovecot.conf")
     assert "ssl = required" in conf and "inet_listener imap {\n    port = 0" in conf
