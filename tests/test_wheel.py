@@ -84,6 +84,10 @@ def test_the_sdist_and_the_wheel_carry_templates_and_roles(installed: Installed)
         assert f"provisioner/{name}" in in_wheel
     assert "provisioner/apply/playbook.yml" in in_wheel
     assert not [n for n in in_wheel if "__pycache__" in n or n.endswith(".pyc")]
+    # every module of the checkout is in the wheel (pyproject lists the packages by name: a new
+    # package left out of the list imports from a checkout and fails only when installed)
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "provisioner").rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(modules - in_wheel) == []
 
 
 def test_the_installed_package_finds_its_data_inside_itself(installed: Installed) -> None:
