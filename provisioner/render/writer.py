@@ -48,6 +48,11 @@ per host (provisioner.keys.digest), never a plain sha256: manifest.json is 0644 
 --format json` goes to CI logs. Each host's key is in `.secret-digest-keys.json` (0600), for
 the role to compare a host's live secrets with.
 
+Each host also gets `.hosts/<host>.json` (0600): its part of manifest.json and its digest key,
+what the role reads on that host's play, so a play's cost does not grow with the site's number
+of hosts. Its names follow from the manifest's hosts (like the key file's, not listed with a
+digest: it holds the key), so the next render knows them as its own.
+
 Every directory is made 0755 and every file with the mode the manifest gives, set at creation
 (fchmod'ed before the first byte where the umask or a default ACL narrowed it), whatever the
 umask; a directory of the build found with another mode is set back to 0755.
@@ -83,6 +88,7 @@ MARKER_TEXT = (
 )
 DIGEST_KEYS = ".secret-digest-keys.json"
 BUNDLES = ".bundles"  # written by `plan`/`apply` (provisioner.apply.bundle): one tar per host
+HOST_FILES = ".hosts"  # <host>.json: the host's manifest entry and digest key, what the role reads
 INCOMPLETE = ".provisioner-incomplete"  # the next manifest, while a render is writing the build
 _NEW = ".provisioner-new"  # a changed file's bytes go to .<name>.provisioner-new, renamed over it
 _NAME_MAX = 255  # bytes in one file name (Linux NAME_MAX)
@@ -107,6 +113,15 @@ def manifest_text(data: dict[str, Any]) -> str:
     lines.append(",\n".join(json.dumps(f, sort_keys=True) for f in data["files"]))
     lines.append("]}")
     return "\n".join(lines) + "\n"
+
+
+def host_file(host: str) -> str:
+    """The build-relative name of `host`'s own part of the manifest (with its digest key)."""
+    return f"{HOST_FILES}/{host}.json"
+
+
+def host_file_text(host: str, entry: Mapping[str, Any], key: bytes) -> str:
+    return json.dumps({"version": MANIFEST_VERSION, "host": host, "manifest": entry, "digest_key": key.hex()}, sort_keys=True) + "\n"
 
 
 def read_digest_keys(build_dir: Path) -> dict[str, bytes]:
@@ -208,7 +223,7 @@ def _parse_manifest(text: str) -> _OldBuild:
             path = file.get("path") if isinstance(file, dict) else None
             rel = _relative(path[1:]) if isinstance(path, str) and path.startswith("/") else None
             files[f"{host}/{rel}"] = _entry(file, rel, secret_ok=True)
-        ours |= {f"{BUNDLES}/{host}.tar", f"{BUNDLES}/.{host}.tar.new"}
+        ours |= {f"{BUNDLES}/{host}.tar", f"{BUNDLES}/.{host}.tar.new", host_file(host)}
     for file in data["files"]:
         rel = _relative(file.get("path")) if isinstance(file, dict) else None
         files[str(rel)] = _entry(file, rel, secret_ok=False)
@@ -265,7 +280,8 @@ def _old_build(out: Path) -> _Found | None:
         with contextlib.suppress(OSError, ValueError):
             pending = _parse_manifest((_read_own(out / INCOMPLETE) or b"").decode())
         ours |= pending.ours | {INCOMPLETE}
-        ours |= {_temporary(rel) for rel in (*old.files, *pending.files, DIGEST_KEYS)}
+        own = (name for name in old.ours | pending.ours if name.startswith(f"{HOST_FILES}/"))
+        ours |= {_temporary(rel) for rel in (*old.files, *pending.files, DIGEST_KEYS, *own)}
     unknown, present, regular = _scan(out, frozenset(ours))
     if unknown:
         shown = ", ".join(unknown[:_SHOWN]) + (f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else "")
@@ -400,6 +416,7 @@ def write_build(
     data: dict[str, Any] = {"version": MANIFEST_VERSION, "hosts": hosts, "files": others}
     keys_text = json.dumps({"version": 1, "hosts": {name: k.hex() for name, k in host_keys.items()}}, sort_keys=True) + "\n"
     wanted.append((DIGEST_KEYS, keys_text.encode(), 0o600))
+    wanted.extend((host_file(name), host_file_text(name, hosts[name], host_keys[name]).encode(), 0o600) for name in sorted(trees))
     ours = {rel for rel, _, _ in wanted} | {MARKER, MANIFEST, INCOMPLETE}
     ours |= {f"{BUNDLES}/{host}.tar" for host in trees} | {f"{BUNDLES}/.{host}.tar.new" for host in trees}
     try:

@@ -75,6 +75,7 @@ def test_render_and_keys_make_exactly_the_modes_we_intend_under_any_umask(tmp_pa
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {f"{host}{f['path']}": int(f["mode"], 8) for host, entry in manifest["hosts"].items() for f in entry["files"]}
     listed |= {f["path"]: 0o644 for f in manifest["files"]} | {"manifest.json": 0o644, ".provisioner-build": 0o644, ".secret-digest-keys.json": 0o600}
+    listed |= {f".hosts/{host}.json": 0o600 for host in manifest["hosts"]}  # each host's own part, with its digest key
     seen = modes(out)
     assert {rel for rel, mode in seen.items() if not stat.S_ISDIR(mode)} == set(listed)
     for rel, mode in seen.items():

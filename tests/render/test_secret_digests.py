@@ -151,7 +151,11 @@ def test_plan_reports_a_changed_secret_by_path_from_the_keyed_digest(rendered, t
 def test_the_role_ships_only_this_hosts_digest_key_to_the_inspect_task() -> None:
     tasks = (ROOT / "roles/mailhost/tasks/main.yml").read_text()
     inspect = tasks[tasks.index("- name: Compare the live files with the build") :].split("\n- name:")[0]
-    assert "digest_key: \"{{ (lookup('ansible.builtin.file', mailhost_build_dir ~ '/.secret-digest-keys.json') | from_json).hosts[mailhost_host] }}\"" in inspect
+    # from this host's own file of the build (.hosts/<host>.json: its manifest entry and its key)
+    assert "digest_key: \"{{ (lookup('ansible.builtin.file', mailhost_host_file) | from_json).digest_key }}\"" in inspect
+    assert 'mailhost_host_file: "{{ mailhost_build_dir }}/.hosts/{{ mailhost_host }}.json"' in (ROOT / "roles/mailhost/vars/main.yml").read_text()
+    # nor any file of the whole site: a host's play costs the same in a site of 1 or 500 hosts
+    assert "/.secret-digest-keys.json'" not in tasks and "/manifest.json'" not in tasks
     assert "no_log: true" in inspect
 
 

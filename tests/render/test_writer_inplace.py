@@ -5,6 +5,7 @@ that stops anywhere leaves a build that plan/bundle refuse until the next render
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from provisioner.apply.plan import plan
 from provisioner.build import build
 from provisioner.errors import ProvisionError
 from provisioner.render.tree import HostTree
-from provisioner.render.writer import DIGEST_KEYS, INCOMPLETE, MANIFEST, MARKER, write_build
+from provisioner.render.writer import DIGEST_KEYS, HOST_FILES, INCOMPLETE, MANIFEST, MARKER, host_file, write_build
 from tests.conftest import ROOT
 
 KEY = b"k" * 32  # a fixed digest key: equal trees give equal manifests
@@ -135,8 +136,13 @@ def expected(host_trees: dict[str, HostTree], extra: dict[str, bytes]) -> dict[s
 
 
 def assert_is_build_of(out: Path, host_trees: dict[str, HostTree], extra: dict[str, bytes]) -> None:
-    on_disk = {rel: (content, mode) for rel, (_, _, content, mode) in files(out).items() if rel not in FIXED and not rel.startswith(".bundles/")}
+    found = files(out)
+    on_disk = {rel: (content, mode) for rel, (_, _, content, mode) in found.items() if rel not in FIXED and not rel.startswith((".bundles/", f"{HOST_FILES}/"))}
     assert on_disk == expected(host_trees, extra)
+    # each host's own file (what the role reads): exactly one per host, its manifest entry, 0600
+    own = {rel: (json.loads(content), mode) for rel, (_, _, content, mode) in found.items() if rel.startswith(f"{HOST_FILES}/")}
+    manifest = read_manifest(out)
+    assert own == {host_file(h): ({**own[host_file(h)][0], "manifest": manifest["hosts"][h]}, 0o600) for h in host_trees}
     for directory, _, _ in os.walk(out):
         assert directory.endswith("/.bundles") or stat.S_IMODE(os.stat(directory).st_mode) == 0o755, directory
     write_bundles(out)  # every file matches the manifest's digest
