@@ -422,6 +422,7 @@ def apply(
     site: SiteArg,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    serial: Annotated[int | None, typer.Option("--serial", min=1, help="the MX hosts N at a time, stopping at the first failure; then the rest")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="apply without asking (needed without a terminal)")] = False,
     fmt: FormatOpt = TextFormat.text,
     build_dir: BuildOpt = Path("build"),
@@ -452,7 +453,7 @@ def apply(
         vault = _vault(vault_password_file)
         with _progress() as bar:
             outcome = apply_command(
-                Target(site, build_dir, state, process_env(), vault, inventory, limit),
+                Target(site, build_dir, state, process_env(), vault, inventory, limit, serial=serial),
                 confirm=None if yes else confirm,
                 listener=show,
                 key_progress=_key_progress(bar),

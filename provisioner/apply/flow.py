@@ -34,6 +34,7 @@ class Target:
     vault_password: bytes | None = None
     inventory: Path | None = None
     limit: str | None = None
+    serial: int | None = None  # apply only: the MX hosts this many at a time (plan ignores it)
 
     def render(self, key_progress: Callable[[int, int], None] | None, built: Callable[[Build], None] | None) -> Build:
         """The build plan and apply both start from; `built(build)` is told when it is written
@@ -69,4 +70,4 @@ def apply_command(
             return ApplyOutcome(done, planned, None, "nothing to change")
         if not confirm(planned):
             return ApplyOutcome(done, planned, None, "not confirmed")
-    return ApplyOutcome(done, planned, apply(target.site, target.build_dir, target.inventory, target.limit, progress=listener))
+    return ApplyOutcome(done, planned, apply(target.site, target.build_dir, target.inventory, target.limit, progress=listener, serial=target.serial))

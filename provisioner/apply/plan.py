@@ -21,9 +21,11 @@ from provisioner.apply.bundle import read_manifest, write_bundles
 from provisioner.apply.inventory import site_inventory, write_inventory
 from provisioner.datadir import data_dir
 from provisioner.errors import ProvisionError
+from provisioner.site.model import Site
 
 HERE = Path(__file__).resolve().parent
 PLAYBOOK = HERE / "playbook.yml"
+ROLLOUT = HERE / "rollout.yml"  # apply --serial N: the MX hosts N at a time, then the rest
 CALLBACKS = HERE / "callback"
 ROLES = data_dir("roles")  # the checkout's roles/, or the wheel's provisioner/roles
 
@@ -141,9 +143,13 @@ def apply(
     limit: str | None = None,
     env: Mapping[str, str] | None = None,
     progress: TaskListener | None = None,
+    serial: int | None = None,
 ) -> ApplyResult:
-    """Run the playbook for real; progress(event) is called for each task result as it comes."""
-    events, log, returncode = _run(site_path, build_dir, inventory, limit, check=False, env=env, progress=progress)
+    """Run the playbook for real; progress(event) is called for each task result as it comes.
+
+    With `serial` the site's MX hosts (mx, backup-mx) go first, `serial` at a time, and the first
+    failure stops the rollout (rollout.yml): the MX hosts not yet reached keep serving."""
+    events, log, returncode = _run(site_path, build_dir, inventory, limit, check=False, env=env, progress=progress, serial=serial)
     stats: dict[str, dict[str, int]] = {}
     for event in events:
         if event.get("event") == "stats":
@@ -171,24 +177,30 @@ def _run(
     check: bool,
     env: Mapping[str, str] | None,
     progress: TaskListener | None,
+    serial: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[str], int]:
+    if serial is not None and (serial < 1 or site_path is None):
+        raise ProvisionError("--serial needs a number of hosts of at least 1 and the site file (it names the MX hosts)")
     build_dir = build_dir.absolute()
     manifest = read_manifest(build_dir)
     if not ROLES.is_dir():
         raise ProvisionError(f"the Ansible roles are not at {ROLES}: the installation is incomplete, reinstall provisioner")
     write_bundles(build_dir)
     with tempfile.TemporaryDirectory(prefix="provision-apply-") as work:
-        if inventory is None:
+        site = None
+        if inventory is None or serial is not None:
             if site_path is None:
                 raise ProvisionError("no inventory: give -i INVENTORY or a site file with ansible: blocks")
             from provisioner.site.validate import load_site
 
             site = load_site(site_path).site
+        if inventory is None:
+            assert site is not None
             unknown = sorted(set(site.hosts) - set(manifest["hosts"]))
             if unknown:
                 raise ProvisionError(f"{build_dir} holds no tree for host(s) {', '.join(unknown)}: render the site again")
             inventory = write_inventory(site_inventory(site, build_dir), Path(work) / "inventory.yml")
-        command = [ansible_playbook(), "-i", str(inventory), str(PLAYBOOK), "-e", json.dumps({"mailhost_build_dir": str(build_dir)})]
+        command = [ansible_playbook(), "-i", str(inventory), *playbook_args(build_dir, site, serial)]
         if limit:
             command += ["--limit", limit]
         if check:
@@ -205,6 +217,17 @@ def _run(
             **(env or {}),
         }
         return _stream(command, run_env, progress)
+
+
+def playbook_args(build_dir: Path, site: Site | None = None, serial: int | None = None) -> list[str]:
+    """The playbook and its extra vars: playbook.yml (every host at once), or with `serial`
+    rollout.yml with the site's MX hosts (in the site's order of names) to go `serial` at a time."""
+    variables: dict[str, Any] = {"mailhost_build_dir": str(build_dir)}
+    if serial is None or site is None:
+        return [str(PLAYBOOK), "-e", json.dumps(variables)]
+    mx = sorted(name for name, host in site.hosts.items() if host.receives_internet_mail)
+    variables |= {"mailhost_serial": serial, "mailhost_rollout_mx": mx}
+    return [str(ROLLOUT), "-e", json.dumps(variables)]
 
 
 def _stream(command: list[str], env: Mapping[str, str], progress: TaskListener | None) -> tuple[list[dict[str, Any]], list[str], int]:
