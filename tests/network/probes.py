@@ -169,6 +169,18 @@ def send(
     return out
 
 
+def send_raw(host: str, port: int, mail_from: str, to: list[str], path: str, helo: str = "inet.foreign.test") -> dict:
+    """Port 25 with STARTTLS, the message exactly as the file holds it (signed, sealed: not rewritten)."""
+    s = smtplib.SMTP(host, port, timeout=TIMEOUT)
+    out: dict = {"banner": [s.ehlo(helo)[0], ""]}
+    s.starttls(context=_ctx())
+    s.ehlo(helo)
+    with open(path, "rb") as handle:
+        out.update(_transaction(s, mail_from, to, handle.read()))
+    s.quit()
+    return out
+
+
 def auth_wrong(host: str, port: int, user: str, password: str) -> dict:
     s = smtplib.SMTP(host, port, timeout=TIMEOUT)
     s.ehlo("client.acme.test")
@@ -188,11 +200,14 @@ def _text(reply: bytes | str) -> str:
     return reply.decode() if isinstance(reply, bytes) else reply
 
 
-def imap(host: str, user: str, password: str) -> dict:
+def imap(host: str, user: str, password: str, folder: str = "INBOX") -> dict:
+    """The subjects in `folder` (none when it does not exist)."""
     i = imaplib.IMAP4_SSL(host, 993, ssl_context=_ctx(), timeout=TIMEOUT)
     assert isinstance(i.sock, ssl.SSLSocket)
     out: dict = {"tls": i.sock.version(), "login": i.login(user, password)[0]}
-    i.select("INBOX", readonly=True)
+    if i.select(folder, readonly=True)[0] != "OK":
+        i.logout()
+        return {**out, "subjects": []}
     _, data = i.search(None, "ALL")
     subjects = []
     for num in data[0].split():
