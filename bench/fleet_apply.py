@@ -14,12 +14,14 @@ booted hosts (tests/hosts/nspawn.py: systemd as PID 1, Ansible over SSH, forks =
 * controller CPU s - user + system seconds of ansible-playbook, its forks, ssh and the netns
                  ProxyCommands per re-apply (RUSAGE_CHILDREN; SSH masters that ControlPersist
                  keeps in the background are not counted). The hosts run on the same CPUs.
+* hosts CPU s  - the same for the hosts: the sum over the N hosts of their cgroup's cpu.stat
+                 usage_usec (systemd, sshd, each module's Python) per re-apply. Controller +
+                 hosts CPU against N x wall x CPUs shows whether a run waits for the machine.
 
-The controller's share that grows with the site rather than with Ansible: every host's play
-reads the whole manifest.json (two file lookups + from_json) and the digest-key file.
-`manifest_cost` renders sites of 1, 8 and 50 hosts and times exactly that parse (json.loads
-of the manifest twice and of the key file once, per host, summed over all hosts), to show
-whether it matters next to the per-host SSH round trips.
+The controller's share that could grow with the site rather than with Ansible: what each
+host's play reads of the build. It reads only its own .hosts/<host>.json (two lookups); it
+used to read the whole manifest.json twice and the digest-key file. `manifest_cost` renders
+sites of 1, 8 and 50 hosts and times both (json.loads per host, summed over all hosts).
 
 Results: a Markdown table on stdout, bench/results/fleet_apply.json. Needs root and the booted
 golden of the release (built on first use). Everything it starts is stopped by PID at the end.
@@ -46,6 +48,7 @@ PROVISION = ROOT / ".venv" / "bin" / "provision"
 sys.path.insert(0, str(ROOT))
 
 from provisioner.apply import apply  # noqa: E402
+from provisioner.render.writer import host_file  # noqa: E402
 from tests.hosts.nspawn import Fleet  # noqa: E402
 
 PASSWORD = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$4UpCNAmRJ40A4SZ+1IFVnw$0VMvaY6Hlpx3bUYZQxqT3lc27nod6JEAjo263ZDUq/A"
@@ -90,18 +93,31 @@ def render(work: Path, hosts: int, release: str) -> Path:
     return work / "build"
 
 
-def timed_apply(build: Path, inventory: Path, env: dict[str, str]) -> tuple[float, Mapping[str, Mapping[str, int]], float]:
+def hosts_cpu(cgroups: list[Path]) -> float:
+    """CPU seconds the hosts' cgroups used so far (cgroup v2 cpu.stat usage_usec, summed)."""
+    total = 0
+    for cgroup in cgroups:
+        for line in (cgroup / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                total += int(value)
+    return total / 1e6
+
+
+def timed_apply(build: Path, inventory: Path, env: dict[str, str], cgroups: list[Path]) -> tuple[float, Mapping[str, Mapping[str, int]], float, float]:
     """(wall seconds, Ansible's stats, controller CPU seconds: ansible-playbook, its forks and
-    ssh clients, user + system, from RUSAGE_CHILDREN)."""
+    ssh clients, user + system, from RUSAGE_CHILDREN; the hosts' CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    hosts_before = hosts_cpu(cgroups)
     start = time.perf_counter()
     result = apply(None, build, inventory, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    on_hosts = hosts_cpu(cgroups) - hosts_before
     if not result.ok:
         raise SystemExit("apply failed:\n" + "\n".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures) + "\n" + "\n".join(result.log[-40:]))
-    return wall, result.stats, cpu
+    return wall, result.stats, cpu, on_hosts
 
 
 def one_size(build: Path, count: int, release: str, repeat: int) -> dict[str, Any]:
@@ -112,12 +128,15 @@ def one_size(build: Path, count: int, release: str, repeat: int) -> dict[str, An
         inventory = fleet.inventory(extra={"mailhost_apt_update_cache": False})  # no mirror: apt's cache
         env = {**fleet.ansible_env(), "ANSIBLE_FORKS": str(count)}
         print(f"{count} hosts: cold apply ...", file=sys.stderr, flush=True)
-        cold_s, cold_stats, _ = timed_apply(build, inventory, env)
-        runs, cpus = [], []
+        cgroups = [h.cgroups[0] for h in fleet.hosts.values()]
+        cold_s, cold_stats, _, _ = timed_apply(build, inventory, env, cgroups)
+        runs, cpus, host_cpus, loads = [], [], [], []
         for i in range(repeat):
             print(f"{count} hosts: re-apply {i + 1}/{repeat} ...", file=sys.stderr, flush=True)
-            wall, stats, cpu = timed_apply(build, inventory, env)
+            loads.append(os.getloadavg()[0])
+            wall, stats, cpu, on_hosts = timed_apply(build, inventory, env, cgroups)
             cpus.append(cpu)
+            host_cpus.append(on_hosts)
             changed = {h: s["changed"] for h, s in stats.items() if s["changed"]}
             assert not changed, f"re-apply changed something: {changed}"
             runs.append(wall)
@@ -134,22 +153,39 @@ def one_size(build: Path, count: int, release: str, repeat: int) -> dict[str, An
         "reapply_s": [round(x, 2) for x in runs],
         "reapply_median_s": round(statistics.median(runs), 2),
         "reapply_controller_cpu_median_s": round(statistics.median(cpus), 2),
+        "reapply_hosts_cpu_median_s": round(statistics.median(host_cpus), 2),
+        "load_before_reapplies": [round(x, 1) for x in loads],
     }
 
 
 def manifest_cost(work: Path, release: str) -> list[dict[str, Any]]:
-    """What the role's manifest lookups cost the controller, summed over every host's play."""
+    """What the role's lookups of the build cost the controller, summed over every host's play:
+    now (its own .hosts/<host>.json, twice) and before (manifest.json twice, the key file once)."""
     rows = []
     for hosts in (1, 8, 50):
         build = render(work / f"m{hosts}", hosts, release)
         manifest = (build / "manifest.json").read_text()
         keys = (build / ".secret-digest-keys.json").read_text()
+        own = {name: (build / host_file(name)).read_text() for name in json.loads(manifest)["hosts"]}
         start = time.perf_counter()
-        for _ in range(hosts):  # per host: 'Check that the build holds this host', 'Read this host's part', the digest key
+        for _ in range(hosts):
             json.loads(manifest)
             json.loads(manifest)
             json.loads(keys)
-        rows.append({"site_hosts": hosts, "manifest_bytes": len(manifest.encode()), "parse_all_hosts_s": round(time.perf_counter() - start, 4)})
+        whole = time.perf_counter() - start
+        start = time.perf_counter()
+        for text in own.values():  # 'Read this host's part of the manifest', the digest key
+            json.loads(text)
+            json.loads(text)
+        rows.append(
+            {
+                "site_hosts": hosts,
+                "manifest_bytes": len(manifest.encode()),
+                "parse_all_hosts_s": round(whole, 4),
+                "host_file_bytes_max": max(len(t.encode()) for t in own.values()),
+                "parse_own_files_s": round(time.perf_counter() - start, 4),
+            }
+        )
     return rows
 
 
@@ -175,15 +211,18 @@ def main() -> None:
     for r in rows:
         r["cold_ratio"] = round(r["cold_s"] / base["cold_s"], 2)
         r["reapply_ratio"] = round(r["reapply_median_s"] / base["reapply_median_s"], 2)
-    print(f"| hosts (forks) | cold s | ratio | re-apply s, median of {args.repeat} | runs | ratio | controller CPU s per re-apply |")
-    print("|---:|---:|---:|---:|---|---:|---:|")
+    print(f"| hosts (forks) | cold s | ratio | re-apply s, median of {args.repeat} | runs | ratio | controller CPU s | hosts CPU s |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|")
     for r in rows:
         runs = ", ".join(f"{x:.1f}" for x in r["reapply_s"])
         print(
-            f"| {r['hosts']} ({r['forks']}) | {r['cold_s']:.1f} | {r['cold_ratio']} | {r['reapply_median_s']:.1f} | {runs} | {r['reapply_ratio']} | {r['reapply_controller_cpu_median_s']:.1f} |"
+            f"| {r['hosts']} ({r['forks']}) | {r['cold_s']:.1f} | {r['cold_ratio']} | {r['reapply_median_s']:.1f} | {runs} | {r['reapply_ratio']} | {r['reapply_controller_cpu_median_s']:.1f} | {r['reapply_hosts_cpu_median_s']:.1f} |"
         )
     for p in parse:
-        print(f"manifest of {p['site_hosts']} hosts: {p['manifest_bytes']} bytes, parsed for every host's play: {p['parse_all_hosts_s']} s")
+        print(
+            f"site of {p['site_hosts']} hosts: manifest {p['manifest_bytes']} bytes, parsed for every host's play {p['parse_all_hosts_s']} s; "
+            f"own files (<= {p['host_file_bytes_max']} bytes) {p['parse_own_files_s']} s"
+        )
     doc = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "release": args.release,
