@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import email
 import email.utils
+import json
 import re
 import uuid
 from pathlib import Path
 
 import pytest
 
+from provisioner.apply import apply
 from tests.network.senders import FORWARDER, GTUBE, SELECTOR, STRANGER, broken, forwarded, message, signed
-from tests.network.test_network import ADDR, ALICE, BOB, BOB_PW, DOMAIN, FQDN, INFO_A, INFO_PW, Testnet, _inspected
+from tests.network.test_network import ADDR, ALICE, BOB, BOB_PW, DOMAIN, FQDN, INFO_A, INFO_PW, Testnet, _inspected, broken_build
 from tests.network.test_network import _alice_submits as alice_submits
 
 MX1 = FQDN["mx1"]
@@ -223,3 +225,41 @@ def test_inspect_without_verify_believes_mx1(testnet: Testnet, tmp_path: Path) -
     assert _dmarc(path) == "pass"
     report = _inspected(testnet.inspect_unverified(testnet.inet, path, "--site", str(testnet.site), "--format", "json"))
     assert report["verdict"] == "pass", (report["verdict"], report["summary"])
+
+
+# ------------------------------------------------------------------------------ the role
+
+
+def test_an_rspamd_config_the_filter_refuses_fails_apply_on_that_host_only(testnet: Testnet, tmp_path: Path) -> None:
+    """rspamadm configtest exits 0 for a module that refuses its settings: the role reads its
+    stderr. mx2's multimap with an unknown selector: refused at validation, mx2's live file and
+    rspamd untouched, port 25 still judged; the other hosts fine."""
+    live_path = testnet.hosts["mx2"].root / "etc/rspamd/local.d/multimap.conf"
+    live = live_path.read_bytes()
+    build = broken_build(testnet, tmp_path, "mx2", "/etc/rspamd/local.d/multimap.conf", lambda text: text.replace('selector = "from(', 'selector = "frob('))
+    failed = apply(None, build, testnet.inventory, env=testnet.env)
+    assert failed.exit_code == 1
+    assert [(f.host, f.task) for f in failed.failures] == [("mx2", "Validate the staged rspamd configuration")], failed.failures
+    assert "frob" in failed.failures[0].message, failed.failures[0]
+    assert failed.stats["mx1"]["failures"] == 0 and failed.stats["out1"]["failures"] == 0, failed.stats
+    assert live_path.read_bytes() == live
+    assert testnet.hosts["mx2"].run("systemctl", "is-active", "rspamd").stdout.strip() == "active"
+    mark = testnet.log_mark("mx2")
+    reply = _send(testnet, "inet", "mx2", "mallory@foreign.test", BOB, message(ALICE, BOB, _subject("still judged")), tmp_path)
+    _refused(testnet, reply, "mx2", "inet", mark, "not authenticated")
+
+
+def test_opendkim_is_retired_where_rspamd_took_over(testnet: Testnet) -> None:
+    """An mx-only host that ran OpenDKIM (an older build verified with it): the apply stops and
+    disables it, and leaves its files."""
+    mx2 = testnet.hosts["mx2"]
+    mx2.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "--no-download", "opendkim", timeout=300)
+    mx2.run("systemctl", "enable", "--now", "opendkim")
+    assert mx2.run("systemctl", "is-active", "opendkim").stdout.strip() == "active"
+    applied = testnet.cli("apply", "--yes", "--limit", "mx2", "--format", "json")
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    assert mx2.run("systemctl", "is-active", "opendkim", check=False).stdout.strip() == "inactive"
+    assert mx2.run("systemctl", "is-enabled", "opendkim", check=False).stdout.strip() == "disabled"
+    assert (mx2.root / "etc/opendkim.conf").exists()  # the package's file: never deleted
+    again = testnet.cli("apply", "--yes", "--limit", "mx2", "--format", "json")
+    assert again.returncode == 0 and json.loads(again.stdout)["stats"]["mx2"]["changed"] == 0, again.stdout[-3000:]

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -825,22 +825,36 @@ def test_unknown_idn_mailbox_is_refused_at_rcpt(testnet: Testnet) -> None:
 # ------------------------------------------------------------------------------------- 9
 
 
-def test_config_failing_validation_fails_apply_on_that_host_only(testnet: Testnet, tmp_path: Path) -> None:
-    """A broken main.cf for mx2: apply fails at validation there, mx2 keeps serving, others fine."""
+def broken_build(testnet: Testnet, tmp_path: Path, host: str, path: str, edit: Callable[[str], str]) -> Path:
+    """A copy of the build in which `host`'s file `path` is edited (and the manifest agrees)."""
     import hashlib
-
-    from provisioner.apply import apply
 
     broken = tmp_path / "broken"
     shutil.copytree(testnet.build, broken, symlinks=True)
     shutil.rmtree(broken / ".bundles", ignore_errors=True)
-    main_cf = broken / "mx2/etc/postfix/main.cf"
-    main_cf.write_text(main_cf.read_text() + "this line has no equals sign\n")
+    changed = broken / host / path.lstrip("/")
+    changed.write_text(edit(changed.read_text()))
+    digest = hashlib.sha256(changed.read_bytes()).hexdigest()
     manifest = json.loads((broken / "manifest.json").read_text())
-    for entry in manifest["hosts"]["mx2"]["files"]:
-        if entry["path"] == "/etc/postfix/main.cf":
-            entry["sha256"] = hashlib.sha256(main_cf.read_bytes()).hexdigest()
+    for entry in manifest["hosts"][host]["files"]:
+        if entry["path"] == path:
+            entry["sha256"] = digest
     (broken / "manifest.json").write_text(json.dumps(manifest))
+    own = broken / ".hosts" / f"{host}.json"  # what the role reads for the host
+    if own.exists():
+        data = json.loads(own.read_text())
+        for entry in data["manifest"]["files"]:
+            if entry["path"] == path:
+                entry["sha256"] = digest
+        own.write_text(json.dumps(data))
+    return broken
+
+
+def test_config_failing_validation_fails_apply_on_that_host_only(testnet: Testnet, tmp_path: Path) -> None:
+    """A broken main.cf for mx2: apply fails at validation there, mx2 keeps serving, others fine."""
+    from provisioner.apply import apply
+
+    broken = broken_build(testnet, tmp_path, "mx2", "/etc/postfix/main.cf", lambda text: text + "this line has no equals sign\n")
     live = (testnet.hosts["mx2"].root / "etc/postfix/main.cf").read_bytes()
 
     failed = apply(None, broken, testnet.inventory, env=testnet.env)
