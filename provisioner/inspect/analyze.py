@@ -100,15 +100,20 @@ class Trust:
     names: frozenset[str] = frozenset()
     addresses: tuple[Network, ...] = ()
     own_domains: frozenset[str] = frozenset()  # the site's mail domains, to spot spoofing of them
+    # Servers that remove every Authentication-Results a message arrives with before adding their
+    # own (the site's MX hosts: rspamd, docs/inbound.md). Where one is the border, a field with its
+    # authserv-id below its Received line is its own: nothing the sender wrote survived there.
+    stripping: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, names: Iterable[str] = (), addresses: Iterable[str] = (), own_domains: Iterable[str] = ()) -> Trust:
+    def of(cls, names: Iterable[str] = (), addresses: Iterable[str] = (), own_domains: Iterable[str] = (), stripping: Iterable[str] = ()) -> Trust:
         """`addresses`: IPs or CIDR networks; ValueError for one that is not (see declared_network)."""
         networks = {declared_network(a) for a in addresses}
         return cls(
             frozenset(normal_domain(n) for n in names if n.strip()),
             tuple(sorted(networks, key=lambda n: (n.version, n.network_address.packed, n.prefixlen))),
             frozenset(normal_domain(d) for d in own_domains),
+            frozenset(normal_domain(n) for n in stripping),
         )
 
     @classmethod
@@ -121,6 +126,7 @@ class Trust:
             [*names, *(h.fqdn for h in hosts)],
             [*(str(a) for h in hosts for a in (*h.ipv4, *h.ipv6)), *addresses],
             site.domains.keys(),
+            [h.fqdn for h in hosts if h.receives_internet_mail],  # rspamd on port 25 (provisioner/render/rspamd.py)
         )
 
     def declares(self, ip: str) -> bool:
@@ -255,7 +261,8 @@ def inspect_message(message: Message, trust: Trust = Trust(), resolver: Resolver
     rp_field = message.first("return-path")
     rp_below = rp_field is not None and border is not None and rp_field.index > border.field.index
     rp = return_path(rp_field.raw) if rp_field and not rp_below else None  # one written below the border came with the message
-    results = read_authentication_results(message, trust.names, found.trusted_above)
+    border_strips = found.hop.by if found.hop is not None and not found.assumed and found.hop.by in trust.stripping else None
+    results = read_authentication_results(message, trust.names, found.trusted_above, border_strips)
     from_domain = from_[0].domain if from_ else ""
     signatures = read_signatures(message)
     inspection = Inspection(

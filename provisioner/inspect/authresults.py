@@ -94,7 +94,9 @@ def _arc_instance(value: str) -> tuple[int | None, str]:
     return None, value
 
 
-def read_authentication_results(message: Message, trusted_ids: frozenset[str], trusted_above: int | None) -> list[AuthResults]:
+def read_authentication_results(
+    message: Message, trusted_ids: frozenset[str], trusted_above: int | None, border_strips: str | None = None
+) -> list[AuthResults]:
     """Every Authentication-Results and ARC-Authentication-Results field, top to bottom.
 
     `trusted_ids`: authserv-ids the user trusts (lower case). `trusted_above`: the field index of
@@ -105,6 +107,11 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], t
     RFC 8601 §5 has the border remove such fields, but OpenDKIM removes only those with a dkim
     result: a forged `spf=pass; dmarc=pass` under the border's own name gets through and lands
     right below its Received line.
+
+    `border_strips`: the border's authserv-id when the border removes every field a message
+    arrives with before it adds its own (our MX hosts: rspamd's milter_headers, `remove = 0`).
+    Its field may stand below its own Received line (Postfix places a milter's field there: seen
+    on Postfix 3.10 with rspamd 3.12), and one that claims its id can only be its own.
     """
     out: list[AuthResults] = []
     for field in message.fields:
@@ -116,7 +123,7 @@ def read_authentication_results(message: Message, trusted_ids: frozenset[str], t
         if authserv_id in trusted_ids:
             if trusted_above is None:
                 note = say("ar-no-received", authserv=authserv_id)
-            elif field.index > trusted_above:
+            elif field.index > trusted_above and authserv_id != border_strips:
                 note = say("ar-forged", authserv=authserv_id)
             elif error:
                 note = say("ar-unreadable")

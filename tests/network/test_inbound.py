@@ -9,9 +9,9 @@ authorised address, "stranger" (192.0.2.66) an address none of them lists.
 Case 10: each message of cases 1-7 is read by `provision inspect --site --verify --nameserver
 <test nsd>`, as delivered; a refused message has no copy on the server, so it is inspected as
 sent, below the Received line and Return-Path mx1 would have written for it. Without --verify
-(only what mx1's Authentication-Results say) inspect does not yet believe mx1's field: it lands
-right BELOW mx1's own Received line (Postfix 3.10, rspamd 3.12), where inspect's rule (authresults.py) sees
-a field the sender wrote; test_inspect_without_verify_believes_mx1 is a strict xfail for that.
+(only what mx1's Authentication-Results say): mx1's field lands right BELOW its own Received line
+(Postfix 3.10, rspamd 3.12); inspect --site believes it there because the site's MX hosts remove
+every field a message arrives with (test_inspect_without_verify_believes_mx1).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import json
 import re
 import uuid
 from pathlib import Path
-
-import pytest
 
 from provisioner.apply import apply
 from tests.network.senders import FORWARDER, GTUBE, SELECTOR, STRANGER, broken, forwarded, message, signed
@@ -210,12 +208,6 @@ def test_our_users_mail_to_another_of_our_domains_is_signed_not_judged(testnet: 
 # ----------------------------------------------------------------------------------- 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inspect trusts a site host's Authentication-Results only ABOVE its Received line; on mx1 rspamd's "
-    "field lands right below it (seen on Postfix 3.10 + rspamd 3.12). rspamd removes every earlier "
-    "field, so below is ours on an mx that runs it: provisioner/inspect/authresults.py must learn that.",
-)
 def test_inspect_without_verify_believes_mx1(testnet: Testnet, tmp_path: Path) -> None:
     """Case 10 without --verify: the verdict from mx1's Authentication-Results alone (genuine mail: pass)."""
     subject = _subject("unverified")
