@@ -16,8 +16,6 @@ PROVISIONER_SKIP_TESTBED=1 skips. No traffic leaves the fleet's namespaces.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -26,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.apply import TaskEvent, apply, plan, plan_markdown
-from provisioner.layout import RESTART_POSTCONF, UNITS, main_cf_values
-from tests.apply.sites import render_example
+from provisioner.layout import UNITS
+from tests.apply.sites import edited_build, render_example
 from tests.hosts.nspawn import BootedHost, fleet
 
 RELEASES = [("debian-13", "13"), ("debian-12", "12")]
@@ -44,20 +42,13 @@ def _needs_root_and_nspawn() -> None:
 
 def edited(build: Path, target: Path, path: str, tail: str = "", replace: tuple[str, str] = ("", "")) -> Path:
     """A copy of the build with host mail's `path` edited (`replace`'s first text by its second,
-    `tail` appended), its manifest agreeing."""
-    shutil.copytree(build, target, symlinks=True)
-    shutil.rmtree(target / ".bundles", ignore_errors=True)
-    file = target / "mail" / path.lstrip("/")
-    text = file.read_text()
-    assert replace[0] in text
-    file.write_text(text.replace(*replace) + tail if replace[0] else text + tail)
-    manifest = json.loads((target / "manifest.json").read_text())
-    host = manifest["hosts"]["mail"]
-    (entry,) = [e for e in host["files"] if e["path"] == path]
-    entry["sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
-    host["layout"]["restart_postconf"] = main_cf_values((target / "mail/etc/postfix/main.cf").read_text(), RESTART_POSTCONF)
-    (target / "manifest.json").write_text(json.dumps(manifest))
-    return target
+    `tail` appended), its manifests agreeing."""
+
+    def edit(text: str) -> str:
+        assert replace[0] in text
+        return (text.replace(*replace) if replace[0] else text) + tail
+
+    return edited_build(build, target, "mail", path, edit)
 
 
 def postfix_unit(host: BootedHost) -> str:

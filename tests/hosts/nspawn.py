@@ -51,6 +51,8 @@ MAX_HOSTS = 200  # addresses .10 .. .209 of 192.0.2.0/24
 _fleets = itertools.count()
 
 
+UNANSWERED_RESOLVER = "192.0.2.53"  # see _write_identity
+
 def _run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(c) for c in cmd], check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
@@ -258,7 +260,10 @@ class Fleet:
         (root / "etc/hosts").write_text(
             f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{host.address} {host.fqdn} {short}\n{host.address6} {host.fqdn} {short}\n"
         )
-        (root / "etc/resolv.conf").write_text("# test network: no resolver\n")
+        # Every real host has a resolver; rspamd refuses to start (and configtest fails) without
+        # one. This address is on the test bridge's documentation range and nothing answers it:
+        # a test that needs DNS points the host at its own nsd (tests/network/net.py).
+        (root / "etc/resolv.conf").write_text(f"nameserver {UNANSWERED_RESOLVER}\noptions timeout:1 attempts:1\n")
         (root / "etc/machine-id").write_text("")  # systemd makes this host's own at boot
         # ...unless D-Bus has one: systemd copies /var/lib/dbus/machine-id (written by dbus's
         # postinst into the golden) before it makes one, and every host had the same. Debian

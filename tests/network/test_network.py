@@ -51,6 +51,7 @@ from provisioner.dns.formats import zone_text
 from provisioner.dns.records import site_records
 from provisioner.keys.store import KeyState, ensure_keys
 from provisioner.site.validate import load_site
+from tests.apply.sites import edited_build
 from tests.dns.conftest import nsd_conf
 from tests.hosts.nspawn import BootedHost, suite_of
 from tests.network.net import DNS_ADDRESS, Network, Node
@@ -826,28 +827,8 @@ def test_unknown_idn_mailbox_is_refused_at_rcpt(testnet: Testnet) -> None:
 
 
 def broken_build(testnet: Testnet, tmp_path: Path, host: str, path: str, edit: Callable[[str], str]) -> Path:
-    """A copy of the build in which `host`'s file `path` is edited (and the manifest agrees)."""
-    import hashlib
-
-    broken = tmp_path / "broken"
-    shutil.copytree(testnet.build, broken, symlinks=True)
-    shutil.rmtree(broken / ".bundles", ignore_errors=True)
-    changed = broken / host / path.lstrip("/")
-    changed.write_text(edit(changed.read_text()))
-    digest = hashlib.sha256(changed.read_bytes()).hexdigest()
-    manifest = json.loads((broken / "manifest.json").read_text())
-    for entry in manifest["hosts"][host]["files"]:
-        if entry["path"] == path:
-            entry["sha256"] = digest
-    (broken / "manifest.json").write_text(json.dumps(manifest))
-    own = broken / ".hosts" / f"{host}.json"  # what the role reads for the host
-    if own.exists():
-        data = json.loads(own.read_text())
-        for entry in data["manifest"]["files"]:
-            if entry["path"] == path:
-                entry["sha256"] = digest
-        own.write_text(json.dumps(data))
-    return broken
+    """A copy of the build in which `host`'s file `path` is edited (and the manifests agree)."""
+    return edited_build(testnet.build, tmp_path / "broken", host, path, edit)
 
 
 def test_config_failing_validation_fails_apply_on_that_host_only(testnet: Testnet, tmp_path: Path) -> None:
