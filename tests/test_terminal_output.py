@@ -53,7 +53,7 @@ def test_apply_progress_and_failure_lines_are_escaped(monkeypatch: pytest.Monkey
 
     host = hostile_host()
 
-    def fake_apply(site, build_dir, inventory, limit, progress=None):  # type: ignore[no-untyped-def]
+    def fake_apply(site, build_dir, inventory, limit, progress=None, **_):  # type: ignore[no-untyped-def]
         for event in host.failures:
             progress(event)
         return ApplyResult(hosts=(host,), returncode=2)
