@@ -201,7 +201,8 @@ def sandbox_host(golden_root: Path, name: str, fqdn: str, ipv4: str = "192.0.2.1
         (root / "etc/hostname").write_text(f"{fqdn}\n")
         (root / "etc/mailname").write_text(f"{fqdn}\n")
         (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n{ipv4} {fqdn} {short}\n{ipv6} {fqdn} {short}\n")
-        (root / "etc/resolv.conf").write_text("# test network: no resolver\n")
+        # a resolver line, as on every real host (rspamd needs one); nothing answers it here
+        (root / "etc/resolv.conf").write_text("nameserver 192.0.2.53\noptions timeout:1 attempts:1\n")
 
         _run(["ip", "netns", "add", netns])
         netns_made = True
