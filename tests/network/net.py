@@ -92,12 +92,16 @@ class Network:
 
     def close(self) -> None:
         self.fleet.close()  # powers the hosts off, kills what runs in every namespace, deletes them
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        for proc in self._procs:  # ours, by PID: whatever the namespace sweep did not end (seen once in CI)
+            for stop in (proc.terminate, proc.kill):
+                if proc.poll() is not None:
+                    break
+                stop()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
 
     def leftovers(self) -> list[str]:
         """Namespaces, mounts, cgroups, processes and files close() should have removed."""
-        return self.fleet.leftovers() + [f"process {p.pid}" for p in self._procs if p.poll() is None]
+        return self.fleet.leftovers() + [f"process {p.pid} {str(p.args)[:160]}" for p in self._procs if p.poll() is None]
