@@ -98,6 +98,17 @@ def _start_time(pid: int) -> str:
         return ""
 
 
+def _still_running(pid: int, start: str) -> bool:
+    """The process that had this start time still runs. A zombie does not: it has ended and
+    waits for its parent to collect it. A host's PID 1 orphaned by a killed nspawn is collected
+    by this machine's own PID 1, which some CI machines do late or never; nothing of ours runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return bool(start) and len(fields) > 19 and fields[19] == start and fields[0] not in ("Z", "X")
+
+
 @dataclass
 class BootedHost:
     """One booted Debian host. run() executes inside it (all its namespaces), as systemd's
@@ -505,7 +516,7 @@ class Fleet:
         found += [f"mount {line.split()[4]}" for line in mounts if line.split()[4].startswith(f"{self.work}/")]
         for host in self.hosts.values():
             found += [f"cgroup {c}" for c in host.cgroups if c.exists()]
-        found += [f"process {pid}" for pid, start in self._started if _start_time(pid) == start]
+        found += [f"process {pid} ({_comm(pid)})" for pid, start in self._started if _still_running(pid, start)]
         if self.work.exists():
             found.append(f"directory {self.work}")
         return found

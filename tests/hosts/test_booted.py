@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,26 @@ def test_a_failed_boot_leaves_nothing_behind() -> None:
     finally:
         booted.close()
     assert booted.leftovers() == []
+
+
+def test_leftovers_count_a_running_process_and_not_a_zombie() -> None:
+    """A process we started and that still runs is a leftover; one that has ended and only
+    waits to be collected (a zombie: some CI machines' PID 1 collects orphans late) is not."""
+    from tests.hosts.nspawn import _start_time, _still_running
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        start = _start_time(sleeper.pid)
+        assert _still_running(sleeper.pid, start)
+        assert not _still_running(sleeper.pid, str(int(start) + 1))  # the PID reused by another process
+        sleeper.kill()
+        for _ in range(50):  # not yet collected: a zombie with the same start time
+            if Path(f"/proc/{sleeper.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.02)
+        assert _start_time(sleeper.pid) == start
+        assert not _still_running(sleeper.pid, start)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not _still_running(sleeper.pid, start)
