@@ -65,6 +65,7 @@ EXIT = {
     "keys": "0 keys present (or rotated), 1 error",
     "render": "0 rendered, 1 error (the previous build is left as it was)",
     "dns": "0 records written, 1 error",
+    "dns push": "0 pushed (or nothing to push), 2 with --dry-run: changes to push, 1 error (a provider that fails or refuses, an unsafe plan without --force)",
     "check": "0 every required check passes (with --strict: no warnings either), 1 a check fails or DNS cannot be asked",
     "plan": "0 nothing would change, 2 changes, 1 error (a failed or unreachable host)",
     "apply": "0 applied (or nothing to change), 1 a host failed or the plan was not confirmed",
@@ -93,6 +94,7 @@ app = typer.Typer(
         "  provision keys site.yaml\n"
         "  provision render site.yaml -o build/\n"
         "  provision dns site.yaml --format sheet --lang ja -o sheet.html\n"
+        "  provision dns push site.yaml --dry-run\n"
         "  provision check site.yaml --nameserver 192.0.2.53\n"
         "  provision inspect message.eml --site site.yaml --verify\n"
         "  provision plan site.yaml --format markdown\n"
@@ -322,6 +324,35 @@ def dns(
         _fail(exc)
     _warn(result.warnings)
     sys.stdout.buffer.write(result.data)
+
+
+@app.command(name="dns push", epilog=_epilog("dns push", "provision dns push examples/multi-host/site.yaml --dry-run"))
+def dns_push(
+    site: SiteArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show the plan: exit 2 when the provider differs from the site (drift), 0 when not")] = False,
+    force: Annotated[bool, typer.Option("--force", help="push even a plan over octoDNS's safety thresholds (many of our records updated or deleted)")] = False,
+    fmt: FormatOpt = TextFormat.text,
+    state: StateOpt = None,
+    vault_password_file: VaultOpt = None,
+) -> None:
+    """Push the records of every domain with a dns.targets provider through octoDNS: per zone,
+    what is created, updated and deleted. Only records provision wrote are ever changed or deleted.
+
+    Written `provision dns push` (two words). Secrets in dns.targets come from {env:}/{file:}.
+    """
+    from provisioner.dns.push import push_command, push_json, push_lines
+    from provisioner.secrets import process_env
+
+    try:
+        result = push_command(site, state, _vault(vault_password_file), process_env(), dry_run=dry_run, force=force)
+    except ProvisionError as exc:
+        _fail(exc)
+    if fmt is TextFormat.json:
+        _print_json(push_json(result))
+    else:
+        for line in push_lines(result):
+            out.print(visible(line), markup=False, soft_wrap=True)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command(epilog=_epilog("check", "provision check examples/all-in-one/site.yaml --nameserver 127.0.0.1:5353"))
@@ -557,7 +588,10 @@ def main() -> None:
     try:
         # standalone_mode=False: click's errors come here, so a usage error gets its own code
         # (64) instead of click's 2, which plan uses for "changes" and inspect for "not authentic".
-        code = app(standalone_mode=False)
+        args = sys.argv[1:]
+        if args[:2] == ["dns", "push"]:  # `provision dns push SITE`: dns itself takes SITE, so push is its own command
+            args = ["dns push", *args[2:]]
+        code = app(args=args, prog_name="provision", standalone_mode=False)
     except UsageError as exc:  # NoSuchOption, BadParameter, MissingParameter, no command
         exc.show()
         sys.exit(EX_USAGE)

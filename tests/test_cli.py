@@ -246,7 +246,7 @@ def test_the_cli_dns_formats_are_the_dns_modules() -> None:
 
 # --- exit codes, help, version, completion (issue 12 items 4 and 12) ---
 
-COMMANDS = ("validate", "keys", "render", "dns", "check", "plan", "apply", "inspect", "passwd", "schema")
+COMMANDS = ("validate", "keys", "render", "dns", "dns push", "check", "plan", "apply", "inspect", "passwd", "schema")
 
 
 def _words(text: str) -> str:

@@ -60,6 +60,7 @@ CLI_MAY_IMPORT = {
     "provisioner.dns",
     "provisioner.dns.command",
     "provisioner.dns.diff",  # diff: render's lines about changed records
+    "provisioner.dns.push",  # dns push: its entry point and its report
     "provisioner.check",
     "provisioner.check.command",
     "provisioner.check.report",

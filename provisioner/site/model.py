@@ -28,6 +28,8 @@ from provisioner.site.types import (
     MtaStsMode,
     OsRelease,
     Password,
+    ProviderOption,
+    ProviderValue,
     RelayNetwork,
     SecretValue,
     Service,
@@ -350,6 +352,21 @@ class Tls(Frozen):
     acme: TlsAcme | None = None
 
 
+# ---------------------------------------------------------------------------- dns (push)
+
+MANUAL = "manual"  # domains.<d>.dns: records entered by hand (the sheet), never pushed
+
+
+class DnsPush(Frozen):
+    """Where records are pushed: octoDNS providers by a name of the site's choosing (docs/dns-push.md)."""
+
+    targets: dict[SimpleName, dict[ProviderOption, ProviderValue]] = Field(
+        default_factory=dict,
+        description="name -> an octoDNS provider: {class: <provider class>, <its options>}; secrets as {env:}/{file:}",
+    )
+    reverse: SimpleName | None = Field(None, description="the target reverse zones (PTR records) are pushed to; without it they stay on the sheet")
+
+
 # ---------------------------------------------------------------------------- domains
 
 
@@ -370,6 +387,7 @@ class Domain(Frozen):
     mta_sts: MtaStsPolicy | None = None
     tls_rpt: TlsRptPolicy | None = None
     inbound: DomainInbound | None = None
+    dns: SimpleName | None = Field(None, description="a dns.targets name, or manual (default: the only target if exactly one is declared, else manual)")
 
     @property
     def receives_mail(self) -> bool:
@@ -393,6 +411,7 @@ class Site(Frozen):
     policy: Policy = Policy()
     relay: Relay = Relay()
     tls: Tls = Tls()
+    dns: DnsPush = DnsPush()
     domains: dict[DomainName, Domain] = Field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived views
@@ -418,6 +437,13 @@ class Site(Frozen):
         if override is None or "dmarc" not in override.model_fields_set:
             return self.policy.inbound
         return self.policy.inbound.model_copy(update={"dmarc": override.dmarc})
+
+    def dns_target(self, domain: str) -> str | None:
+        """The dns.targets name `domain`'s records are pushed to, or None (entered by hand)."""
+        chosen = self.domains[domain].dns
+        if chosen is None:
+            return next(iter(self.dns.targets)) if len(self.dns.targets) == 1 else None
+        return None if chosen == MANUAL else chosen
 
     def hosts_with(self, service: Service) -> list[tuple[str, Host]]:
         return [(name, host) for name, host in sorted(self.hosts.items()) if host.has(service)]

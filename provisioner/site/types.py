@@ -526,6 +526,48 @@ Password = Annotated[
 ]
 
 
+# ---------------------------------------------------------------------------- dns.targets (octoDNS providers)
+
+# An octoDNS provider's keyword argument, as its documentation spells it (key_name, host, token).
+_PROVIDER_OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_PROVIDER_SCALAR_MAX = 1024
+
+
+def _provider_option(value: Any) -> str:
+    if not isinstance(value, str) or not _PROVIDER_OPTION.fullmatch(value):
+        raise fail(f"{value!r} is not a provider option name", "letters, digits and '_' as the provider's documentation spells it, e.g. key_name")
+    return value
+
+
+def _provider_scalar(value: Any) -> str | int | float | bool:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if len(value) > _PROVIDER_SCALAR_MAX:
+            raise fail(f"a provider option of {len(value)} characters is too long", f"at most {_PROVIDER_SCALAR_MAX}")
+        return visible(value, "provider option")
+    raise fail(f"expected text, a number, true/false, a list of those or a secret reference, got {type(value).__name__}", "")
+
+
+def _provider_value(value: Any) -> Any:
+    """A provider option: a scalar, a list of scalars, or {env:}/{file:} (a secret, resolved at push)."""
+    if isinstance(value, dict):
+        return _secret_ref(value)
+    if isinstance(value, list):
+        return tuple(_provider_scalar(item) for item in value)
+    return _provider_scalar(value)
+
+
+_SCALAR_SCHEMA = {"type": ["string", "number", "boolean"]}
+ProviderOption = Annotated[str, PlainValidator(_provider_option), WithJsonSchema({"type": "string", "pattern": json_pattern(_PROVIDER_OPTION)})]
+ProviderValue = Annotated[
+    Any,
+    PlainValidator(_provider_value),
+    PlainSerializer(lambda v: ({"env": v.env} if v.env else {"file": v.file}) if isinstance(v, SecretRef) else v),
+    WithJsonSchema({"oneOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}, SECRET_REF_SCHEMA]}),
+]
+
+
 # ---------------------------------------------------------------------------- closed sets
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from pydantic_core import PydanticCustomError
 
 from provisioner.errors import Problem, SiteInvalid
 from provisioner.site.loader import PathKey, dotted, parse, read_text, scan, spellings
-from provisioner.site.model import Domain, Site
-from provisioner.site.types import Service, to_a_label
+from provisioner.site.model import MANUAL, Domain, Site
+from provisioner.site.types import SecretRef, Service, to_a_label
 
 
 @dataclass(frozen=True)
@@ -418,7 +419,7 @@ def check_site(site: Site) -> list[Issue]:
     hosted = set(site.domains)
     for name, domain in site.domains.items():
         issues.extend(check_domain(name, domain, hosted))
-    for rules in (_host_issues, _service_issues, _relay_issues, _spf_issues, _mta_sts_issues, _tls_issues):
+    for rules in (_host_issues, _service_issues, _relay_issues, _spf_issues, _mta_sts_issues, _tls_issues, _dns_issues):
         issues.extend(rules(site))
     return issues
 
@@ -558,4 +559,39 @@ def _tls_issues(site: Site) -> list[Issue]:
         issues.append(Issue(("tls", "files"), f"not used with source: {tls.source.value}", "set source: files or remove files", at_key=True))
     if tls.source.value != "acme" and tls.acme is not None:
         issues.append(Issue(("tls", "acme"), f"not used with source: {tls.source.value}", "set source: acme or remove acme", at_key=True))
+    return issues
+
+
+# A Python dotted path to an octoDNS provider class (octodns_bind.Rfc2136Provider); imported at push.
+_PROVIDER_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+# Options that carry credentials: written in the site file they would be in git in plaintext.
+_SECRET_OPTION = re.compile(r"secret|password|token|api_?key|credential", re.I)
+
+
+def _dns_issues(site: Site) -> list[Issue]:
+    """dns.targets: a provider class each, credentials as references; every name used is declared."""
+    issues: list[Issue] = []
+    targets = site.dns.targets
+    declared = ", ".join(sorted(targets)) or "none declared under dns.targets"
+    for name, options in sorted(targets.items()):
+        where: PathKey = ("dns", "targets", name)
+        if name == MANUAL:
+            issues.append(Issue(where, f"{MANUAL!r} means records entered by hand; a target cannot be named so", "choose another name, e.g. primary", at_key=True))
+        provider = options.get("class")
+        if provider is None:
+            issues.append(Issue(where, "a target needs class: its octoDNS provider", "e.g. class: octodns_bind.Rfc2136Provider", at_key=True))
+        elif not isinstance(provider, str) or not _PROVIDER_CLASS.fullmatch(provider):
+            issues.append(Issue((*where, "class"), f"{provider!r} is not a Python class path", "module.Class, e.g. octodns_bind.Rfc2136Provider"))
+        for option, value in sorted(options.items()):
+            if _SECRET_OPTION.search(option) and not isinstance(value, SecretRef):
+                issues.append(
+                    Issue((*where, option), "credentials are never written in the site file", "use {env: NAME} or {file: relative/path}, resolved at push time")
+                )
+    uses = [(("dns", "reverse"), site.dns.reverse)] + [(("domains", d, "dns"), dom.dns) for d, dom in sorted(site.domains.items())]
+    for where, chosen in uses:
+        if chosen is None or (chosen == MANUAL and where[0] == "domains") or chosen in targets:
+            continue
+        close = difflib.get_close_matches(chosen, sorted(targets), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"declared targets: {declared}" + (f"; or {MANUAL}" if where[0] == "domains" else "")
+        issues.append(Issue(where, f"{chosen!r} is not a dns.targets name", hint))
     return issues

@@ -1,0 +1,466 @@
+"""Push the site's records to its DNS providers through octoDNS (docs/dns-push.md).
+
+octoDNS is the engine: its Manager reads our records (formats.octodns_zone, in a temporary
+config directory), asks the site's provider what it serves, plans, checks its safety thresholds
+and applies. What we add is ownership by VALUE (ValueOwnership below): octoDNS's own
+OwnershipProcessor owns whole record sets (a name and a type), and the apex TXT set is shared
+by our SPF and others' site verifications; it would delete theirs. Secrets reach the provider
+through an in-memory octoDNS secret handler: never in the config file, the environment or a
+message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provisioner.dns.formats import octodns_zone
+from provisioner.dns.records import RecordSet
+from provisioner.errors import ProvisionError
+from provisioner.secrets import resolve
+from provisioner.site.types import SecretRef
+from provisioner.site.validate import Issue, LoadedSite, raise_issues
+
+OWNER_PREFIX = "_provision"  # marker TXT names: _provision.<type>[.<name>] (octoDNS's _owner scheme)
+OWNER_TAG = "provision-owned"  # one of the marker's values; the others are h=<hash> of each value we wrote
+MARKER_TTL = 3600
+WORKERS = 8  # zones planned at once (octoDNS manager.max_workers): each waits on a zone transfer
+SOURCE = "_provision_records"  # octoDNS provider id of our records (a target name is [a-z0-9-]+)
+_OUTPUT = "provision"
+_OWNER = "provision-owner"
+
+
+# ---------------------------------------------------------------------------- which zones go where
+
+
+def pushed_zones(loaded: LoadedSite, rs: RecordSet) -> dict[str, str]:
+    """zone -> dns.targets name, for every zone of `rs` that is pushed (the rest are entered by hand)."""
+    site = loaded.site
+    zones: dict[str, str] = {}
+    for zone in rs.zones():
+        records = rs.in_zone(zone)
+        if zone in site.domains:
+            target = site.dns_target(zone)
+        elif records and all(r.at_provider for r in records):  # a reverse zone (PTR)
+            target = site.dns.reverse
+        else:
+            target = None  # a host's zone outside the site's domains: not ours to push
+        if target is not None:
+            zones[zone] = target
+    return zones
+
+
+# ---------------------------------------------------------------------------- the plan we report
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    action: str  # create | update | delete
+    name: str  # absolute owner name, A-label, no trailing dot
+    type: str
+    old: tuple[str, ...]  # values before (empty for create), presentation form
+    new: tuple[str, ...]  # values after (empty for delete)
+    ttl: tuple[int | None, int | None] = (None, None)
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    zone: str
+    target: str
+    changes: list[RecordChange]
+    markers: int = 0  # ownership markers written or removed with them (not listed)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    zones: list[ZonePlan]  # zones with changes only
+    pushed: list[str]  # every zone pushed (with or without changes)
+    manual: list[str]  # zones entered by hand (the sheet)
+    dry_run: bool
+    conflicts: list[str] = field(default_factory=list)  # others' records we left alone where ours would go
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.zones)
+
+    @property
+    def exit_code(self) -> int:
+        """dns push --dry-run (and plan): 0 clean, 2 changes; a push that ran: 0."""
+        return 2 if self.dry_run and self.changed else 0
+
+
+# ---------------------------------------------------------------------------- octoDNS parts
+
+
+def _value_text(value: Any) -> str:
+    """A value as one string, the same whether it came from our YAML or the provider's answer."""
+    text = getattr(value, "rdata_text", None)
+    return str(text if text is not None else value)
+
+
+def _values(record: Any) -> list[Any]:
+    return list(record.values) if hasattr(record, "values") else [record.value]
+
+
+def value_hash(rtype: str, value: Any) -> str:
+    return "h=" + hashlib.sha256(f"{rtype} {_value_text(value)}".encode()).hexdigest()[:20]
+
+
+def _marker_name(rtype: str, name: str) -> str:
+    return f"{OWNER_PREFIX}.{rtype.lower()}" + (f".{name}" if name else "")
+
+
+def _marked(record: Any) -> tuple[str, str] | None:
+    """(name, TYPE) an ownership marker of ours speaks for, else None."""
+    if record._type != "TXT" or not (record.name == OWNER_PREFIX or record.name.startswith(OWNER_PREFIX + ".")):
+        return None
+    if OWNER_TAG not in record.values:  # octoDNS keeps values sorted: the tag is anywhere
+        return None
+    pieces = record.name.split(".", 2)
+    if len(pieces) < 2:
+        return None
+    return (pieces[2] if len(pieces) > 2 else ""), pieces[1].upper()
+
+
+def _octodns() -> Any:
+    try:
+        from octodns.processor.base import BaseProcessor
+    except ImportError as exc:  # the dependency is declared; a broken install still gets a sentence
+        raise ProvisionError(f"octoDNS is not installed ({exc.name}): pip install octodns octodns-bind") from None
+    return BaseProcessor
+
+
+class ValueOwnership(_octodns()):  # type: ignore[misc]
+    """Ownership of each VALUE we wrote: a marker TXT per record set lists a hash of each.
+
+    Values we did not write are never removed or changed: an update keeps them beside ours, a
+    delete removes only ours, a record set we never marked is not touched at all. Marker names
+    follow octoDNS's OwnershipProcessor (`_provision.txt.selector._domainkey`)."""
+
+    def process_source_zone(self, desired: Any, sources: Any, lenient: bool = False) -> Any:
+        from octodns.record import Record
+
+        for record in list(desired.records):
+            values = [OWNER_TAG] + sorted(value_hash(record._type, v) for v in _values(record))
+            marker = Record.new(desired, _marker_name(record._type, record.name), {"type": "TXT", "ttl": MARKER_TTL, "values": values}, lenient=True)
+            desired.add_record(marker, lenient=True, replace=True)
+        return desired
+
+    def process_plan(self, plan: Any, sources: Any, target: Any, lenient: bool = False) -> Any:
+        from octodns.provider.plan import Plan
+        from octodns.record import Create, Delete, Record, Update
+
+        if not plan:
+            return plan
+        owned: dict[tuple[str, str], set[str]] = {}
+        for record in plan.existing.records:
+            key = _marked(record)
+            if key is not None:
+                owned[key] = set(record.values) - {OWNER_TAG}
+        changes = []
+        for change in plan.changes:
+            if _marked(change.record) is not None:
+                changes.append(change)  # our markers: always ours
+                continue
+            if isinstance(change, Create):
+                changes.append(change)
+                continue
+            old = change.existing
+            mine = owned.get((old.name, old._type), set())
+            foreign = [v for v in _values(old) if value_hash(old._type, v) not in mine]
+            if isinstance(change, Delete):
+                if not mine:
+                    continue  # never ours
+                if foreign:
+                    kept = Record.new(plan.desired, old.name, _data(old, foreign, old.ttl), lenient=True)
+                    changes.append(Update(old, kept))
+                else:
+                    changes.append(change)
+                continue
+            new = change.new
+            if not hasattr(new, "values"):  # one value (CNAME, ALIAS): ours replaces only ours
+                if foreign:
+                    self.conflicts.append(f"{old.fqdn.rstrip('.')} {old._type}: {_value_text(old.value)} is not ours; left as it is")
+                    continue
+                changes.append(change)
+                continue
+            merged = list(new.values) + [v for v in foreign if v not in new.values]
+            if sorted(map(_value_text, merged)) == sorted(map(_value_text, _values(old))) and new.ttl == old.ttl:
+                continue
+            changes.append(Update(old, Record.new(plan.desired, new.name, _data(new, merged, new.ttl), lenient=True)))
+        if not changes:
+            return None
+        return Plan(plan.existing, plan.desired, changes, plan.exists, plan.update_pcent_threshold, plan.delete_pcent_threshold)
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.conflicts: list[str] = []
+
+
+def _data(record: Any, values: list[Any], ttl: int) -> dict[str, Any]:
+    """A record's data for Record.new with other values (octoDNS values give their own data)."""
+    return {"type": record._type, "ttl": ttl, "values": [v.data if hasattr(v, "data") else v for v in values]}
+
+
+class PlanCapture:
+    """An octoDNS plan output that keeps the plans (the Manager otherwise only logs them)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.plans: list[tuple[Any, Any]] = []
+
+    def run(self, plans: list[tuple[Any, Any]], *args: Any, **kwargs: Any) -> None:
+        self.plans = list(plans)
+
+
+_VAULT: dict[str, Any] = {}  # token -> resolved secret, only while a push runs
+_VAULT_LOCK = threading.Lock()
+
+
+class SecretVault:
+    """An octoDNS secret handler (`provision/<token>`) serving the secrets we resolved, from memory."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fetch(self, name: str, source: Any) -> Any:
+        return _VAULT[name]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """octoDNS logs as it works; nothing below the CLI prints, and a log line may carry a value."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def _provider_options(loaded: LoadedSite, target: str, env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The target's options for octoDNS with each secret put in the vault (the config names its
+    token), and the secret values (to scrub from messages)."""
+    options: dict[str, Any] = {}
+    secrets: list[str] = []
+    issues: list[Issue] = []
+    for option, value in loaded.site.dns.targets[target].items():
+        if isinstance(value, SecretRef):
+            resolved, issue = resolve(value, loaded.base_dir, env, ("dns", "targets", target, option))
+            if issue is not None:
+                issues.append(issue)
+                continue
+            assert resolved is not None
+            token = f"{target}.{option}"
+            _VAULT[token] = resolved
+            secrets.append(resolved)
+            options[option] = f"provision/{token}"
+        else:
+            options[option] = list(value) if isinstance(value, tuple) else value
+    raise_issues(loaded, issues)
+    return options, secrets
+
+
+def _check_class(target: str, path: str) -> None:
+    """The provider class imports (octoDNS's own message is a traceback's worth)."""
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception as exc:  # noqa: BLE001 - any import failure of the user's package is theirs to fix
+        raise ProvisionError(f"dns target {target}: cannot import {module} ({type(exc).__name__}): install the provider's package, e.g. pip install octodns-bind") from None
+    if found is None:
+        raise ProvisionError(f"dns target {target}: {module} has no {name}: check dns.targets.{target}.class")
+
+
+def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], providers: Mapping[str, dict[str, Any]]) -> Path:
+    """An octoDNS config directory: our zones as YamlProvider files, a config naming the targets."""
+    records = directory / "zones"
+    records.mkdir(mode=0o700)
+    for zone in zones:
+        (records / f"{zone}.yaml").write_text(octodns_zone(rs, zone), encoding="utf-8")
+    config = {
+        "manager": {"max_workers": WORKERS, "plan_outputs": {_OUTPUT: {"class": f"{__name__}.PlanCapture"}}},
+        "secret_handlers": {"provision": {"class": f"{__name__}.SecretVault"}},
+        "providers": {
+            SOURCE: {
+                "class": "octodns.provider.yaml.YamlProvider",
+                "directory": str(records),
+                "enforce_order": False,
+                "supports_root_ns": False,
+                "escaped_semicolons": True,
+            },
+            **{name: dict(options) for name, options in sorted(providers.items())},
+        },
+        "processors": {_OWNER: {"class": f"{__name__}.ValueOwnership"}},
+        "zones": {f"{zone}.": {"sources": [SOURCE], "targets": [target], "processors": [_OWNER]} for zone, target in sorted(zones.items())},
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=True, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------- push
+
+
+def _record_changes(plan: Any) -> tuple[list[RecordChange], int]:
+    from octodns.record import Create, Delete
+
+    out, markers = [], 0
+    for change in plan.changes:
+        record = change.record
+        if _marked(record) is not None:
+            markers += 1
+            continue
+        old = () if isinstance(change, Create) else tuple(_value_text(v) for v in _values(change.existing))
+        new = () if isinstance(change, Delete) else tuple(_value_text(v) for v in _values(change.new))
+        action = "create" if isinstance(change, Create) else "delete" if isinstance(change, Delete) else "update"
+        ttl = (None if isinstance(change, Create) else change.existing.ttl, None if isinstance(change, Delete) else change.new.ttl)
+        out.append(RecordChange(action, record.fqdn.rstrip("."), record._type, old, new, ttl))
+    out.sort(key=lambda c: (c.name, c.type, c.action))
+    return out, markers
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[secret]")
+    return text
+
+
+def push(loaded: LoadedSite, rs: RecordSet, env: Mapping[str, str], dry_run: bool = True, force: bool = False) -> PushResult:
+    """Plan (dry_run) or push the pushed zones of `rs`, target by target. Refuses an unsafe plan
+    (octoDNS's thresholds) without `force`; a provider's failure names the target."""
+    zones = pushed_zones(loaded, rs)
+    manual = [z for z in rs.zones() if z not in zones]
+    if not zones:
+        return PushResult([], [], manual, dry_run)
+    from octodns.manager import Manager
+    from octodns.provider.plan import UnsafePlan
+
+    plans: list[ZonePlan] = []
+    conflicts: list[str] = []
+    with _VAULT_LOCK, tempfile.TemporaryDirectory(prefix="provision-push-") as tmp, _quiet():
+        try:
+            providers: dict[str, dict[str, Any]] = {}
+            secrets: list[str] = []
+            for target in sorted(set(zones.values())):
+                options, found = _provider_options(loaded, target, env)
+                _check_class(target, str(options["class"]))
+                providers[target], secrets = options, secrets + found
+            config = write_config(Path(tmp), rs, zones, providers)
+            for target in sorted(set(zones.values())):
+                try:
+                    manager = Manager(str(config))
+                    manager.sync(eligible_targets=[target], dry_run=dry_run, force=force)
+                except UnsafePlan as exc:
+                    raise ProvisionError(
+                        f"dns target {target}: {_scrub(str(exc), secrets)}: refused (octoDNS's safety threshold); review with --dry-run, then push with --force"
+                    ) from None
+                except Exception as exc:  # noqa: BLE001 - a provider's failure, whatever its class, is reported with the target's name
+                    raise ProvisionError(f"dns target {target}: {type(exc).__name__}: {_scrub(str(exc), secrets) or 'failed'}") from None
+                for _, plan in manager.plan_outputs[_OUTPUT].plans:
+                    changes, markers = _record_changes(plan)
+                    plans.append(ZonePlan(plan.desired.name.rstrip("."), target, changes, markers))
+                conflicts += manager.processors[_OWNER].conflicts
+        finally:
+            _VAULT.clear()
+    plans.sort(key=lambda p: p.zone)
+    return PushResult(plans, sorted(zones), manual, dry_run, sorted(set(conflicts)))
+
+
+def push_command(
+    site_path: Path,
+    state: Path | None,
+    vault_password: bytes | None,
+    env: Mapping[str, str],
+    dry_run: bool = False,
+    force: bool = False,
+) -> PushResult:
+    """`provision dns push`: the records of every pushed zone to its dns.targets provider, or with
+    `dry_run` only the plan. Missing DKIM keys are made first (their public keys are records)."""
+    from provisioner.dns.records import site_records
+    from provisioner.keys.store import ensure_keys, state_dir_for
+    from provisioner.site.validate import load_site
+
+    loaded = load_site(site_path)
+    if not loaded.site.dns.targets:
+        raise ProvisionError(f"{site_path}: no dns.targets declared, nothing to push (docs/dns-push.md)")
+    ks, _ = ensure_keys(loaded.site, state_dir_for(loaded.path, state), vault_password=vault_password)
+    return push(loaded, site_records(loaded.site, ks), env, dry_run=dry_run, force=force)
+
+
+# ---------------------------------------------------------------------------- reports
+
+SHOWN_VALUE = 100  # a longer value is cut in text (JSON has it whole)
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= SHOWN_VALUE else f"{value[: SHOWN_VALUE - 20]}... ({len(value)} characters)"
+
+
+def change_lines(change: RecordChange) -> list[str]:
+    """One change as text lines: `+ NAME TYPE VALUE`, `- ...`, `~ NAME TYPE OLD -> NEW`."""
+    head = f"{change.name} {change.type}"
+    if change.action == "create":
+        return [f"  + {head} {_short(v)}" for v in change.new]
+    if change.action == "delete":
+        return [f"  - {head} {_short(v)}" for v in change.old]
+    removed = [v for v in change.old if v not in change.new]
+    added = [v for v in change.new if v not in change.old]
+    lines = [f"  ~ {head} {_short(a)} -> {_short(b)}" for a, b in zip(removed, added, strict=False)]
+    lines += [f"  ~ {head} + {_short(v)}" for v in added[len(removed) :]]
+    lines += [f"  ~ {head} - {_short(v)}" for v in removed[len(added) :]]
+    if not lines and change.ttl[0] != change.ttl[1]:
+        lines.append(f"  ~ {head} TTL {change.ttl[0]} -> {change.ttl[1]}")
+    return lines
+
+
+def push_lines(result: PushResult) -> list[str]:
+    """The per-zone plan (or what was pushed) as text; callers escape each line (textsafe)."""
+    verb = "would change" if result.dry_run else "changed"
+    lines: list[str] = []
+    for plan in result.zones:
+        counts = {a: sum(c.action == a for c in plan.changes) for a in ("create", "update", "delete")}
+        lines.append(
+            f"zone {plan.zone} (target {plan.target}): {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
+            + (f", {plan.markers} ownership marker(s)" if plan.markers else "")
+        )
+        for change in plan.changes:
+            lines += change_lines(change)
+    for conflict in result.conflicts:
+        lines.append(f"not ours, left alone: {conflict}")
+    clean = len(result.pushed) - len(result.zones)
+    lines.append(f"DNS: {len(result.zones)} zone(s) {verb}, {clean} already as declared" + (f"; {len(result.manual)} zone(s) entered by hand (the sheet)" if result.manual else ""))
+    return lines
+
+
+def push_json(result: PushResult) -> dict[str, Any]:
+    return {
+        "dry_run": result.dry_run,
+        "changed": result.changed,
+        "exit_code": result.exit_code,
+        "pushed": result.pushed,
+        "manual": result.manual,
+        "conflicts": result.conflicts,
+        "zones": [
+            {
+                "zone": p.zone,
+                "target": p.target,
+                "markers": p.markers,
+                "changes": [{"action": c.action, "name": c.name, "type": c.type, "old": list(c.old), "new": list(c.new), "ttl": list(c.ttl)} for c in p.changes],
+            }
+            for p in result.zones
+        ],
+    }
