@@ -370,8 +370,18 @@ def check(
     problems_only: Annotated[bool, typer.Option("--problems-only", help="table: hide checks that pass")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per DNS query")] = 2.0,
     concurrency: Annotated[int, typer.Option("--concurrency", help="domains checked at once")] = 32,
-    tls: Annotated[bool, typer.Option("--tls", help="also connect to each host's mail ports: TLS version, certificate names, expiry, trust, AUTH")] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls", help="also connect to each host's mail ports and HTTPS: TLS, names, expiry, trust, AUTH, one certificate per host, MTA-STS policy"
+        ),
+    ] = False,
     tls_timeout: Annotated[float, typer.Option("--tls-timeout", help="seconds per socket operation for --tls")] = 5.0,
+    ca: Annotated[Path | None, typer.Option("--ca", help="--tls: verify against this PEM CA file instead of the system trust store")] = None,
+    host_cert: Annotated[
+        list[str] | None,
+        typer.Option("--host-cert", help="--tls: HOST=FILE, the newest certificate on that host; every service must serve it (repeatable)"),
+    ] = None,
     state: StateOpt = None,
     vault_password_file: VaultOpt = None,
 ) -> None:
@@ -395,6 +405,8 @@ def check(
                 concurrency=concurrency,
                 tls=tls,
                 tls_timeout=tls_timeout,
+                ca=ca,
+                host_cert=host_cert or [],
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 asking=lambda resolver: bar.update(task, description=f"checking via {resolver}"),
             )

@@ -4,7 +4,12 @@ Per host, the ports its services open (the same rules as render/postfix.py and d
 
 * 25 with STARTTLS: mx, backup-mx, relay, and the mailbox host (LMTP-less relays deliver to it);
 * 587 with STARTTLS and 465 with implicit TLS: submission;
-* 993 implicit TLS: imap; 995 implicit TLS: pop3; cleartext 143 / 110 must not answer on a mailbox host.
+* 993 implicit TLS: imap; 995 implicit TLS: pop3; cleartext 143 / 110 must not answer on a mailbox host;
+* 443 HTTPS on the web host (`web_host`): its FQDN, and mta-sts.<domain> / autoconfig.<domain> by SNI.
+
+Beyond one endpoint: every TLS service of a host must serve the same certificate, the newest one
+(`check/samecert.py`: the "renewed but not reloaded" case), and the MTA-STS policy is fetched over
+HTTPS and compared with the TXT record and the MX names (`check/mtasts.py`).
 
 Only the standard library speaks the protocols (smtplib, imaplib, poplib, ssl); the certificate is
 read with `cryptography`. Like the DNS checks: connect (`_probe`: what was seen), then judge
@@ -12,6 +17,7 @@ read with `cryptography`. Like the DNS checks: connect (`_probe`: what was seen)
 check becomes a `check.internal-error` finding.
 
 Trust: each TLS endpoint is first asked with a context that verifies against the system trust store
+(or the `ca` file given: tests, a private CA)
 (host names are judged separately, from the certificate, so the site's severity applies); only when
 that verification fails is it asked a second time without verification, to read the certificate.
 """
@@ -20,28 +26,31 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import imaplib
 import poplib
 import smtplib
 import socket
 import ssl
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from provisioner.check.findings import Category, Finding, Report, Severity, sort_findings
+from provisioner.mailauth.resolver import Resolver
 from provisioner.site.model import Host, Site
 from provisioner.site.types import MtaStsMode, Service, TlsSource
 
 CATEGORY = Category.TLS  # every finding of --tls
 
-EXPIRY_WARNING_DAYS = 14
+EXPIRY_WARNING_DAYS = 20  # ACME clients renew 30 days before expiry: under 20 renewal is failing
 MODERN = ("TLSv1.2", "TLSv1.3")
 # postscreen (port 25 on mx hosts) holds the final "220 " line for postscreen_greet_wait (6 s by
 # default) for clients it does not know yet; smtplib waits for that line, so port 25 gets longer.
@@ -57,6 +66,7 @@ class Mode(StrEnum):
     POP3S = "POP3 implicit TLS"
     IMAP = "IMAP cleartext"
     POP3 = "POP3 cleartext"
+    HTTPS = "HTTPS"
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,27 @@ IMAPS = Endpoint(993, Mode.IMAPS, "imaps")
 POP3S = Endpoint(995, Mode.POP3S, "pop3s")
 IMAP = Endpoint(143, Mode.IMAP, "imap")
 POP3 = Endpoint(110, Mode.POP3, "pop3")
+HTTPS = Endpoint(443, Mode.HTTPS, "https")  # the web side: MTA-STS policy, autoconfig, ACME
+WEB_SERVICE = "web"  # a host's service naming the web side's host (issue 14), when the model has it
+
+
+def web_host(site: Site) -> Host | None:
+    """The host serving the web side: the one with service `web`, else the mailbox host."""
+    for _, host in sorted(site.hosts.items()):
+        if any(str(s) == WEB_SERVICE for s in host.services):
+            return host
+    mailbox = site.mailbox_host
+    return mailbox[1] if mailbox else None
+
+
+def mail_domains(site: Site) -> list[str]:
+    """The domains that receive mail: those DNS gives MTA-STS and autoconfig names (dns/records.py)."""
+    return [d for d, dom in sorted(site.domains.items()) if dom.receives_mail]
+
+
+def web_names(site: Site) -> list[str]:
+    """The names the web host serves besides its FQDN: mta-sts and autoconfig of each mail domain."""
+    return [f"{prefix}.{d}" for d in mail_domains(site) for prefix in ("mta-sts", "autoconfig")]
 
 
 def endpoints(host: Host) -> list[Endpoint]:
@@ -127,8 +158,9 @@ class _SniContext(ssl.SSLContext):
         return super().wrap_socket(sock, server_side, do_handshake_on_connect, suppress_ragged_eofs, self.sni or server_hostname, session)
 
 
-def client_context(sni: str, verify: bool) -> ssl.SSLContext:
-    """A client context that can see what a server negotiates, TLS 1.0 included (to report it)."""
+def client_context(sni: str, verify: bool, ca: str | None = None) -> ssl.SSLContext:
+    """A client context that can see what a server negotiates, TLS 1.0 included (to report it);
+    verifying against `ca` (a PEM file) instead of the system trust store when given."""
     ctx = _SniContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.sni = sni
     with warnings.catch_warnings():
@@ -138,7 +170,10 @@ def client_context(sni: str, verify: bool) -> ssl.SSLContext:
     ctx.check_hostname = False  # names are judged from the certificate, with the site's severity
     if verify:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_default_certs()
+        if ca is not None:
+            ctx.load_verify_locations(cafile=ca)
+        else:
+            ctx.load_default_certs()
     else:
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
@@ -170,6 +205,11 @@ class Probe:
     verify_error: str = ""
     failure: str = ""  # "", "unreachable", "handshake" or "protocol"
     detail: str = ""
+    name: str = ""  # the name sent as SNI and expected in the certificate; "": the host's FQDN
+
+    @property
+    def expected_name(self) -> str:
+        return self.name or self.host.fqdn
 
 
 def _tls_state(session: Session, sock: Any) -> None:
@@ -239,7 +279,17 @@ def _imap_pop(ep: Endpoint, address: str, port: int, ctx: ssl.SSLContext, timeou
     return session
 
 
+def _handshake(address: str, port: int, ctx: ssl.SSLContext, timeout: float) -> Session:
+    """HTTPS: the TLS handshake only (the policy fetch is mtasts.py's)."""
+    session = Session()
+    with socket.create_connection((address, port), timeout=timeout) as raw, ctx.wrap_socket(raw) as sock:
+        _tls_state(session, sock)
+    return session
+
+
 def _session(ep: Endpoint, address: str, port: int, ctx: ssl.SSLContext, timeout: float) -> Session:
+    if ep.mode is Mode.HTTPS:
+        return _handshake(address, port, ctx, timeout)
     if ep.mode in (Mode.SMTP_STARTTLS, Mode.SMTPS):
         return _smtp(ep, address, port, ctx, timeout)
     return _imap_pop(ep, address, port, ctx, timeout)
@@ -264,28 +314,29 @@ def _failure(exc: BaseException) -> tuple[str, str]:
 _EXPECTED_ERRORS = (OSError, EOFError, smtplib.SMTPException, imaplib.IMAP4.error, poplib.error_proto)
 
 
-def probe(host: Host, ep: Endpoint, address: str, port: int, verifying: ssl.SSLContext, plain: ssl.SSLContext, timeout: float) -> Probe:
-    """Connect to one endpoint: verified first; unverified again only if verification failed."""
+def probe(host: Host, ep: Endpoint, address: str, port: int, verifying: ssl.SSLContext, plain: ssl.SSLContext, timeout: float, name: str = "") -> Probe:
+    """Connect to one endpoint: verified first; unverified again only if verification failed.
+    `name`: the SNI the contexts send, when it is not the host's FQDN (the web host's other names)."""
     if ep.cleartext:
         try:
-            return Probe(host, ep, address, port, _session(ep, address, port, plain, timeout))
+            return Probe(host, ep, address, port, _session(ep, address, port, plain, timeout), name=name)
         except _EXPECTED_ERRORS as exc:
             failure, detail = _failure(exc)
-            return Probe(host, ep, address, port, failure=failure, detail=detail)
+            return Probe(host, ep, address, port, failure=failure, detail=detail, name=name)
     try:
         session = _session(ep, address, port, verifying, timeout)
-        return Probe(host, ep, address, port, session, trusted=True if session.cert is not None else None)
+        return Probe(host, ep, address, port, session, trusted=True if session.cert is not None else None, name=name)
     except ssl.SSLCertVerificationError as exc:
-        verify_error = exc.verify_message or str(exc)
+        verify_error = _text(exc.verify_message or str(exc))
     except _EXPECTED_ERRORS as exc:
         failure, detail = _failure(exc)
-        return Probe(host, ep, address, port, failure=failure, detail=detail)
+        return Probe(host, ep, address, port, failure=failure, detail=detail, name=name)
     try:
         session = _session(ep, address, port, plain, timeout)
     except _EXPECTED_ERRORS as exc:
         failure, detail = _failure(exc)
-        return Probe(host, ep, address, port, trusted=False, verify_error=verify_error, failure=failure, detail=detail)
-    return Probe(host, ep, address, port, session, trusted=False, verify_error=verify_error)
+        return Probe(host, ep, address, port, trusted=False, verify_error=verify_error, failure=failure, detail=detail, name=name)
+    return Probe(host, ep, address, port, session, trusted=False, verify_error=verify_error, name=name)
 
 
 # ---------------------------------------------------------------------------- judging
@@ -297,6 +348,18 @@ class CertInfo:
     subject: str
     not_before: dt.datetime
     not_after: dt.datetime
+    serial: int = 0
+    spki: str = ""  # SHA-256 of the SubjectPublicKeyInfo, hex: stable across a renewal that reuses the key
+
+    @property
+    def identity(self) -> tuple[int, str]:
+        """What tells two certificates apart: serial and key (RFC 5280 §4.1.2.2: serials are per CA)."""
+        return (self.serial, self.spki)
+
+    def short(self) -> str:
+        """The serial (hex, shortened) and notBefore, as a finding shows one certificate."""
+        serial = f"{self.serial:x}"
+        return f"serial {serial[:16]}{'…' if len(serial) > 16 else ''}, notBefore {self.not_before:%Y-%m-%d %H:%M} UTC"
 
 
 def cert_info(der: bytes) -> CertInfo:
@@ -308,7 +371,8 @@ def cert_info(der: bytes) -> CertInfo:
     cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if not names:
         names = tuple(cns)  # RFC 6125 §6.4.4: the CN only when there are no DNS names
-    return CertInfo(names, cert.subject.rfc4514_string(), cert.not_valid_before_utc, cert.not_valid_after_utc)
+    spki = hashlib.sha256(cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+    return CertInfo(names, cert.subject.rfc4514_string(), cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number, spki)
 
 
 def name_matches(pattern: str, fqdn: str) -> bool:
@@ -337,7 +401,7 @@ def site_context(site: Site, now: dt.datetime | None = None) -> Context:
 
 
 def _subject(p: Probe) -> str:
-    return f"{p.host.fqdn}:{p.endpoint.port}"
+    return f"{p.expected_name}:{p.endpoint.port}"
 
 
 def _where(p: Probe) -> str:
@@ -350,6 +414,7 @@ _LISTENER_ADVICE = {
     "submissions": "Postfix master.cf 'submissions inet' with smtpd_tls_wrappermode=yes (465), and the firewall open for it",
     "imaps": "Dovecot: protocols imap, inet_listener imaps port 993; firewall open",
     "pop3s": "Dovecot: protocols pop3, inet_listener pop3s port 995; firewall open",
+    "https": "the web server (nginx) listening on 443 for the web side (MTA-STS policy, autoconfig); firewall open",
 }
 
 
@@ -380,7 +445,7 @@ def judge_probe(p: Probe, ctx: Context) -> list[Finding]:
     if s.cert is None:
         return out
     info = cert_info(s.cert)
-    out.append(judge_names(info, ctx.source, say))
+    out.append(judge_names(info, ctx.source, say, p.expected_name))
     out.append(judge_validity(info, ctx.now, say))
     out.append(judge_trust(p.trusted, p.verify_error, ctx, ep.port == 25 and p.host.receives_internet_mail, say))
     return out
@@ -486,18 +551,20 @@ def judge_protocol(ep: Endpoint, s: Session, say: About) -> Finding:
     return say("tls.protocol-old", Severity.ERROR if ep.mandatory else Severity.WARNING, "TLSv1.2 or newer", f"{s.version} ({s.cipher})", advice)
 
 
-def judge_names(info: CertInfo, source: TlsSource, say: About) -> Finding:
-    """The certificate names the host (RFC 6125); a mismatch is only a warning for self-signed."""
+def judge_names(info: CertInfo, source: TlsSource, say: About, name: str = "") -> Finding:
+    """The certificate names the host (RFC 6125), or `name` (the web host's mta-sts/autoconfig
+    names); a mismatch is only a warning for self-signed."""
+    want = name or say.fqdn
     shown = ", ".join(info.names) or info.subject or "(none)"
-    if any(name_matches(n, say.fqdn) for n in info.names):
-        return say("tls.name-match", Severity.PASS, say.fqdn, shown)
+    if any(name_matches(n, want) for n in info.names):
+        return say("tls.name-match", Severity.PASS, want, shown)
     strict = source is not TlsSource.SELF_SIGNED
     return say(
         "tls.name-mismatch",
         Severity.ERROR if strict else Severity.WARNING,
-        f"a certificate for {say.fqdn}",
+        f"a certificate for {want}",
         f"certificate names: {shown}",
-        f"a certificate whose subjectAltName includes {say.fqdn}" + ("" if strict else "; `provision render` makes the self-signed one for the host FQDN"),
+        f"a certificate whose subjectAltName includes {want}" + ("" if strict else "; `provision render` makes the self-signed one for the host FQDN"),
     )
 
 
@@ -562,18 +629,32 @@ def check_tls(
     *,
     concurrency: int = 16,
     now: dt.datetime | None = None,
+    ca: str | None = None,
+    on_disk: Mapping[str, bytes] | None = None,
+    resolver: Resolver | None = None,
 ) -> list[Finding]:
-    """Connect to every endpoint of every host of `site` and judge TLS, names, expiry, trust, AUTH.
+    """Connect to every endpoint of every host of `site` and judge TLS, names, expiry, trust, AUTH;
+    then per host whether every service serves the same, newest certificate; then each domain's
+    MTA-STS policy from the web host.
 
     `address_for(host)` is the address to connect to (default: the first IPv4, else IPv6);
     `ports` maps a standard port to the one to use (tests: {25: 2525, ...}); `timeout` is per
     socket operation (port 25 waits at least SMTP_GREETING_WAIT for a postscreen greeting).
+    `ca`: a PEM file to verify against instead of the system trust store; `on_disk`: host FQDN ->
+    the DER certificate newest on that host (`--host-cert`); `resolver` reads the `_mta-sts` TXT
+    records (without one, the site's own policy id is expected).
     Never raises for what a server does. Findings are sorted like run_check's.
     """
+    # Imported here: both build on this module's probes and judges.
+    from provisioner.check.mtasts import policy_context, policy_url, sts_domains
+    from provisioner.check.samecert import judge_same_certificate
+
     ports = ports or {}
     ctx = site_context(site, now)
     findings: list[Finding] = []
-    jobs: list[tuple[Host, Endpoint, Callable[[], Probe]]] = []
+    jobs: list[tuple[Host, str, Callable[[], Probe]]] = []
+    web = web_host(site)
+    addresses: dict[str, str] = {}
     for host in sorted(site.hosts.values(), key=lambda h: h.fqdn):
         address = address_for(host) if address_for is not None else default_address(host)
         if not address:
@@ -590,39 +671,75 @@ def check_tls(
                 )
             )
             continue
+        addresses[host.fqdn] = address
         # Contexts are made here, in one thread: client_context silences a warning (not thread-safe).
-        verifying, plain = client_context(host.fqdn, verify=True), client_context(host.fqdn, verify=False)
-        for ep in endpoints(host):
+        verifying, plain = client_context(host.fqdn, verify=True, ca=ca), client_context(host.fqdn, verify=False)
+        host_endpoints = endpoints(host) + ([HTTPS] if host is web else [])
+        for ep in host_endpoints:
             port = ports.get(ep.port, ep.port)
-            jobs.append((host, ep, _bind(host, ep, address, port, verifying, plain, timeout)))
+            jobs.append((host, f"{host.fqdn}:{ep.port}", _bind(host, ep, address, port, verifying, plain, timeout)))
+        if host is web:
+            port = ports.get(HTTPS.port, HTTPS.port)
+            for name in web_names(site):
+                named = (client_context(name, verify=True, ca=ca), client_context(name, verify=False))
+                jobs.append((host, f"{name}:{HTTPS.port}", _bind(host, HTTPS, address, port, *named, timeout, name)))
+    policy_jobs: list[tuple[str, Callable[[], list[Finding]]]] = []
+    if web is not None and web.fqdn in addresses:
+        policy_ctx = policy_context(ca)
+        for domain in sts_domains(site):
+            policy_jobs.append((domain, _bind_policy(site, domain, addresses[web.fqdn], ports.get(HTTPS.port, HTTPS.port), policy_ctx, timeout, resolver)))
 
-    def run(job: Callable[[], Probe]) -> list[Finding]:
-        return judge_probe(job(), ctx)
-
-    if jobs:
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs)))) as pool:
-            futures = [(host, ep, pool.submit(run, job)) for host, ep, job in jobs]
-            for host, ep, future in futures:
+    probes: dict[str, list[Probe]] = {}
+    if jobs or policy_jobs:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs) + len(policy_jobs)))) as pool:
+            futures = [(host.fqdn, subject, pool.submit(job)) for host, subject, job in jobs]
+            policy_futures = [(domain, pool.submit(job)) for domain, job in policy_jobs]
+            for fqdn, subject, future in futures:
                 try:
-                    findings += future.result()
+                    done = future.result()
+                    findings += judge_probe(done, ctx)
+                    probes.setdefault(fqdn, []).append(done)
                 except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-                    findings.append(
-                        Finding(
-                            "check.internal-error",
-                            host.fqdn,
-                            Category.CHECK,
-                            Severity.ERROR,
-                            f"{host.fqdn}:{ep.port}",
-                            "a completed check",
-                            f"{type(exc).__name__}: {exc}",
-                            "report this as a bug",
-                        )
-                    )
+                    findings.append(_internal(fqdn, subject, exc))
+            for domain, policy_future in policy_futures:
+                try:
+                    findings += policy_future.result()
+                except Exception as exc:  # noqa: BLE001
+                    findings.append(_internal(domain, policy_url(domain), exc))
+    for host in site.hosts.values():
+        try:
+            disk = (on_disk or {}).get(host.fqdn)
+            findings += judge_same_certificate(host, probes.get(host.fqdn, []), cert_info(disk) if disk is not None else None)
+        except Exception as exc:  # noqa: BLE001
+            findings.append(_internal(host.fqdn, host.fqdn, exc))
     return list(sort_findings(findings))
 
 
-def _bind(host: Host, ep: Endpoint, address: str, port: int, verifying: ssl.SSLContext, plain: ssl.SSLContext, timeout: float) -> Callable[[], Probe]:
-    return lambda: probe(host, ep, address, port, verifying, plain, timeout)
+def _internal(domain: str, subject: str, exc: Exception) -> Finding:
+    return Finding(
+        "check.internal-error",
+        domain,
+        Category.CHECK,
+        Severity.ERROR,
+        subject,
+        "a completed check",
+        _text(f"{type(exc).__name__}: {exc}"),
+        "report this as a bug",
+    )
+
+
+def _bind(
+    host: Host, ep: Endpoint, address: str, port: int, verifying: ssl.SSLContext, plain: ssl.SSLContext, timeout: float, name: str = ""
+) -> Callable[[], Probe]:
+    return lambda: probe(host, ep, address, port, verifying, plain, timeout, name)
+
+
+def _bind_policy(
+    site: Site, domain: str, address: str, port: int, ctx: ssl.SSLContext, timeout: float, resolver: Resolver | None
+) -> Callable[[], list[Finding]]:
+    from provisioner.check.mtasts import check_policy
+
+    return lambda: check_policy(site, domain, address, port, ctx, timeout, resolver)
 
 
 def with_findings(report: Report, findings: list[Finding]) -> Report:
