@@ -227,7 +227,16 @@ def keys(
     state: StateOpt = None,
     rotate: Annotated[list[str] | None, typer.Option("--rotate", help="rotate this domain's keys (repeatable)")] = None,
     rotate_all: Annotated[bool, typer.Option("--rotate-all", help="rotate every domain's keys")] = False,
-    force: Annotated[bool, typer.Option("--force", help="rotate to a standby made less than 2 days ago (its record must already be published)")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="rotate without waiting: a standby made less than 2 days ago, or not yet served by the zone's servers")
+    ] = False,
+    nameserver: Annotated[
+        list[str] | None, typer.Option("--nameserver", help="with --rotate: ask these servers, IP[:PORT] (repeatable), instead of the zone's NS hosts")
+    ] = None,
+    grace: Annotated[
+        int, typer.Option("--grace", min=0, help="with --rotate: seconds to wait beyond the standby record's TTL once every server serves it")
+    ] = 3600,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="with --rotate: seconds per DNS question")] = 2.0,
     vault_password_file: VaultOpt = None,
 ) -> None:
     """Make sure every domain has its DKIM keys (active and standby); never regenerates a key.
@@ -235,14 +244,34 @@ def keys(
     With --rotate: the standby key becomes active, the active one is retired (still published
     for 14 days), and a new standby is made; it prints the records to publish now and the ones
     to keep, revoke and remove, with dates. A standby made less than 2 days ago is not rotated
-    to (its record may not be in DNS yet) unless --force. Run render and apply afterwards.
+    to, nor one that the zone's authoritative servers have not all served for its TTL + --grace
+    (asked directly; docs/keys.md), unless --force. Run render and apply afterwards.
     """
     try:
         vault = _vault(vault_password_file)
         if rotate or rotate_all:
-            from provisioner.dns.command import rotate_command
+            import datetime as dt
 
-            for line in rotate_command(site, state, vault, rotate or [], all_domains=rotate_all, force=force):
+            from provisioner.dns.command import RotationRefused, rotate_command
+
+            try:
+                lines = rotate_command(
+                    site,
+                    state,
+                    vault,
+                    rotate or [],
+                    all_domains=rotate_all,
+                    force=force,
+                    nameserver=nameserver or [],
+                    grace=dt.timedelta(seconds=grace),
+                    timeout=timeout,
+                )
+            except RotationRefused as refused:
+                for reason in refused.reasons:  # one line each: a domain's standby
+                    err.print(visible(f"error: {reason}"), markup=False, soft_wrap=True)
+                err.print(refused.FORCE, markup=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            for line in lines:
                 out.print(visible(line), soft_wrap=True)
             return
         from provisioner.keys.command import keys_command

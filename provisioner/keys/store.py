@@ -358,11 +358,21 @@ def standby_ready(gen: Generation) -> dt.date:
     return dt.date.fromisoformat(gen.since) + dt.timedelta(days=PUBLISH_GRACE_DAYS)
 
 
-def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | None = None, vault_password: bytes | None = None, force: bool = False) -> KeyState:
+def rotate(
+    site: Site,
+    state_dir: Path,
+    domains: list[str],
+    today: dt.date | None = None,
+    vault_password: bytes | None = None,
+    force: bool = False,
+    gate: Callable[[KeyState], None] | None = None,
+) -> KeyState:
     """Standby becomes active, the active one is retired, a new standby is made (vault-encrypted with `vault_password`).
 
     Refused, for every domain at once and before anything changes, when a domain's standby is
-    younger than PUBLISH_GRACE_DAYS (its record may not be in DNS yet), unless `force`.
+    younger than PUBLISH_GRACE_DAYS (its record may not be in DNS yet), unless `force`. Then
+    `gate(state)` (unless `force`) may refuse too, by raising: the DNS check of
+    provisioner.dns.rotation, which asks the zone's servers whether they serve the standby.
     """
     today = today or dt.date.today()
     for domain in domains:
@@ -378,6 +388,8 @@ def rotate(site: Site, state_dir: Path, domains: list[str], today: dt.date | Non
             f"published and seen fails DKIM. Publish its record ({gen.name}._domainkey.{first}, in build/dns/ after render), "
             f"then rotate on or after {standby_ready(gen).isoformat()}; --force rotates now if you know it is published"
         )
+    if gate is not None and not force:
+        gate(ks)
     for domain in domains:
         for gen in ks.domains[domain]:
             if gen.status is KeyStatus.ACTIVE:
