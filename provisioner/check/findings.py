@@ -42,6 +42,7 @@ class Finding:
     expected: str
     seen: str
     advice: str  # the exact record to add or change; "" when nothing to do
+    state: str = ""  # DKIM: what the key state says the selector is (active, standby, retired, withdrawn)
 
     @property
     def passed(self) -> bool:

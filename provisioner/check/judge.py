@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from provisioner.check.findings import Category, Finding, Severity
 from provisioner.dns.formats import rdata
@@ -337,16 +337,20 @@ def _key_bytes(p: str) -> bytes | None:
         return None
 
 
-def judge_dkim(domain: str, expected: Record, answer: Answer) -> list[Finding]:
+def judge_dkim(domain: str, expected: Record, answer: Answer, role: str = "") -> list[Finding]:
+    """One selector's record against what DNS serves. `role` is what the key state says the
+    selector is ("standby selector (...)"), carried by every row as its `state`, so each row tells
+    whether DNS serves the selector as the state knows it (match, missing, mismatch: another key,
+    revoked)."""
     name = expected.name
     if answer.failed:
-        return [_failed(domain, Category.DKIM, "dkim", answer, expected.value)]
+        return [replace(_failed(domain, Category.DKIM, "dkim", answer, expected.value), state=role)]
     want = parse_dkim(expected.value)
     assert isinstance(want, DkimRecord)
     findings: list[Finding] = []
 
     def add(fid: str, severity: Severity, seen: str, advice: str = "", want_text: str = expected.value) -> None:
-        findings.append(Finding(fid, domain, Category.DKIM, severity, name, want_text, seen, advice))
+        findings.append(Finding(fid, domain, Category.DKIM, severity, name, want_text, seen, advice, state=role))
 
     keys = [txt for txt in answer.records if "p=" in txt or txt.startswith("v=DKIM1")]
     if not keys:
@@ -407,11 +411,16 @@ def judge_dkim(domain: str, expected: Record, answer: Answer) -> list[Finding]:
     return findings
 
 
-def judge_stale_dkim(domain: str, selector: str, answer: Answer) -> list[Finding]:
-    """A selector the state says was withdrawn beyond its period must no longer be published."""
+def judge_stale_dkim(domain: str, selector: str, answer: Answer, role: str = "") -> list[Finding]:
+    """A selector the state says was withdrawn beyond its period must no longer be published.
+    With `role` (the state's word for it), its absence is reported too: `dkim.removed`."""
     name = f"{selector}._domainkey.{domain}"
     keys = [txt for txt in answer.records if "p=" in txt]
     if not keys:
+        if role and not answer.failed:
+            return [
+                Finding("dkim.removed", domain, Category.DKIM, Severity.PASS, name, "not published (selector withdrawn)", answer.describe(), "", state=role)
+            ]
         return []
     return [
         Finding(
@@ -423,6 +432,7 @@ def judge_stale_dkim(domain: str, selector: str, answer: Answer) -> list[Finding
             "not published (selector withdrawn)",
             " | ".join(keys),
             f"delete the TXT record at {name}",
+            state=role,
         )
     ]
 

@@ -32,6 +32,14 @@ def _cell(value: str) -> Text:
     return Text(visible(value))
 
 
+def _subject(finding: Finding) -> Text:
+    """The name, and after it what the key state says a DKIM selector is (one line: a row is a finding)."""
+    cell = _cell(finding.subject)
+    if finding.state:
+        cell.append(f" ({visible(finding.state)})", style="dim")
+    return cell
+
+
 def report_table(report: Report, problems_only: bool = False) -> Table:
     """One table, grouped by domain (or host) and category: mark, check id, expected, seen, fix."""
     c = report.counts
@@ -53,7 +61,7 @@ def report_table(report: Report, problems_only: bool = False) -> Table:
                 _cell(finding.category.value),
                 _cell(MARK[finding.severity]),
                 _cell(finding.id),
-                _cell(finding.subject),
+                _subject(finding),
                 _cell(finding.expected),
                 _cell(finding.seen),
                 _cell(finding.advice),
@@ -64,14 +72,14 @@ def report_table(report: Report, problems_only: bool = False) -> Table:
     return table
 
 
-PLAIN_FIELDS = ("name", "expected", "seen", "advice")
+PLAIN_FIELDS = ("name", "state", "expected", "seen", "advice")
 
 
 def report_plain(report: Report, problems_only: bool = False) -> str:
     """The report for a pipe, a log or a mail: no table, no wrapping, nothing sized to a terminal.
 
     Each finding is a block: a line `STATUS ID (CATEGORY)`, then one indented line per field
-    (name, expected, seen, advice; an empty one is left out) holding the whole value, so a DKIM
+    (name, state, expected, seen, advice; an empty one is left out) holding the whole value, so a DKIM
     key stays one string to copy or grep. Every value is shown with its controls escaped
     (textsafe.visible). Deterministic: the report's own order, no widths, no colours.
     """
@@ -88,13 +96,14 @@ def report_plain(report: Report, problems_only: bool = False) -> str:
         lines += ["", visible(f"== {domain}")]
         for finding in shown:
             lines.append(visible(f"{finding.severity.value} {finding.id} ({finding.category.value})"))
-            values = (finding.subject, finding.expected, finding.seen, finding.advice)
+            values = (finding.subject, finding.state, finding.expected, finding.seen, finding.advice)
             lines += [f"  {label + ':':<9} {visible(value)}" for label, value in zip(PLAIN_FIELDS, values, strict=True) if value]
     return "\n".join(lines) + "\n"
 
 
 def finding_json(finding: Finding) -> dict[str, str]:
-    return {
+    """A finding's fields; `state` only on DKIM selector findings (what the key state says it is)."""
+    doc = {
         "id": finding.id,
         "category": finding.category.value,
         "severity": finding.severity.value,
@@ -103,6 +112,9 @@ def finding_json(finding: Finding) -> dict[str, str]:
         "seen": finding.seen,
         "advice": finding.advice,
     }
+    if finding.state:
+        doc["state"] = finding.state
+    return doc
 
 
 def report_json(report: Report) -> dict[str, Any]:

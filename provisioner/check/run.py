@@ -32,7 +32,7 @@ from provisioner.check.judge import (
     seen_dmarc,
 )
 from provisioner.dns.records import Record, site_records
-from provisioner.keys.store import WITHDRAWN_DAYS, KeyState, KeyStatus
+from provisioner.keys.store import RETIRED_DAYS, WITHDRAWN_DAYS, KeyState, KeyStatus
 from provisioner.mailauth.grammar import Invalid, parse_dmarc
 from provisioner.mailauth.resolver import Answer, CachingResolver, Resolver, ResolverUnreachable, dnsbl_name, silent_probe
 from provisioner.mailauth.spf import HostResult, check_host, walk_spf
@@ -164,6 +164,7 @@ def check_domain(
     site: Site, keys: KeyState, domain: str, expected: list[Record], resolver: Resolver, senders: list[tuple[str, Host]], timeout: float, today: dt.date
 ) -> list[Finding]:
     findings: list[Finding] = []
+    roles = selector_roles(keys, domain, today)
     for (name, rtype), group in sorted(_group(expected).items()):
         if rtype == "MX":
             findings += judge_mx(domain, group, resolver.resolve(name, "MX"))
@@ -173,7 +174,7 @@ def check_domain(
             results: list[HostResult] = [check_host(address, domain, host.fqdn, resolver, time_budget=10 * timeout) for address, host in senders]
             findings += judge_spf(domain, group[0], answer, walk, results)
         elif rtype == "TXT" and "._domainkey." in name:
-            findings += judge_dkim(domain, group[0], resolver.resolve(name, "TXT"))
+            findings += judge_dkim(domain, group[0], resolver.resolve(name, "TXT"), roles.get(name, ""))
         elif rtype == "TXT" and name == f"_dmarc.{domain}":
             answer = resolver.resolve(name, "TXT")
             findings += judge_dmarc(domain, group[0], answer, _report_targets(domain, answer, resolver))
@@ -194,8 +195,30 @@ def check_domain(
         if gen.status is KeyStatus.WITHDRAWN and (today - dt.date.fromisoformat(gen.since)).days >= WITHDRAWN_DAYS:
             for algorithm in sorted(gen.algorithms):
                 selector = gen.selector(algorithm)
-                findings += judge_stale_dkim(domain, selector, resolver.resolve(f"{selector}._domainkey.{domain}", "TXT"))
+                name = f"{selector}._domainkey.{domain}"
+                findings += judge_stale_dkim(domain, selector, resolver.resolve(name, "TXT"), roles.get(name, ""))
     return findings
+
+
+def selector_roles(keys: KeyState, domain: str, today: dt.date) -> dict[str, str]:
+    """Each DKIM selector name of `domain` the key state knows, with what the state says it is:
+    the words a check row leads its expected value with (docs/check.md, "DKIM selectors")."""
+    roles = {}
+    for gen in keys.domains.get(domain, []):
+        since = dt.date.fromisoformat(gen.since)
+        if gen.status is KeyStatus.ACTIVE:
+            role = f"active: signing since {gen.since}"
+        elif gen.status is KeyStatus.STANDBY:
+            role = f"standby since {gen.since}: the next rotation signs with it"
+        elif gen.status is KeyStatus.RETIRED:
+            role = f"retired {gen.since}: kept for verification until {since + dt.timedelta(days=RETIRED_DAYS)}"
+        elif (today - since).days < WITHDRAWN_DAYS:
+            role = f"withdrawn {gen.since}: published revoked until {since + dt.timedelta(days=WITHDRAWN_DAYS)}"
+        else:
+            role = f"withdrawn {gen.since}: removed since {since + dt.timedelta(days=WITHDRAWN_DAYS)}"
+        for algorithm in sorted(gen.algorithms):
+            roles[f"{gen.selector(algorithm)}._domainkey.{domain}"] = role
+    return roles
 
 
 def _report_targets(domain: str, answer: Answer, resolver: Resolver) -> dict[str, ReportTarget]:
