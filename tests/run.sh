@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 packages=(python3 python3-venv postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-pop3d nsd
           dovecot-lmtpd dovecot-sieve rspamd opendkim opendkim-tools chromium fonts-noto-cjk poppler-utils debootstrap
-          openssh-client netcat-openbsd libsasl2-modules ca-certificates systemd-container)
+          openssh-client netcat-openbsd libsasl2-modules ca-certificates systemd-container knot knot-dnsutils)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  # Installing must not start daemons (nsd on port 53, postfix, dovecot): the tests start
+  # Installing must not start daemons (nsd on port 53, knot, postfix, dovecot): the tests start
   # their own, on loopback, and stop them. A temporary policy-rc.d says so to invoke-rc.d.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
