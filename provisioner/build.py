@@ -29,9 +29,7 @@ from provisioner.render import render_site
 from provisioner.render.tree import HostTree
 from provisioner.render.writer import MARKER, MARKER_TEXT, check_output, write_build
 from provisioner.site.advice import site_warnings
-from provisioner.site.loader import read_text
-from provisioner.site.types import TlsSource
-from provisioner.site.validate import Issue, LoadedSite, load_site, locate
+from provisioner.site.validate import LoadedSite, load_site
 
 RECORDS = "dns/records.json"
 MAX_PREVIOUS_RECORDS = 512 * 1024 * 1024  # a records.json larger than this is not compared
@@ -110,16 +108,12 @@ def _load_render_write(
 
 
 def check_renderable(loaded: LoadedSite, env: Mapping[str, str]) -> None:
-    """What render would refuse beyond the site file itself, for `validate`: a tls.source it
-    cannot render yet, every secret reference resolved ({env:} set, {file:} readable, a password
+    """What render would refuse beyond the site file itself, for `validate`: every secret reference resolved ({env:} set, {file:} readable, a password
     hash where one is needed). Raises SiteInvalid with every problem, positioned in the file;
     reads nothing it would not read to render. (`dns` and `check` need none of this.)"""
     from provisioner.render import resolve_secrets
 
     problems = []
-    if loaded.site.tls.source is TlsSource.ACME:  # provisioner/render/tls.py refuses it
-        hint = "use self-signed, or get a certificate with certbot and use source: files (docs/certificates.md)"
-        problems += locate(str(loaded.path), read_text(loaded.path), [Issue(("tls", "source"), "acme is not supported yet", hint)])
     try:
         resolve_secrets(loaded, env)
     except SiteInvalid as exc:

@@ -8,7 +8,7 @@ Layer: below render (plain data, imports nothing of provisioner).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 VMAIL_USER = "vmail"  # Dovecot stores all Maildirs as this user and group; dovecot-lda runs as it
@@ -16,6 +16,16 @@ VMAIL_UID = 5000  # its uid and gid (dovecot.conf first_valid_uid/mail_uid)
 VMAIL_HOME = "/var/vmail"  # the mail store
 LDA_LOG = "/var/log/dovecot-lda.log"  # written by dovecot-lda as vmail, which cannot create files in /var/log
 CERT_DIR = "/etc/ssl/provisioner"  # each host's certificate and key (and a smarthost CA)
+# tls.source acme (docs/certificates.md): what the services read, per certificate NAME (certbot's
+# --cert-name), is ACME_LINK_DIR/NAME/{fullchain,privkey}.pem: a temporary self-signed pair the role
+# makes until the first certificate is obtained, then symlinks into certbot's LETSENCRYPT_LIVE/NAME/
+# that the deploy hook puts there. The path never changes, so it is never broken.
+ACME_LINK_DIR = CERT_DIR + "/acme"
+LETSENCRYPT_LIVE = "/etc/letsencrypt/live"
+ACME_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/provisioner"  # certbot runs it after each issuance
+ACME_WEBROOT = "/var/www/provisioner/acme"  # certbot --webroot writes .well-known/acme-challenge/ here
+WEB_ROOT = "/var/www/provisioner"  # the web side's files: mta-sts/<id>.txt, autoconfig/config-v1.1.xml
+NGINX_CONF = "/etc/nginx/nginx.conf"  # the whole web server: nothing but what render/web.py declares
 # OpenDKIM's socket directory inside Postfix's queue directory (smtpd runs chrooted there).
 OPENDKIM_SOCKET_DIR = "/var/spool/postfix/opendkim"
 # Postfix's private socket directory, where Dovecot binds its auth socket for smtpd (main.cf
@@ -32,6 +42,7 @@ SERVICE_MARKERS = {
     "dovecot": "/etc/dovecot/dovecot.conf",
     "opendkim": "/etc/opendkim.conf",
     "rspamd": "/etc/rspamd/local.d/milter_headers.conf",
+    "nginx": NGINX_CONF,
 }
 # Which live paths a service reads: a change below one of them reloads that service.
 RELOAD_ON = {
@@ -40,6 +51,8 @@ RELOAD_ON = {
     "opendkim": ("/etc/opendkim.conf", "/etc/opendkim/", "/etc/default/opendkim"),
     # Only local.d is rendered; rspamd rereads its whole configuration on SIGHUP (rspamd.service ExecReload).
     "rspamd": ("/etc/rspamd/local.d/",),
+    # nginx rereads its configuration and reopens the certificates on SIGHUP (nginx.service ExecReload).
+    "nginx": ("/etc/nginx/", WEB_ROOT + "/"),
 }
 # A change below these paths RESTARTS the service instead: OpenDKIM rereads its configuration on
 # SIGUSR1 (reload) but keeps the socket it bound at start, and /etc/default/opendkim is only read
@@ -53,8 +66,8 @@ RESTART_POSTCONF = ("inet_interfaces", "inet_protocols")
 # instance postfix@- (postfix.service is a oneshot umbrella whose start and reload do nothing by
 # themselves); from Postfix 3.9.1-7 (Debian 13) postfix.service runs it and conflicts with postfix@-.
 UNITS = {
-    "debian-13": {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd"},
-    "debian-12": {"postfix": "postfix@-", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd"},
+    "debian-13": {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd", "nginx": "nginx"},
+    "debian-12": {"postfix": "postfix@-", "dovecot": "dovecot", "opendkim": "opendkim", "rspamd": "rspamd", "nginx": "nginx"},
 }
 # Services a host no longer runs once its tree lacks their marker, which the role stops and
 # disables (their files stay: never delete what we did not write): OpenDKIM on an mx-only host,
@@ -84,11 +97,12 @@ def main_cf_values(text: str, names: Iterable[str]) -> dict[str, str | None]:
     return found
 
 
-def host_layout(paths: Iterable[str], release: str, main_cf: str = "") -> dict[str, Any]:
+def host_layout(paths: Iterable[str], release: str, main_cf: str = "", acme: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The manifest's "layout" of one host, from its declared release (hosts.<name>.os), the
     live paths of its tree and its main.cf: the services it runs (in SERVICE_MARKERS' order; the
     role starts them in reverse, Postfix last, after the milter and the IMAP server it hands
-    mail to), what reloads or restarts each, and what the role creates for them."""
+    mail to), what reloads or restarts each, and what the role creates for them. `acme`: the
+    host's certificates to obtain (provisioner.render.acme.layout_entry), or None."""
     present = set(paths)
     services = [name for name, marker in SERVICE_MARKERS.items() if marker in present]
     return {
@@ -109,4 +123,5 @@ def host_layout(paths: Iterable[str], release: str, main_cf: str = "") -> dict[s
         # Sieve scripts of the tree, which the role compiles with sievec after a change: dovecot-lda
         # runs as vmail and cannot write the .svbin beside a script under /etc (Pigeonhole).
         "sieve": sorted(p for p in present if p.startswith("/etc/dovecot/") and p.endswith(".sieve")),
+        **({"acme": dict(acme)} if acme else {}),  # only where certificates are obtained: other manifests stay as they were
     }

@@ -84,6 +84,9 @@ def _octodns_value(r: Record) -> Any:
         return {"priority": int(prio), "weight": int(weight), "port": int(port), "target": target}
     if r.type == "TXT":
         return r.value.replace(";", "\\;")  # octoDNS requires escaped semicolons in TXT
+    if r.type == "CAA":  # RFC 8659 §4.1: flags tag "value"; octoDNS takes the three apart
+        flags, tag, value = r.value.split(" ", 2)
+        return {"flags": int(flags), "tag": tag, "value": value.strip('"')}
     return r.value
 
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from provisioner.keys.public import cached_public_value
 from provisioner.keys.store import WITHDRAWN_DAYS, DkimKey, KeyState, KeyStatus
 from provisioner.site.model import DmarcPolicyConfig, Host, MtaStsPolicy, Site, SpfPolicy
-from provisioner.site.types import MtaStsMode, Service, SpfAll
+from provisioner.site.types import MtaStsMode, Service, SpfAll, TlsSource
 
 TTL = 3600
 
@@ -137,6 +137,53 @@ def mta_sts_id(policy_text: str) -> str:
     return hashlib.sha256(policy_text.encode()).hexdigest()[:20]
 
 
+def publishes_mta_sts(site: Site, domain_name: str) -> bool:
+    """A domain that receives mail and whose policy is not mode none publishes MTA-STS."""
+    return site.domains[domain_name].receives_mail and site.mta_sts_policy(domain_name).mode is not MtaStsMode.NONE
+
+
+def offers_autoconfig(site: Site, domain_name: str) -> bool:
+    """Client discovery (autoconfig, SRV) is for domains with mailboxes on a mailbox host."""
+    return bool(site.domains[domain_name].mailboxes) and site.mailbox_host is not None
+
+
+def web_names(site: Site) -> list[tuple[str, tuple[str, ...]]]:
+    """(domain, the names the web host serves for it) in domain order, when the site serves its
+    web side (Site.serves_web): mta-sts.<domain> (RFC 8461 §3.3) and autoconfig.<domain>."""
+    if not site.serves_web:
+        return []
+    out = []
+    for domain_name in sorted(site.domains):
+        names = [f"mta-sts.{domain_name}"] if publishes_mta_sts(site, domain_name) else []
+        names += [f"autoconfig.{domain_name}"] if offers_autoconfig(site, domain_name) else []
+        if names:
+            out.append((domain_name, tuple(names)))
+    return out
+
+
+# CAA issuer domains (RFC 8659 §4.2) of the CAs whose ACME directories are known; another CA's is
+# not guessed: no CAA record then, and a note.
+CAA_ISSUERS = {
+    "acme-v02.api.letsencrypt.org": "letsencrypt.org",
+    "acme-staging-v02.api.letsencrypt.org": "letsencrypt.org",
+    "acme.zerossl.com": "sectigo.com",
+    "dv.acme-v02.api.pki.goog": "pki.goog",
+    "api.buypass.com": "buypass.com",
+}
+
+
+def caa_value(site: Site) -> str | None:
+    """The CAA issue value allowing the site's ACME CA (and account, RFC 8657), or None when unknown."""
+    acme = site.tls.acme
+    if site.tls.source is not TlsSource.ACME or acme is None:
+        return None
+    issuer = CAA_ISSUERS.get(acme.directory.removeprefix("https://").split("/", 1)[0].split(":", 1)[0].lower())
+    if issuer is None:
+        return None
+    account = f"; accounturi={acme.account_uri}" if acme.account_uri else ""
+    return f'0 issue "{issuer}{account}"'
+
+
 def dkim_value(keys: KeyState, key: DkimKey) -> str:
     """The TXT value publishing `key` (RFC 6376 §3.6.1), from its cached public half."""
     k, p = cached_public_value(key.path, functools.partial(keys.read_private, key))
@@ -175,6 +222,7 @@ class _Collector:
 def site_records(site: Site, keys: KeyState, today: dt.date | None = None) -> RecordSet:
     out = _Collector(site, keys, today or dt.date.today())
     _host_records(out)
+    _caa_records(out)
     mailbox = site.mailbox_host
     submission = site.hosts_with(Service.SUBMISSION)
     for domain_name in sorted(site.domains):
@@ -214,6 +262,36 @@ def _host_records(out: _Collector) -> None:
                 "逆引き：IPアドレスからホスト名へ（FCrDNS）。ホスティング/IP提供事業者で設定",
                 at_provider=True,
             )
+
+
+def _caa_records(out: _Collector) -> None:
+    """CAA on each host's name (RFC 8659): only the site's ACME CA may issue for it. Set on the
+    names we obtain certificates for, not the domain's apex, which would also bind the domain's
+    other names (a website's CA). mta-sts./autoconfig. are CNAMEs to the web host: a CA follows
+    them (RFC 8659 §3) to the web host's CAA."""
+    site = out.site
+    value = caa_value(site)
+    if site.tls.source is not TlsSource.ACME:
+        return
+    if value is None:
+        assert site.tls.acme is not None  # validation requires it with source acme
+        for domain_name in sorted(site.domains)[:1]:
+            out.note(
+                domain_name,
+                f"No CAA record: the CAA issuer name of {site.tls.acme.directory} is not known here; add one for each host (RFC 8659) if you want it.",
+                f"CAAレコードなし：{site.tls.acme.directory} のCAA発行者名が不明です。必要なら各ホストに追加してください（RFC 8659）。",
+            )
+        return
+    for _, host in sorted(site.hosts.items(), key=lambda item: item[1].fqdn):
+        out.add(
+            zone_of(host.fqdn, site),
+            host.fqdn,
+            "CAA",
+            value,
+            Level.RECOMMENDED,
+            "CAA: only the site's ACME CA may issue certificates for this host (RFC 8659, RFC 8657)",
+            "CAA：このホストの証明書を発行できるのはサイトのACME認証局のみ（RFC 8659、RFC 8657）",
+        )
 
 
 def _mx_records(out: _Collector, domain_name: str, receives: bool) -> None:
@@ -328,10 +406,9 @@ def _dmarc_records(out: _Collector, domain_name: str) -> None:
 
 
 def _mta_sts_records(out: _Collector, domain_name: str, receives: bool) -> None:
-    sts = out.site.mta_sts_policy(domain_name)
-    if not receives or sts.mode is MtaStsMode.NONE:
+    if not receives or not publishes_mta_sts(out.site, domain_name):
         return
-    text = mta_sts_policy(out.site, sts)
+    text = mta_sts_policy(out.site, out.site.mta_sts_policy(domain_name))
     out.policies[domain_name] = text
     out.add(
         domain_name,
@@ -342,6 +419,18 @@ def _mta_sts_records(out: _Collector, domain_name: str, receives: bool) -> None:
         "MTA-STS: senders must use TLS (policy at https://mta-sts.DOMAIN)",
         "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）",
     )
+    if out.site.serves_web:
+        web = out.site.web_hosts[0][1]
+        out.add(
+            domain_name,
+            f"mta-sts.{domain_name}",
+            "CNAME",
+            f"{web.fqdn}.",
+            Level.RECOMMENDED,
+            f"MTA-STS policy host: {web.fqdn} serves the policy over HTTPS (RFC 8461 §3.3)",
+            f"MTA-STSポリシーのホスト：{web.fqdn} がHTTPSで配信（RFC 8461 §3.3）",
+        )
+        return
     out.note(
         domain_name,
         f"Serve build/dns/mta-sts/{mta_sts_id(text)}.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
@@ -387,6 +476,21 @@ def _client_records(out: _Collector, domain_name: str, store: Host, submission: 
                 f"mail programs find the server for port {port}",
                 f"メールソフトがポート{port}のサーバを見つけるため",
             )
+    if out.site.serves_web:
+        web = out.site.web_hosts[0][1]
+        out.add(
+            domain_name,
+            f"autoconfig.{domain_name}",
+            "CNAME",
+            f"{web.fqdn}.",
+            Level.OPTIONAL,
+            f"Thunderbird autoconfig, served by {web.fqdn}",
+            f"Thunderbirdの自動設定（{web.fqdn} が配信）",
+        )
+        # No autodiscover name once a web server answers on 443: it serves no autodiscover POX and
+        # its certificate does not name autodiscover.<domain>, so Outlook would show a certificate
+        # warning instead of falling through to its other methods (docs/certificates.md).
+        return
     out.add(
         domain_name,
         f"autoconfig.{domain_name}",
@@ -399,4 +503,4 @@ def _client_records(out: _Collector, domain_name: str, store: Host, submission: 
     out.add(domain_name, f"autodiscover.{domain_name}", "CNAME", f"{store.fqdn}.", Level.OPTIONAL, "Outlook autodiscover name", "Outlookの自動検出名")
 
 
-_TYPE_ORDER = {"SOA": 0, "NS": 1, "MX": 2, "A": 3, "AAAA": 4, "TXT": 5, "SRV": 6, "CNAME": 7, "PTR": 8}
+_TYPE_ORDER = {"SOA": 0, "NS": 1, "MX": 2, "A": 3, "AAAA": 4, "TXT": 5, "SRV": 6, "CNAME": 7, "PTR": 8, "CAA": 9}

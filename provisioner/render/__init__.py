@@ -8,12 +8,13 @@ from pathlib import Path
 
 from pydantic_core import PydanticCustomError
 
+from provisioner.dns.records import web_names
 from provisioner.errors import ProvisionError
 from provisioner.keys.store import KeyState, require_keys
-from provisioner.render import dovecot, opendkim, postfix, rspamd, tls
+from provisioner.render import acme, dovecot, opendkim, postfix, rspamd, tls, web
 from provisioner.render.tree import HostTree
 from provisioner.secrets import resolve
-from provisioner.site.types import SecretRef, check_password_hash
+from provisioner.site.types import SecretRef, TlsSource, check_password_hash
 from provisioner.site.validate import Issue, LoadedSite, raise_issues
 
 
@@ -66,6 +67,7 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
         )
     secrets = resolve_secrets(loaded, env)
     trees: dict[str, HostTree] = {}
+    served = web_names(site)
     for name, host in sorted(site.hosts.items()):
         tree = HostTree(name)
         paths = tls.add_tls(tree, site, host, keys)
@@ -75,5 +77,10 @@ def render_site(loaded: LoadedSite, keys: KeyState, state_dir: Path, env: Mappin
             postfix.PostfixInput(site, name, host, paths, milter, secrets.smarthost_password, secrets.smarthost_ca, inbound), tree
         )
         dovecot.add_dovecot(tree, site, name, host, paths, secrets.passwd)
+        if site.tls.source is TlsSource.ACME:
+            serves = site.serves_web and name == site.web_hosts[0][0]
+            certificates = acme.host_certificates(host, served if serves else [])
+            web.add_web(tree, site, host, certificates, serves)
+            tree.acme = acme.add_acme(tree, site, host, certificates, serves)
         trees[name] = tree
     return trees

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class RenderedFile:
 class HostTree:
     host: str
     files: dict[str, RenderedFile] = field(default_factory=dict)
+    acme: dict[str, Any] | None = None  # the certificates the role obtains (render.acme.add_acme), into the manifest's layout
 
     def add(self, path: str, content: str | bytes, mode: int = 0o644, owner: str = "root", group: str = "root", secret: bool = False) -> None:
         data = content.encode() if isinstance(content, str) else content

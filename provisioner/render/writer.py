@@ -407,7 +407,9 @@ def write_build(
             wanted.append((f"{name}/{f.path}", f.content, f.mode))
             files.append({"host": name, "path": "/" + f.path, kind: digest, "mode": f"{f.mode:04o}", "owner": f.owner, "group": f.group, "secret": f.secret})
         main_cf = tree.files.get("etc/postfix/main.cf")
-        layout = host_layout((str(f["path"]) for f in files), (releases or {}).get(name, DEFAULT_OS.value), main_cf.content.decode() if main_cf else "")
+        layout = host_layout(
+            (str(f["path"]) for f in files), (releases or {}).get(name, DEFAULT_OS.value), main_cf.content.decode() if main_cf else "", tree.acme
+        )
         hosts[name] = {"files": files, "postfix_tables": ["/" + p for p in tables_of(tree)], "layout": layout}
     others = []
     for rel, content in sorted(extra.items()):

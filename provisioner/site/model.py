@@ -262,6 +262,9 @@ class Host(Frozen):
             raise fail("a service is listed twice", "list each service once")
         if Service.MX in services and Service.BACKUP_MX in services:
             raise fail("a host is either mx or backup-mx, not both", "drop backup-mx")
+        if set(services) == {Service.WEB}:
+            # Every host runs Postfix and is in SPF (Site.sending_hosts); the web side goes beside mail.
+            raise fail("web is served by a mail host: it cannot be a host's only service", "add web to the services of a mail host, e.g. the mailbox host")
         return services
 
     def has(self, service: Service) -> bool:
@@ -341,9 +344,21 @@ class TlsFiles(Frozen):
     key: str = Field(pattern=r"^/[A-Za-z0-9._/@+-]+$", description="absolute path on the hosts: private key")
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
 class TlsAcme(Frozen):
-    email: str = Field(pattern=r"^[^\s@]+@[^\s@]+$")
-    directory: str = Field(pattern=r"^https://\S+$")
+    """Certificates from an RFC 8555 CA, obtained and renewed on the hosts (docs/certificates.md)."""
+
+    email: str = Field(pattern=r"^[^\s@\"';,]+@[^\s@\"';,]+$", max_length=254, description="the ACME account's contact (expiry notices)")
+    # RFC 8555 §7.1.1: the directory URL is the one thing a client is configured with.
+    directory: str = Field(LETS_ENCRYPT, pattern=r"^https://[^\s\"';,]+$", max_length=1024, description="the CA's ACME directory URL")
+    account_uri: str | None = Field(
+        None,
+        pattern=r"^https://[^\s\"';,]+$",
+        max_length=1024,
+        description="the ACME account URL, once known: CAA records then allow only this account (RFC 8657 accounturi)",
+    )
 
 
 class Tls(Frozen):
@@ -452,6 +467,19 @@ class Site(Frozen):
     def mailbox_host(self) -> tuple[str, Host] | None:
         stores = [(n, h) for n, h in sorted(self.hosts.items()) if h.stores_mailboxes]
         return stores[0] if stores else None
+
+    @property
+    def web_hosts(self) -> list[tuple[str, Host]]:
+        """The hosts that serve the web side of mail: those declaring `web`, else the mailbox host."""
+        declared = self.hosts_with(Service.WEB)
+        if declared:
+            return declared
+        return [self.mailbox_host] if self.mailbox_host is not None else []
+
+    @property
+    def serves_web(self) -> bool:
+        """Whether the web side is served: only with ACME certificates, which cover its names."""
+        return self.tls.source is TlsSource.ACME and bool(self.web_hosts)
 
     @property
     def mx_hosts(self) -> list[tuple[str, Host]]:

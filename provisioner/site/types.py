@@ -578,6 +578,7 @@ class Service(StrEnum):
     IMAP = "imap"
     POP3 = "pop3"
     RELAY = "relay"
+    WEB = "web"  # the web side of mail: MTA-STS policy, autoconfig, the ACME challenge (docs/certificates.md)
 
 
 class OsRelease(StrEnum):

@@ -540,7 +540,7 @@ def _mta_sts_issues(site: Site) -> list[Issue]:
                     Issue(
                         where,
                         "enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver",
-                        "use testing until the hosts have certificates from a public CA (tls.source: files)",
+                        "use testing until the hosts have certificates from a public CA (tls.source: acme, or files)",
                     )
                 )
                 break
@@ -559,6 +559,18 @@ def _tls_issues(site: Site) -> list[Issue]:
         issues.append(Issue(("tls", "files"), f"not used with source: {tls.source.value}", "set source: files or remove files", at_key=True))
     if tls.source.value != "acme" and tls.acme is not None:
         issues.append(Issue(("tls", "acme"), f"not used with source: {tls.source.value}", "set source: acme or remove acme", at_key=True))
+    if tls.source.value == "acme" and tls.acme is None:
+        issues.append(Issue(("tls", "source"), "source: acme needs tls.acme with the account's email", "add acme: {email: hostmaster@example.com}"))
+    web = site.hosts_with(Service.WEB)
+    for name, _ in web:
+        if tls.source.value != "acme":
+            # The web side's names (mta-sts.<domain>, autoconfig.<domain>) need a certificate that covers them.
+            issues.append(
+                Issue(("hosts", name, "services"), f"web is served only with tls.source: acme (not {tls.source.value})", "set tls.source: acme, or drop web")
+            )
+    for name, _ in web[1:]:
+        # RFC 8555 §8.3: the CA fetches the HTTP-01 token from any address of the name; one host answers for them all.
+        issues.append(Issue(("hosts", name, "services"), f"only one host may serve web; {web[0][0]} already does", "keep web on one host"))
     return issues
 
 

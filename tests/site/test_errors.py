@@ -33,7 +33,7 @@ CASES = [
     (
         "service not in the closed set",
         MINIMAL.replace("[mx, submission, imap]", "[mx, submision, imap]"),
-        ["7:20: hosts.mx1.services[1]: 'submision' is not one of: mx, backup-mx, submission, imap, pop3, relay (hint: did you mean submission?)"],
+        ["7:20: hosts.mx1.services[1]: 'submision' is not one of: mx, backup-mx, submission, imap, pop3, relay, web (hint: did you mean submission?)"],
     ),
     (
         "duplicate key",
@@ -175,7 +175,7 @@ CASES = [
         "MTA-STS enforce with self-signed certificates",
         MINIMAL + "policy: {mta_sts: {mode: enforce}}\n",
         [
-            "14:26: policy.mta_sts.mode: enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver (hint: use testing until the hosts have certificates from a public CA (tls.source: files))"
+            "14:26: policy.mta_sts.mode: enforce with tls.source: self-signed: senders that honour MTA-STS would refuse to deliver (hint: use testing until the hosts have certificates from a public CA (tls.source: acme, or files))"
         ],
     ),
     (
@@ -189,7 +189,7 @@ CASES = [
         [
             "2:7: name: 'T_1' is not an accepted name (hint: lower-case letters, digits and '-', e.g. mx1)",
             "6:12: hosts.mx1.ipv4[0]: '192.0.2.300' is not an IPv4 address (hint: e.g. 203.0.113.10)",
-            "7:20: hosts.mx1.services[1]: 'smtp' is not one of: mx, backup-mx, submission, imap, pop3, relay (hint: did you mean imap?)",
+            "7:20: hosts.mx1.services[1]: 'smtp' is not one of: mx, backup-mx, submission, imap, pop3, relay, web (hint: did you mean imap?)",
         ],
     ),
 ]

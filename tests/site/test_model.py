@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from provisioner.site.model import Site
 from provisioner.site.types import DmarcPolicy, MtaStsMode, Service
@@ -34,10 +36,15 @@ def test_every_example_host_sends_and_the_order_is_by_name() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sets(st.sampled_from([s.value for s in Service if s is not Service.BACKUP_MX]), min_size=1), min_size=1, max_size=4))
+@given(st.lists(st.sets(st.sampled_from([s.value for s in Service if s is not Service.BACKUP_MX]), min_size=1).filter(lambda s: s != {"web"}), min_size=1, max_size=4))
 def test_a_host_sends_when_any_of_its_services_sends_mail(services: list[set[str]]) -> None:
     hosts = {f"h{i}": {"fqdn": f"h{i}.a.example", "services": sorted(s), **({"mx_priority": 10} if "mx" in s else {})} for i, s in enumerate(services)}
     site = Site.model_validate(BASE | {"hosts": hosts})
     senders = {name for name, _ in site.sending_hosts}
     assert senders == {name for name, host in site.hosts.items() if host.signs_mail or host.receives_internet_mail or host.stores_mailboxes}
     assert senders == set(site.hosts)  # every service we offer sends: no host may be left out of SPF
+
+
+def test_web_alone_is_not_a_host() -> None:
+    with pytest.raises(ValidationError, match="web is served by a mail host"):
+        Site.model_validate(BASE | {"hosts": {"w": {"fqdn": "w.a.example", "services": ["web"]}}})

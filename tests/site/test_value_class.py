@@ -71,7 +71,10 @@ def _rich_sites() -> list[dict[str, Any]]:
     with_files["tls"] = {"source": "files", "files": {"cert": "/etc/ssl/mail.pem", "key": "/etc/ssl/private/mail.key"}}
     with_acme = copy.deepcopy(site)
     with_acme["relay"]["smarthost"]["password"] = {"file": "secrets/smarthost"}
-    with_acme["tls"] = {"source": "acme", "acme": {"email": "hostmaster@acme.example", "directory": "https://acme.example/directory"}}
+    with_acme["tls"] = {
+        "source": "acme",
+        "acme": {"email": "hostmaster@acme.example", "directory": "https://acme.example/directory", "account_uri": "https://acme.example/acct/1"},
+    }
     return [with_files, with_acme]
 
 
