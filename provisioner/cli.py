@@ -469,22 +469,22 @@ def plan(
 
     Exit 0: no changes; 2: changes; 1: error. Secrets are never shown.
     """
-    from provisioner.apply.flow import Target, plan_command
-    from provisioner.apply.report import plan_json, plan_markdown
+    from provisioner.apply.flow import Target, plan_all
+    from provisioner.apply.report import plan_exit, plan_json, plan_markdown
     from provisioner.secrets import process_env
 
     try:
         vault = _vault(vault_password_file)
         with _progress() as bar:
             target = Target(site, build_dir, state, process_env(), vault, inventory, limit)
-            result = plan_command(target, _key_progress(bar), built=lambda _: bar.stop())
+            result, dns_plan = plan_all(target, _key_progress(bar), built=lambda _: bar.stop())
     except ProvisionError as exc:
         _fail(exc)
     if fmt is PlanFormat.json:
-        print(plan_json(result))
+        print(plan_json(result, dns=dns_plan))
     else:
-        out.print(plan_markdown(result), markup=False, soft_wrap=True)
-    raise typer.Exit(result.exit_code)
+        out.print(plan_markdown(result, dns=dns_plan), markup=False, soft_wrap=True)
+    raise typer.Exit(plan_exit(result, dns_plan))
 
 
 @app.command(
@@ -507,7 +507,7 @@ def apply(
     """
     from provisioner.apply.flow import Target, apply_command
     from provisioner.apply.plan import PlanResult, TaskEvent
-    from provisioner.apply.report import apply_json, plan_markdown
+    from provisioner.apply.report import apply_json, dns_markdown, plan_markdown
     from provisioner.secrets import process_env
 
     if not yes and not sys.stdin.isatty():
@@ -530,6 +530,7 @@ def apply(
                 listener=show,
                 key_progress=_key_progress(bar),
                 built=lambda _: bar.stop(),
+                show_dns=lambda planned: out.print(dns_markdown(planned), markup=False, soft_wrap=True),
             )
     except ProvisionError as exc:
         _fail(exc)

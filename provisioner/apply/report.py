@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provisioner.apply.plan import ApplyResult, HostPlan, PlanResult
 from provisioner.textsafe import visible
+
+if TYPE_CHECKING:
+    from provisioner.dns.push import PushResult
 
 
 def _host_data(host: HostPlan) -> dict[str, Any]:
@@ -23,12 +26,43 @@ def _host_data(host: HostPlan) -> dict[str, Any]:
     return data
 
 
-def plan_json(result: PlanResult) -> str:
-    return json.dumps(
-        {"changed": result.changed, "ok": result.ok, "exit_code": result.exit_code, "hosts": [_host_data(h) for h in result.hosts]},
-        indent=2,
-        sort_keys=True,
-    )
+def plan_exit(result: PlanResult, dns: PushResult | None = None) -> int:
+    """plan's exit code: 1 when the hosts' plan failed, 2 when hosts or DNS would change, else 0."""
+    if result.exit_code == 1 or dns is None:
+        return result.exit_code
+    return 2 if result.exit_code == 2 or dns.changed else 0
+
+
+def plan_json(result: PlanResult, dns: PushResult | None = None) -> str:
+    data: dict[str, Any] = {"changed": result.changed, "ok": result.ok, "exit_code": result.exit_code, "hosts": [_host_data(h) for h in result.hosts]}
+    if dns is not None:  # a site with dns.targets; without, the document is as it always was
+        from provisioner.dns.push import push_json
+
+        data["dns"] = push_json(dns)
+        data["changed"] = result.changed or dns.changed
+        data["exit_code"] = plan_exit(result, dns)
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def dns_markdown(dns: PushResult) -> str:
+    """The DNS plan per zone: `+` create, `-` delete, `~` update (old -> new); values of the
+    provider are others' data: Markdown characters escaped, controls made visible."""
+    from provisioner.dns.push import change_lines
+
+    lines = []
+    for zone in dns.zones:
+        lines += [f"## DNS {zone.zone} (target {zone.target}): changes", ""]
+        lines += ["- " + line.strip() for change in zone.changes for line in change_lines(change, lambda text: text.translate(_MARKDOWN))]
+        if zone.markers:
+            lines.append(f"- {zone.markers} ownership marker(s)")
+        lines.append("")
+    for conflict in dns.conflicts:
+        lines.append("- not ours, left alone: " + conflict.translate(_MARKDOWN))
+    lines.append(f"DNS: {len(dns.zones)} of {len(dns.pushed)} zone(s) would change.")
+    return "\n".join(visible(line) for line in lines) + "\n"
 
 
 def apply_json(result: ApplyResult) -> str:
@@ -39,7 +73,7 @@ def apply_json(result: ApplyResult) -> str:
     )
 
 
-def plan_markdown(result: PlanResult, title: str = "Plan") -> str:
+def plan_markdown(result: PlanResult, title: str = "Plan", dns: PushResult | None = None) -> str:
     lines = [f"# {title}", ""]
     if not result.hosts:
         lines += ["No host matched.", ""]
@@ -68,4 +102,5 @@ def plan_markdown(result: PlanResult, title: str = "Plan") -> str:
         lines.append("")
     total = sum(1 for h in result.hosts if h.changed)
     lines.append(f"{total} of {len(result.hosts)} host(s) would change." if result.ok else "The plan failed; nothing was changed.")
-    return "\n".join(visible(line) for line in lines) + "\n"
+    text = "\n".join(visible(line) for line in lines) + "\n"
+    return text if dns is None else text + "\n" + dns_markdown(dns)

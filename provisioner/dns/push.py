@@ -16,7 +16,7 @@ import importlib
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +104,16 @@ class PushResult:
 
 def _value_text(value: Any) -> str:
     """A value as one string, the same whether it came from our YAML or the provider's answer."""
-    text = getattr(value, "rdata_text", None)
-    return str(text if text is not None else value)
+    if isinstance(value, str):  # A, AAAA, CNAME, PTR, TXT (octoDNS's form: `;` escaped)
+        return str(value)
+    to_text = getattr(value, "to_rdata_text", None)  # MX, SRV: their zone-file form
+    return str(to_text() if callable(to_text) else value)
+
+
+def _shown(rtype: str, value: Any) -> str:
+    """A value as records.json has it: TXT without octoDNS's escaped semicolons."""
+    text = _value_text(value)
+    return text.replace("\\;", ";") if rtype == "TXT" else text
 
 
 def _values(record: Any) -> list[Any]:
@@ -169,8 +177,9 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
                 owned[key] = set(record.values) - {OWNER_TAG}
         changes = []
         for change in plan.changes:
-            if _marked(change.record) is not None:
-                changes.append(change)  # our markers: always ours
+            if _marked(change.record) is not None:  # our markers: always ours
+                if not (self.withhold_removals and isinstance(change, Delete)):
+                    changes.append(change)
                 continue
             if isinstance(change, Create):
                 changes.append(change)
@@ -179,7 +188,7 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
             mine = owned.get((old.name, old._type), set())
             foreign = [v for v in _values(old) if value_hash(old._type, v) not in mine]
             if isinstance(change, Delete):
-                if not mine:
+                if not mine or self.withhold_removals:
                     continue  # never ours
                 if foreign:
                     kept = Record.new(plan.desired, old.name, _data(old, foreign, old.ttl), lenient=True)
@@ -190,7 +199,7 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
             new = change.new
             if not hasattr(new, "values"):  # one value (CNAME, ALIAS): ours replaces only ours
                 if foreign:
-                    self.conflicts.append(f"{old.fqdn.rstrip('.')} {old._type}: {_value_text(old.value)} is not ours; left as it is")
+                    self.conflicts.append(f"{old.fqdn.rstrip('.')} {old._type}: {_shown(old._type, old.value)} is not ours; left as it is")
                     continue
                 changes.append(change)
                 continue
@@ -202,9 +211,11 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
             return None
         return Plan(plan.existing, plan.desired, changes, plan.exists, plan.update_pcent_threshold, plan.delete_pcent_threshold)
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
+    def __init__(self, name: str, withhold_removals: bool = False, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.conflicts: list[str] = []
+        # apply's first step: create and update record sets; withdrawn sets are deleted after the hosts
+        self.withhold_removals = withhold_removals
 
 
 def _data(record: Any, values: list[Any], ttl: int) -> dict[str, Any]:
@@ -285,7 +296,7 @@ def _check_class(target: str, path: str) -> None:
         raise ProvisionError(f"dns target {target}: {module} has no {name}: check dns.targets.{target}.class")
 
 
-def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], providers: Mapping[str, dict[str, Any]]) -> Path:
+def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], providers: Mapping[str, dict[str, Any]], withhold_removals: bool = False) -> Path:
     """An octoDNS config directory: our zones as YamlProvider files, a config naming the targets."""
     records = directory / "zones"
     records.mkdir(mode=0o700)
@@ -304,7 +315,7 @@ def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], provi
             },
             **{name: dict(options) for name, options in sorted(providers.items())},
         },
-        "processors": {_OWNER: {"class": f"{__name__}.ValueOwnership"}},
+        "processors": {_OWNER: {"class": f"{__name__}.ValueOwnership", **({"withhold_removals": True} if withhold_removals else {})}},
         "zones": {f"{zone}.": {"sources": [SOURCE], "targets": [target], "processors": [_OWNER]} for zone, target in sorted(zones.items())},
     }
     path = directory / "config.yaml"
@@ -324,8 +335,8 @@ def _record_changes(plan: Any) -> tuple[list[RecordChange], int]:
         if _marked(record) is not None:
             markers += 1
             continue
-        old = () if isinstance(change, Create) else tuple(_value_text(v) for v in _values(change.existing))
-        new = () if isinstance(change, Delete) else tuple(_value_text(v) for v in _values(change.new))
+        old = () if isinstance(change, Create) else tuple(_shown(record._type, v) for v in _values(change.existing))
+        new = () if isinstance(change, Delete) else tuple(_shown(record._type, v) for v in _values(change.new))
         action = "create" if isinstance(change, Create) else "delete" if isinstance(change, Delete) else "update"
         ttl = (None if isinstance(change, Create) else change.existing.ttl, None if isinstance(change, Delete) else change.new.ttl)
         out.append(RecordChange(action, record.fqdn.rstrip("."), record._type, old, new, ttl))
@@ -339,9 +350,12 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def push(loaded: LoadedSite, rs: RecordSet, env: Mapping[str, str], dry_run: bool = True, force: bool = False) -> PushResult:
+def push(
+    loaded: LoadedSite, rs: RecordSet, env: Mapping[str, str], dry_run: bool = True, force: bool = False, withhold_removals: bool = False
+) -> PushResult:
     """Plan (dry_run) or push the pushed zones of `rs`, target by target. Refuses an unsafe plan
-    (octoDNS's thresholds) without `force`; a provider's failure names the target."""
+    (octoDNS's thresholds) without `force`; a provider's failure names the target.
+    `withhold_removals`: add and change only (apply's first step; removals follow the hosts)."""
     zones = pushed_zones(loaded, rs)
     manual = [z for z in rs.zones() if z not in zones]
     if not zones:
@@ -359,7 +373,7 @@ def push(loaded: LoadedSite, rs: RecordSet, env: Mapping[str, str], dry_run: boo
                 options, found = _provider_options(loaded, target, env)
                 _check_class(target, str(options["class"]))
                 providers[target], secrets = options, secrets + found
-            config = write_config(Path(tmp), rs, zones, providers)
+            config = write_config(Path(tmp), rs, zones, providers, withhold_removals)
             for target in sorted(set(zones.values())):
                 try:
                     manager = Manager(str(config))
@@ -390,15 +404,29 @@ def push_command(
 ) -> PushResult:
     """`provision dns push`: the records of every pushed zone to its dns.targets provider, or with
     `dry_run` only the plan. Missing DKIM keys are made first (their public keys are records)."""
-    from provisioner.dns.records import site_records
-    from provisioner.keys.store import ensure_keys, state_dir_for
     from provisioner.site.validate import load_site
 
     loaded = load_site(site_path)
     if not loaded.site.dns.targets:
         raise ProvisionError(f"{site_path}: no dns.targets declared, nothing to push (docs/dns-push.md)")
+    return push_loaded(loaded, state, vault_password, env, dry_run=dry_run, force=force)
+
+
+def push_loaded(
+    loaded: LoadedSite,
+    state: Path | None,
+    vault_password: bytes | None,
+    env: Mapping[str, str],
+    dry_run: bool = False,
+    force: bool = False,
+    withhold_removals: bool = False,
+) -> PushResult:
+    """push() for a loaded site: its records from the key state (plan and apply call this after render)."""
+    from provisioner.dns.records import site_records
+    from provisioner.keys.store import ensure_keys, state_dir_for
+
     ks, _ = ensure_keys(loaded.site, state_dir_for(loaded.path, state), vault_password=vault_password)
-    return push(loaded, site_records(loaded.site, ks), env, dry_run=dry_run, force=force)
+    return push(loaded, site_records(loaded.site, ks), env, dry_run=dry_run, force=force, withhold_removals=withhold_removals)
 
 
 # ---------------------------------------------------------------------------- reports
@@ -406,13 +434,18 @@ def push_command(
 SHOWN_VALUE = 100  # a longer value is cut in text (JSON has it whole)
 
 
-def _short(value: str) -> str:
+def _cut(value: str) -> str:
     return value if len(value) <= SHOWN_VALUE else f"{value[: SHOWN_VALUE - 20]}... ({len(value)} characters)"
 
 
-def change_lines(change: RecordChange) -> list[str]:
-    """One change as text lines: `+ NAME TYPE VALUE`, `- ...`, `~ NAME TYPE OLD -> NEW`."""
-    head = f"{change.name} {change.type}"
+def change_lines(change: RecordChange, esc: Callable[[str], str] = str) -> list[str]:
+    """One change as text lines: `+ NAME TYPE VALUE`, `- ...`, `~ NAME TYPE OLD -> NEW`; `esc`
+    quotes the name and each value (others' data) for where the lines go."""
+    head = f"{esc(change.name)} {change.type}"
+
+    def _short(value: str) -> str:
+        return esc(_cut(value))
+
     if change.action == "create":
         return [f"  + {head} {_short(v)}" for v in change.new]
     if change.action == "delete":

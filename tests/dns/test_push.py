@@ -63,8 +63,8 @@ def foreign_intact(knot: Knot) -> None:
     assert knot.query("80.2.0.192.in-addr.arpa", "PTR") == ["www.acme.example."]
 
 
-@pytest.fixture
-def pushed(tmp_path: Path) -> Iterator[Pushed]:
+@pytest.fixture(name="pushed")
+def pushed_fixture(tmp_path: Path) -> Iterator[Pushed]:
     """The multi-host example with a Knot target declared, and the Knot serving its zones
     (empty but for others' records)."""
     shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site", ignore=shutil.ignore_patterns("state", "build"))
