@@ -28,6 +28,7 @@ from provisioner.dns.formats import octodns_zone
 from provisioner.dns.records import RecordSet
 from provisioner.errors import ProvisionError
 from provisioner.secrets import resolve
+from provisioner.site.model import Site
 from provisioner.site.types import SecretRef
 from provisioner.site.validate import Issue, LoadedSite, raise_issues
 
@@ -43,9 +44,8 @@ _OWNER = "provision-owner"
 # ---------------------------------------------------------------------------- which zones go where
 
 
-def pushed_zones(loaded: LoadedSite, rs: RecordSet) -> dict[str, str]:
+def pushed_zones(site: Site, rs: RecordSet) -> dict[str, str]:
     """zone -> dns.targets name, for every zone of `rs` that is pushed (the rest are entered by hand)."""
-    site = loaded.site
     zones: dict[str, str] = {}
     for zone in rs.zones():
         records = rs.in_zone(zone)
@@ -356,7 +356,7 @@ def push(
     """Plan (dry_run) or push the pushed zones of `rs`, target by target. Refuses an unsafe plan
     (octoDNS's thresholds) without `force`; a provider's failure names the target.
     `withhold_removals`: add and change only (apply's first step; removals follow the hosts)."""
-    zones = pushed_zones(loaded, rs)
+    zones = pushed_zones(loaded.site, rs)
     manual = [z for z in rs.zones() if z not in zones]
     if not zones:
         return PushResult([], [], manual, dry_run)

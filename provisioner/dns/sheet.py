@@ -14,6 +14,7 @@ The HTML is deterministic: no timestamps, nothing fetched from the network.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import subprocess
@@ -77,6 +78,8 @@ TEXT: dict[str, dict[str, str]] = {
         "fields": "Panel fields",
         "check": "Check",
         "ptr_heading": "Reverse DNS (PTR): ask your hosting provider",
+        "pushed": "Pushed automatically to {target} by provision dns push (or apply): nothing to enter here; check them with provision check.",
+        "by_hand": "Entered by hand: no DNS target is set for this zone, so enter each record below in its DNS panel.",
         "ptr_intro": (
             "These records live in the provider’s reverse zone, not in your domain: send this table to the hosting or IP provider "
             "(or set it in their control panel). Many receivers reject mail from an address whose reverse name does not match its host."
@@ -149,6 +152,8 @@ TEXT: dict[str, dict[str, str]] = {
         "fields": "管理画面の各欄",
         "check": "確認",
         "ptr_heading": "逆引き（PTR）：ホスティング事業者への依頼",
+        "pushed": "provision dns push（または apply）が {target} に自動で登録します。ここで入力する必要はありません。provision check で確認してください。",
+        "by_hand": "手入力：このゾーンにはDNSターゲットが設定されていません。以下の各レコードをDNS管理画面で入力してください。",
         "ptr_intro": (
             "これらのレコードはドメインではなく事業者の逆引きゾーンに登録されます。この表をホスティング/IP提供事業者に送って設定を依頼してください"
             "（または事業者の管理画面で設定してください）。逆引き名がホスト名と一致しないアドレスからのメールは、多くの受信側で拒否されます。"
@@ -214,6 +219,7 @@ class SheetZone:
     anchor: str
     count: str
     records: list[SheetRecord]
+    push: str = ""  # with dns.targets: pushed to which target, or entered by hand; "" without targets
 
 
 @dataclass(frozen=True)
@@ -343,6 +349,14 @@ def sheet_html(site: Site, rs: RecordSet, lang: str = "en") -> str:
         raise ProvisionError(f"unknown sheet language {lang!r}: use one of {', '.join(LANGS)}")
     t = TEXT[lang]
     zones = _zones(rs, lang, t)
+    ptr_push = ""
+    if site.dns.targets:  # which zones push publishes (docs/dns-push.md); without targets the sheet is as before
+        from provisioner.dns.push import pushed_zones
+
+        pushed = pushed_zones(site, rs)
+        zones = [dataclasses.replace(z, push=t["pushed"].format(target=pushed[z.a_label]) if z.a_label in pushed else t["by_hand"]) for z in zones]
+        if site.dns.reverse is not None:
+            ptr_push = t["pushed"].format(target=site.dns.reverse)
     client_rows, accounts = _client(site, t)
     example = accounts[0].login if accounts else "user@" + (sorted(site.domains)[0] if site.domains else "example.com")
     ports = sorted({row.port for row in client_rows})
@@ -356,6 +370,7 @@ def sheet_html(site: Site, rs: RecordSet, lang: str = "en") -> str:
         levels=[(level.value, t[level.value], t[level.value + "_means"]) for level in Level],
         zones=zones,
         ptrs=_ptrs(rs, t),
+        ptr_push=ptr_push,
         client_rows=client_rows,
         accounts=accounts,
         username_value=t["username_value"].format(example=example),

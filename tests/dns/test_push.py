@@ -222,7 +222,7 @@ def test_octodns_validate_accepts_the_config_we_generate(pushed: Pushed, tmp_pat
     loaded = load_site(pushed.site)
     keys, _ = ensure_keys(loaded.site, pushed.site.parent / "state", workers=1)
     records = site_records(loaded.site, keys)
-    zones = pushed_zones(loaded, records)
+    zones = pushed_zones(loaded.site, records)
     assert set(zones) == set(records.zones())  # every zone here is a site domain or a reverse zone
     options = {k: (v if isinstance(v, str | int) else "env/TSIG_SECRET") for k, v in loaded.site.dns.targets["knot"].items()}
     (tmp_path / "judge").mkdir()

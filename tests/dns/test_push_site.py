@@ -79,3 +79,28 @@ def test_no_provider_option_holds_a_control_or_invisible_character(tmp_path_fact
     with pytest.raises(SiteInvalid) as caught:
         load_site(path)
     assert any("dns.targets.knot.host" in str(p) for p in caught.value.problems)
+
+
+def test_the_sheet_says_which_zones_are_pushed_and_which_are_by_hand(tmp_path) -> None:
+    """Only with dns.targets; the bundled examples (no targets) keep their goldens byte for byte."""
+    import shutil
+
+    from provisioner.dns.records import site_records
+    from provisioner.dns.sheet import sheet_html
+    from provisioner.keys.store import ensure_keys
+    from tests.conftest import EXAMPLES, FIXED_DAY
+
+    shutil.copytree(EXAMPLES / "multi-host", tmp_path / "site", ignore=shutil.ignore_patterns("state", "build"))
+    path = tmp_path / "site" / "site.yaml"
+    plain = load_site(path).site
+    keys, _ = ensure_keys(plain, tmp_path / "state", today=FIXED_DAY, workers=1)
+    before = sheet_html(plain, site_records(plain, keys, today=FIXED_DAY))
+    assert "Pushed automatically" not in before and "Entered by hand" not in before
+    text = path.read_text().replace("  legacy.acme.example:\n", "  legacy.acme.example:\n    dns: manual\n")
+    path.write_text(text + KNOT + "  reverse: knot\n")
+    site = load_site(path).site
+    html = sheet_html(site, site_records(site, keys, today=FIXED_DAY))
+    assert html.count("Pushed automatically to knot") == 3  # acme.example, 例え.jp, the reverse zones' table
+    assert html.count("Entered by hand") == 1  # legacy.acme.example
+    ja = sheet_html(site, site_records(site, keys, today=FIXED_DAY), lang="ja")
+    assert "手入力" in ja and "knot に自動で登録" in ja
