@@ -1,5 +1,5 @@
 """The web server of a host with tls.source acme (docs/certificates.md): nginx answering the ACME
-HTTP-01 challenge on port 80 on every host, and on the web host (Site.web_hosts) serving exactly
+http-01 challenge on port 80 on every host, and on the web host (Site.web_hosts) serving exactly
 the MTA-STS policy we render at https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 §3.3,
 text/plain) and Thunderbird autoconfig at https://autoconfig.<domain>/mail/config-v1.1.xml.
 No Microsoft autodiscover: its name is not published when the web side is served (dns.records).

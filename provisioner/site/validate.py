@@ -569,7 +569,7 @@ def _tls_issues(site: Site) -> list[Issue]:
                 Issue(("hosts", name, "services"), f"web is served only with tls.source: acme (not {tls.source.value})", "set tls.source: acme, or drop web")
             )
     for name, _ in web[1:]:
-        # RFC 8555 §8.3: the CA fetches the HTTP-01 token from any address of the name; one host answers for them all.
+        # RFC 8555 §8.3: the CA fetches the http-01 token from any address of the name; one host answers for them all.
         issues.append(Issue(("hosts", name, "services"), f"only one host may serve web; {web[0][0]} already does", "keep web on one host"))
     return issues
 
