@@ -420,15 +420,12 @@ def _mta_sts_records(out: _Collector, domain_name: str, receives: bool) -> None:
         "MTA-STS：送信側にTLSを求める（ポリシーは https://mta-sts.ドメイン）",
     )
     if out.site.serves_web:
-        web = out.site.web_hosts[0][1]
-        out.add(
-            domain_name,
+        _web_name(
+            out,
             f"mta-sts.{domain_name}",
-            "CNAME",
-            f"{web.fqdn}.",
             Level.RECOMMENDED,
-            f"MTA-STS policy host: {web.fqdn} serves the policy over HTTPS (RFC 8461 §3.3)",
-            f"MTA-STSポリシーのホスト：{web.fqdn} がHTTPSで配信（RFC 8461 §3.3）",
+            "MTA-STS policy host: {web} serves the policy over HTTPS (RFC 8461 §3.3)",
+            "MTA-STSポリシーのホスト：{web} がHTTPSで配信（RFC 8461 §3.3）",
         )
         return
     out.note(
@@ -436,6 +433,12 @@ def _mta_sts_records(out: _Collector, domain_name: str, receives: bool) -> None:
         f"Serve build/dns/mta-sts/{mta_sts_id(text)}.txt at https://mta-sts.{domain_name}/.well-known/mta-sts.txt with a certificate browsers trust.",
         f"build/dns/mta-sts/{mta_sts_id(text)}.txt を https://mta-sts.{domain_name}/.well-known/mta-sts.txt で公開してください（正規の証明書が必要）。",
     )
+
+
+def _web_name(out: _Collector, name: str, level: Level, en: str, ja: str) -> None:
+    """A name the web host serves (dns.records.web_names): a CNAME to it, in the zone of its domain."""
+    web = out.site.web_hosts[0][1].fqdn
+    out.add(name.split(".", 1)[1], name, "CNAME", f"{web}.", level, en.format(web=web), ja.format(web=web))
 
 
 def _tls_rpt_records(out: _Collector, domain_name: str, receives: bool) -> None:
@@ -477,16 +480,7 @@ def _client_records(out: _Collector, domain_name: str, store: Host, submission: 
                 f"メールソフトがポート{port}のサーバを見つけるため",
             )
     if out.site.serves_web:
-        web = out.site.web_hosts[0][1]
-        out.add(
-            domain_name,
-            f"autoconfig.{domain_name}",
-            "CNAME",
-            f"{web.fqdn}.",
-            Level.OPTIONAL,
-            f"Thunderbird autoconfig, served by {web.fqdn}",
-            f"Thunderbirdの自動設定（{web.fqdn} が配信）",
-        )
+        _web_name(out, f"autoconfig.{domain_name}", Level.OPTIONAL, "Thunderbird autoconfig, served by {web}", "Thunderbirdの自動設定（{web} が配信）")
         # No autodiscover name once a web server answers on 443: it serves no autodiscover POX and
         # its certificate does not name autodiscover.<domain>, so Outlook would show a certificate
         # warning instead of falling through to its other methods (docs/certificates.md).
