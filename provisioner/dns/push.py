@@ -32,7 +32,7 @@ from provisioner.site.model import Site
 from provisioner.site.types import SecretRef
 from provisioner.site.validate import Issue, LoadedSite, raise_issues
 
-OWNER_PREFIX = "_provision"  # marker TXT names: _provision.<type>[.<name>] (octoDNS's _owner scheme)
+OWNER_PREFIX = "_provision"  # the ownership marker: one TXT set per zone, at _provision.<zone>
 OWNER_TAG = "provision-owned"  # one of the marker's values; the others are h=<hash> of each value we wrote
 MARKER_TTL = 3600
 WORKERS = 8  # zones planned at once (octoDNS manager.max_workers): each waits on a zone transfer
@@ -120,24 +120,14 @@ def _values(record: Any) -> list[Any]:
     return list(record.values) if hasattr(record, "values") else [record.value]
 
 
-def value_hash(rtype: str, value: Any) -> str:
-    return "h=" + hashlib.sha256(f"{rtype} {_value_text(value)}".encode()).hexdigest()[:20]
+def value_hash(name: str, rtype: str, value: Any) -> str:
+    """What the marker holds for one value we wrote: a hash of its name, type and value."""
+    return "h=" + hashlib.sha256(f"{name} {rtype} {_value_text(value)}".encode()).hexdigest()[:20]
 
 
-def _marker_name(rtype: str, name: str) -> str:
-    return f"{OWNER_PREFIX}.{rtype.lower()}" + (f".{name}" if name else "")
-
-
-def _marked(record: Any) -> tuple[str, str] | None:
-    """(name, TYPE) an ownership marker of ours speaks for, else None."""
-    if record._type != "TXT" or not (record.name == OWNER_PREFIX or record.name.startswith(OWNER_PREFIX + ".")):
-        return None
-    if OWNER_TAG not in record.values:  # octoDNS keeps values sorted: the tag is anywhere
-        return None
-    pieces = record.name.split(".", 2)
-    if len(pieces) < 2:
-        return None
-    return (pieces[2] if len(pieces) > 2 else ""), pieces[1].upper()
+def _marked(record: Any) -> bool:
+    """Whether `record` is our ownership marker (the zone's `_provision` TXT with our tag)."""
+    return bool(record._type == "TXT" and record.name == OWNER_PREFIX and OWNER_TAG in record.values)  # octoDNS sorts values
 
 
 def _octodns() -> Any:
@@ -149,19 +139,20 @@ def _octodns() -> Any:
 
 
 class ValueOwnership(_octodns()):  # type: ignore[misc]
-    """Ownership of each VALUE we wrote: a marker TXT per record set lists a hash of each.
+    """Ownership of each VALUE we wrote: one marker TXT set per zone (`_provision`) holds our tag
+    and a hash of the name, type and value of each.
 
     Values we did not write are never removed or changed: an update keeps them beside ours, a
-    delete removes only ours, a record set we never marked is not touched at all. Marker names
-    follow octoDNS's OwnershipProcessor (`_provision.txt.selector._domainkey`)."""
+    delete removes only ours, a record set with no value of ours is not touched at all. (One
+    marker per zone rather than octoDNS's one per record set: half the records to transfer and
+    compare, docs/dns-push.md.)"""
 
     def process_source_zone(self, desired: Any, sources: Any, lenient: bool = False) -> Any:
         from octodns.record import Record
 
-        for record in list(desired.records):
-            values = [OWNER_TAG] + sorted(value_hash(record._type, v) for v in _values(record))
-            marker = Record.new(desired, _marker_name(record._type, record.name), {"type": "TXT", "ttl": MARKER_TTL, "values": values}, lenient=True)
-            desired.add_record(marker, lenient=True, replace=True)
+        hashes = {value_hash(r.name, r._type, v) for r in desired.records if not _marked(r) for v in _values(r)}
+        marker = Record.new(desired, OWNER_PREFIX, {"type": "TXT", "ttl": MARKER_TTL, "values": [OWNER_TAG, *sorted(hashes)]}, lenient=True)
+        desired.add_record(marker, lenient=True, replace=True)
         return desired
 
     def process_plan(self, plan: Any, sources: Any, target: Any, lenient: bool = False) -> Any:
@@ -170,23 +161,27 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
 
         if not plan:
             return plan
-        owned: dict[tuple[str, str], set[str]] = {}
+        owned: set[str] = set()
         for record in plan.existing.records:
-            key = _marked(record)
-            if key is not None:
-                owned[key] = set(record.values) - {OWNER_TAG}
+            if _marked(record):
+                owned = set(record.values) - {OWNER_TAG}
         changes = []
         for change in plan.changes:
-            if _marked(change.record) is not None:  # our markers: always ours
-                if not (self.withhold_removals and isinstance(change, Delete)):
+            if _marked(change.record):  # our marker: always ours
+                if self.withhold_removals and isinstance(change, Update):
+                    # values whose removal waits stay ours until then (a stale hash names nothing)
+                    values = sorted(set(change.existing.values) | set(change.new.values))
+                    if values != sorted(change.existing.values):
+                        changes.append(Update(change.existing, Record.new(plan.desired, OWNER_PREFIX, _data(change.new, values, MARKER_TTL), lenient=True)))
+                elif not (self.withhold_removals and isinstance(change, Delete)):
                     changes.append(change)
                 continue
             if isinstance(change, Create):
                 changes.append(change)
                 continue
             old = change.existing
-            mine = owned.get((old.name, old._type), set())
-            foreign = [v for v in _values(old) if value_hash(old._type, v) not in mine]
+            mine = [v for v in _values(old) if value_hash(old.name, old._type, v) in owned]
+            foreign = [v for v in _values(old) if v not in mine]
             if isinstance(change, Delete):
                 if not mine or self.withhold_removals:
                     continue  # never ours
@@ -332,7 +327,7 @@ def _record_changes(plan: Any) -> tuple[list[RecordChange], int]:
     out, markers = [], 0
     for change in plan.changes:
         record = change.record
-        if _marked(record) is not None:
+        if _marked(record):
             markers += 1
             continue
         old = () if isinstance(change, Create) else tuple(_shown(record._type, v) for v in _values(change.existing))
