@@ -19,7 +19,7 @@ _TRANSPORT = re.compile(r"(smtp|relay|lmtp):(\[?)([^\]:]*)\]?(?::([0-9]+))?")
 SELF_SIGNED = (
     "tls.source is self-signed: every mail program will warn about the certificate on ports {ports} "
     "(and some refuse to connect) until the hosts have a certificate from a public CA; "
-    "see docs/certificates.md (certbot, then tls.source: files)"
+    "see docs/certificates.md (tls.source: acme, or certbot and tls.source: files)"
 )
 
 
