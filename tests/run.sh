@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(python3 python3-venv postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-pop3d nsd
           dovecot-lmtpd dovecot-sieve rspamd opendkim opendkim-tools chromium fonts-noto-cjk poppler-utils debootstrap
           openssh-client netcat-openbsd libsasl2-modules ca-certificates systemd-container knot knot-dnsutils
-          nginx certbot)
+          nginx certbot pebble)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
