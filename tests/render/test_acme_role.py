@@ -118,11 +118,13 @@ def test_certbot_is_asked_for_exactly_the_host_certificate(tmp_path: Path) -> No
 
 def test_a_failed_challenge_fails_the_apply_with_certbot_reason(tmp_path: Path) -> None:
     entry, _ = manifest_entry(tmp_path)
+    # As Debian's certbot says it: the CA's account on stdout, where its log went on stderr.
     failure = (
-        "echo 'Certbot failed to authenticate some domains (authenticator: webroot).' >&2\n"
-        "echo '  Domain: mta-sts.acme.example' >&2\n"
-        "echo '  Type:   unauthorized' >&2\n"
-        "echo '  Detail: 192.0.2.10: Invalid response from http://mta-sts.acme.example/.well-known/acme-challenge/x: 404' >&2\n"
+        "echo 'Saving debug log to /var/log/letsencrypt/letsencrypt.log' >&2\n"
+        "echo 'Certbot failed to authenticate some domains (authenticator: webroot).'\n"
+        "echo '  Domain: mta-sts.acme.example'\n"
+        "echo '  Type:   unauthorized'\n"
+        "echo '  Detail: 192.0.2.10: Invalid response from http://mta-sts.acme.example/.well-known/acme-challenge/x: 404'\n"
         "exit 1"
     )
     result = run_tasks(tmp_path, "acme.yml", entry, stand_in_certbot(tmp_path, failure))
@@ -130,3 +132,10 @@ def test_a_failed_challenge_fails_the_apply_with_certbot_reason(tmp_path: Path) 
     assert "certbot could not obtain mx1.acme.example" in result.stdout
     assert "Type:   unauthorized" in result.stdout and "Invalid response from http://mta-sts.acme.example" in result.stdout
     assert "keep their previous (or temporary self-signed) certificate" in result.stdout
+
+
+def test_a_failure_without_the_ca_s_account_still_says_certbot_s_last_words(tmp_path: Path) -> None:
+    entry, _ = manifest_entry(tmp_path)
+    result = run_tasks(tmp_path, "acme.yml", entry, stand_in_certbot(tmp_path, "echo 'An error: connection refused to the ACME server' >&2; exit 1"))
+    assert result.returncode != 0
+    assert "certbot could not obtain mx1.acme.example (An error: connection refused to the ACME server)" in result.stdout, result.stdout[-2000:]
