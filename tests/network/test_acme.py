@@ -1,0 +1,294 @@
+"""tls.source acme on the test network (issue 14): Debian's pebble (an RFC 8555 test CA) in its
+own namespace, nsd serving the zones provision generated, two booted Debian 13 hosts.
+
+    mx1    192.0.2.10  mx, submission, imap: the mailbox host, so it serves the web side
+    mx2    192.0.2.20  backup-mx
+    dns    192.0.2.53  nsd: acme.test (with the mta-sts./autoconfig. CNAMEs) and pebble.test
+    pebble 192.0.2.30  pebble: ACME on 14000, its management API on 15000 (the roots), http-01 to port 80
+    client 192.0.2.200 where the checks connect from
+
+pebble's API certificate comes from a test CA the hosts' certbot trusts (mailhost_acme_ca_bundle);
+the certificates pebble issues chain to a root it makes per run, which only these tests trust.
+Proves: a first apply gets mx1 a certificate for its fqdn + mta-sts + autoconfig and mx2 one for
+its fqdn; IMAPS, SMTPS, SMTP STARTTLS and HTTPS present them, verified against pebble's root; the
+MTA-STS policy is served over HTTPS and matches the TXT id; a forced renewal is served by every
+service with no manual step; a challenge that cannot succeed keeps the previous certificate and
+the apply says why. Run alone under flock /tmp/provisioner-heavy.lock (docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provisioner.dns.formats import zone_text
+from provisioner.dns.records import site_records
+from provisioner.keys.store import ensure_keys
+from provisioner.site.validate import load_site
+from tests.conftest import ALICE_HASH
+from tests.dns.conftest import nsd_conf
+from tests.hosts.nspawn import BootedHost, suite_of
+from tests.network.net import DNS_ADDRESS, Network, Node
+from tests.render.test_smarthost_tls import make_pki
+
+REPO = Path(__file__).resolve().parents[2]
+PROVISION = str(Path(sys.executable).parent / "provision")
+PY = sys.executable
+RELEASE = "debian-13"
+HOSTS = {"mx1": ("mx1.acme.test", "192.0.2.10"), "mx2": ("mx2.acme.test", "192.0.2.20")}
+PEBBLE, PEBBLE_NAME = "192.0.2.30", "pebble.test"
+CLIENT = "192.0.2.200"
+API_CA_ON_HOST = "/etc/ssl/pebble-api-ca.pem"  # what the hosts' certbot trusts for pebble's API
+
+pytestmark = pytest.mark.skipif(os.environ.get("PROVISIONER_SKIP_TESTBED") == "1", reason="PROVISIONER_SKIP_TESTBED=1")
+
+SITE = f"""\
+version: 1
+name: acmetest
+hosts:
+  mx1:
+    fqdn: mx1.acme.test
+    os: {RELEASE}
+    ipv4: [192.0.2.10]
+    services: [mx, submission, imap]
+    mx_priority: 10
+    ansible: {{host: 192.0.2.10, user: root}}
+  mx2:
+    fqdn: mx2.acme.test
+    os: {RELEASE}
+    ipv4: [192.0.2.20]
+    services: [backup-mx]
+    mx_priority: 20
+    ansible: {{host: 192.0.2.20, user: root}}
+policy:
+  dnsbl: []
+  mta_sts: {{mode: enforce}}
+tls:
+  source: acme
+  acme: {{email: hostmaster@acme.test, directory: "https://{PEBBLE_NAME}:14000/dir"}}
+domains:
+  acme.test:
+    mailboxes:
+      alice: {{password: "{ALICE_HASH}"}}
+    aliases: {{postmaster: alice}}
+"""
+
+# What the client runs in its namespace: the certificate a TLS service presents, verified
+# against pebble's root (the chain the server sends must lead there), as {serial, names}.
+PROBE = r"""
+import json, socket, ssl, sys
+from cryptography import x509
+kind, host, port, name, cafile = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=cafile)
+def describe(der):
+    cert = x509.load_der_x509_certificate(der)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    return {"serial": format(cert.serial_number, "x"), "names": sorted(names)}
+if kind == "smtp":
+    raw = socket.create_connection((host, int(port)), timeout=20)
+    reader = raw.makefile("rb")
+    def reply():
+        while True:
+            line = reader.readline()
+            if line[3:4] != b"-":
+                return line
+    reply(); raw.sendall(b"EHLO client.test\r\n"); reply(); raw.sendall(b"STARTTLS\r\n")
+    assert reply().startswith(b"220")
+    with ctx.wrap_socket(raw, server_hostname=name) as s:
+        out = describe(s.getpeercert(binary_form=True))
+elif kind == "https":
+    path = sys.argv[6]
+    with ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname=name) as s:
+        out = describe(s.getpeercert(binary_form=True))
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    out["status"] = head.split()[1].decode(); out["head"] = head.decode(); out["body"] = body.decode()
+else:
+    with ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname=name) as s:
+        out = describe(s.getpeercert(binary_form=True))
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class AcmeNet:
+    __test__ = False
+
+    net: Network
+    hosts: dict[str, BootedHost]
+    client: Node
+    site: Path
+    build: Path
+    state: Path
+    inventory: Path
+    env: dict[str, str]
+    root_ca: Path  # pebble's issuing root of this run
+    first_apply: subprocess.CompletedProcess[str]
+    seconds: float
+
+    def cli(self, *args: str, site: Path | None = None) -> subprocess.CompletedProcess[str]:
+        common = [str(site or self.site), "-i", str(self.inventory), "--build", str(self.build), "--state", str(self.state)]
+        return subprocess.run([PROVISION, *args, *common], capture_output=True, text=True, env=self.env, cwd=REPO, timeout=900, stdin=subprocess.DEVNULL)
+
+    def presented(self, kind: str, host: str, port: int, name: str, *extra: str) -> dict:
+        result = self.client.netns_exec(PY, "-c", PROBE, kind, HOSTS[host][1], str(port), name, str(self.root_ca), *extra, timeout=60)
+        assert result.returncode == 0, f"{kind} {host}:{port} ({name}): {result.stderr[-3000:]}"
+        return json.loads(result.stdout)
+
+    def served_serials(self, host: str) -> dict[str, str]:
+        fqdn = HOSTS[host][0]
+        found = {"smtp25": self.presented("smtp", host, 25, fqdn)["serial"]}
+        if host == "mx1":
+            found["imaps"] = self.presented("tls", host, 993, fqdn)["serial"]
+            found["smtps"] = self.presented("tls", host, 465, fqdn)["serial"]
+            found["https"] = self.presented("https", host, 443, "mta-sts.acme.test", "/.well-known/mta-sts.txt")["serial"]
+        return found
+
+
+def _pebble_config(work: Path, pki) -> Path:
+    (work / "pebble-api.crt").write_bytes(pki.by_ca.cert)
+    (work / "pebble-api.key").write_bytes(pki.by_ca.key)
+    config = {
+        "pebble": {
+            "listenAddress": f"{PEBBLE}:14000",
+            "managementListenAddress": f"{PEBBLE}:15000",
+            "certificate": str(work / "pebble-api.crt"),
+            "privateKey": str(work / "pebble-api.key"),
+            "httpPort": 80,  # http-01 where the hosts' nginx answers
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    path = work / "pebble.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def acmenet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeNet]:
+    if os.geteuid() != 0 or not shutil.which("pebble") or not shutil.which("nsd"):
+        pytest.fail("needs root, pebble and nsd: tests/run.sh installs them")
+    work = tmp_path_factory.mktemp("acmenet")
+    site_path, build, state = work / "site" / "site.yaml", work / "build", work / "state"
+    site_path.parent.mkdir()
+    site_path.write_text(SITE)
+    rendered = subprocess.run([PROVISION, "render", str(site_path), "-o", str(build), "--state", str(state)], capture_output=True, text=True, cwd=REPO)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    site = load_site(site_path).site
+    keys, _ = ensure_keys(site, state, workers=1)
+    records = site_records(site, keys)
+    zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones() if not zone.endswith(".arpa")}
+    zones[PEBBLE_NAME] = (
+        f"$ORIGIN {PEBBLE_NAME}.\n$TTL 300\n@ IN SOA ns1.{PEBBLE_NAME}. hostmaster.{PEBBLE_NAME}. 1 7200 3600 1209600 300\n"
+        f"@ IN NS ns1.{PEBBLE_NAME}.\nns1 IN A {DNS_ADDRESS}\n@ IN A {PEBBLE}\n"
+    )
+    pki = make_pki(PEBBLE_NAME)
+    net = Network.create()
+    try:
+        net.fleet.golden(suite_of(RELEASE))
+        net.add_node("dns", DNS_ADDRESS)
+        net.start("dns", "nsd", "-d", "-c", nsd_conf(zones, work / "nsd", DNS_ADDRESS), log=work / "nsd.out")
+        net.add_node("pebble", PEBBLE)
+        pebble_env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
+        net.start("pebble", "pebble", "-config", _pebble_config(work, pki), "-dnsserver", f"{DNS_ADDRESS}:53", log=work / "pebble.log", env=pebble_env)
+        client = net.add_node("client", CLIENT)
+        hosts = net.add_hosts({role: (RELEASE, fqdn, address) for role, (fqdn, address) in HOSTS.items()})
+        for host in hosts.values():
+            (host.root / API_CA_ON_HOST[1:]).write_bytes(pki.ca)
+        net.wait_port(client, DNS_ADDRESS, 53)
+        net.wait_port(client, PEBBLE, 14000)
+        inventory = net.fleet.inventory(work / "hosts.yml", list(HOSTS), {"mailhost_apt_update_cache": False, "mailhost_acme_ca_bundle": API_CA_ON_HOST})
+        root = work / "pebble-root.pem"
+        (work / "api-ca.pem").write_bytes(pki.ca)
+        # The API certificate names pebble.test; asked by address, so the chain is checked, not the name.
+        fetch = "import ssl,sys,urllib.request; c=ssl.create_default_context(cafile=sys.argv[2]); c.check_hostname=False; sys.stdout.write(urllib.request.urlopen(sys.argv[1], context=c).read().decode())"
+        fetched = client.netns_exec(PY, "-c", fetch, f"https://{PEBBLE}:15000/roots/0", str(work / "api-ca.pem"))
+        assert fetched.returncode == 0 and "BEGIN CERTIFICATE" in fetched.stdout, fetched.stderr
+        root.write_text(fetched.stdout)
+        an = AcmeNet(net, hosts, client, site_path, build, state, inventory, net.fleet.ansible_env(), root, subprocess.CompletedProcess([], 0), 0.0)
+        started = time.monotonic()
+        an.first_apply = an.cli("apply", "--yes")
+        an.seconds = time.monotonic() - started
+        print(f"\nacme network: first apply (2 hosts, pebble) {an.seconds:.1f}s")
+        yield an
+    finally:
+        net.close()
+    assert net.leftovers() == []
+
+
+def _live(host: BootedHost, link: str) -> str:
+    return host.run("readlink", "-f", link).stdout.strip()
+
+
+def test_first_apply_obtains_the_certificates_and_every_service_presents_them(acmenet: AcmeNet) -> None:
+    applied = acmenet.first_apply
+    assert applied.returncode == 0, applied.stdout[-6000:] + applied.stderr[-3000:]
+    mx1 = acmenet.presented("tls", "mx1", 993, "mx1.acme.test")
+    assert mx1["names"] == sorted(["mx1.acme.test", "mta-sts.acme.test", "autoconfig.acme.test"])
+    assert acmenet.presented("tls", "mx1", 465, "mx1.acme.test")["serial"] == mx1["serial"]
+    assert acmenet.presented("smtp", "mx1", 25, "mx1.acme.test")["serial"] == mx1["serial"]
+    assert acmenet.presented("smtp", "mx2", 25, "mx2.acme.test")["names"] == ["mx2.acme.test"]
+    # The stable paths now lead into certbot's live/ directory.
+    assert _live(acmenet.hosts["mx1"], "/etc/ssl/provisioner/acme/mx1.acme.test/fullchain.pem").startswith("/etc/letsencrypt/archive/mx1.acme.test/")
+
+
+def test_the_mta_sts_policy_and_autoconfig_are_served_over_https(acmenet: AcmeNet) -> None:
+    served = acmenet.presented("https", "mx1", 443, "mta-sts.acme.test", "/.well-known/mta-sts.txt")
+    assert served["status"] == "200" and "content-type: text/plain" in served["head"].lower()
+    site = load_site(acmenet.site).site
+    from provisioner.dns.records import mta_sts_id
+    from provisioner.keys.store import KeyState
+
+    records = site_records(site, KeyState(acmenet.state))
+    assert served["body"] == records.mta_sts_policies["acme.test"]
+    txt = next(r.value for r in records.records if r.name == "_mta-sts.acme.test")
+    assert txt == f"v=STSv1; id={mta_sts_id(served['body'])}"
+    assert "mx: mx1.acme.test\r\n" in served["body"] and "mx: mx2.acme.test\r\n" in served["body"]
+    auto = acmenet.presented("https", "mx1", 443, "autoconfig.acme.test", "/mail/config-v1.1.xml")
+    assert auto["status"] == "200" and "<hostname>mx1.acme.test</hostname>" in auto["body"]
+
+
+def test_a_renewal_is_served_by_every_service_without_a_manual_step(acmenet: AcmeNet) -> None:
+    before = {host: acmenet.served_serials(host) for host in HOSTS}
+    for host in HOSTS:
+        renewed = acmenet.hosts[host].run("env", f"REQUESTS_CA_BUNDLE={API_CA_ON_HOST}", "certbot", "renew", "--force-renewal", "--no-random-sleep-on-renew", check=False, timeout=180)
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    deadline = time.monotonic() + 20
+    while True:
+        after = {host: acmenet.served_serials(host) for host in HOSTS}
+        fresh = all(len(set(after[h].values())) == 1 and set(after[h].values()) != set(before[h].values()) for h in HOSTS)
+        if fresh or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert fresh, (before, after)
+    # --reuse-key: the same key, so the same SPKI across the renewal.
+    key = acmenet.hosts["mx1"].run("sh", "-c", "openssl x509 -in /etc/ssl/provisioner/acme/mx1.acme.test/fullchain.pem -noout -pubkey | sha256sum").stdout
+    archive = acmenet.hosts["mx1"].run("sh", "-c", "for f in /etc/letsencrypt/archive/mx1.acme.test/cert*.pem; do openssl x509 -in $f -noout -pubkey | sha256sum; done").stdout
+    assert set(archive.splitlines()) == {key.strip()}
+
+
+def test_a_challenge_that_fails_keeps_the_previous_certificate_and_the_apply_says_why(acmenet: AcmeNet, tmp_path: Path) -> None:
+    before = acmenet.served_serials("mx1")
+    # A new domain whose zone nobody serves: pebble cannot resolve mta-sts.new.test.
+    text = acmenet.site.read_text() + f"  new.test:\n    mailboxes:\n      bob: {{password: \"{ALICE_HASH}\"}}\n    aliases: {{postmaster: bob}}\n"
+    grown = acmenet.site.parent / "grown.yaml"
+    grown.write_text(text)
+    applied = acmenet.cli("apply", "--yes", site=grown)
+    assert applied.returncode != 0
+    said = applied.stdout + applied.stderr
+    assert "certbot could not obtain mx1.acme.test" in said and "new.test" in said, said[-4000:]
+    assert acmenet.served_serials("mx1") == before  # still serving, with the previous certificate
+    assert acmenet.hosts["mx1"].system_state() == "running", acmenet.hosts["mx1"].failed_units()
