@@ -62,7 +62,7 @@ UsageError, ClickException = _CLICK_ERRORS["UsageError"], _CLICK_ERRORS["ClickEx
 COMMON_EXIT = "64 usage error (unknown command or option, bad or missing argument), 70 internal error, 130 interrupted"
 EXIT = {
     "validate": "0 valid, 1 not valid (every problem listed)",
-    "keys": "0 keys present (or rotated), 1 error",
+    "keys": "0 keys present (or rotated), 1 error or refused",
     "render": "0 rendered, 1 error (the previous build is left as it was)",
     "dns": "0 records written, 1 error",
     "dns push": "0 pushed (or nothing to push), 2 with --dry-run: changes to push, 1 error (a provider that fails or refuses, an unsafe plan without --force)",

@@ -66,6 +66,22 @@ def _rich_sites() -> list[dict[str, Any]]:
         inbound={"dmarc": "monitor"},
     )
     site["domains"]["例え.jp"]["catch_all"] = ["taro"]
+    if "dns" in SCHEMA["properties"]:  # issue 16: where records are pushed
+        site["dns"] = {
+            "targets": {
+                "primary": {
+                    "class": "octodns_bind.Rfc2136Provider",
+                    "host": "192.0.2.53",
+                    "key_name": "provision",
+                    "key_secret": {"env": "TSIG_SECRET"},
+                    "key_algorithm": "hmac-sha256",
+                    "ca_file": {"file": "certs/provider-ca.pem"},
+                    "zones": ["acme.example"],
+                }
+            },
+            "reverse": "primary",
+        }
+        site["domains"]["acme.example"]["dns"] = "primary"
     acme["mailboxes"]["carol"] = {"password": {"env": "CAROL_HASH"}, "quota": "500M"}
     with_files = copy.deepcopy(site)
     with_files["tls"] = {"source": "files", "files": {"cert": "/etc/ssl/mail.pem", "key": "/etc/ssl/private/mail.key"}}
