@@ -294,6 +294,8 @@ def _summarise(events: list[dict[str, Any]], manifest: Mapping[str, Any], live_r
             host["restart"] = tuple(report.get("restart", ()))
         elif kind == "compile":
             host["tables"] = tuple(report["tables"])
+        elif kind == "services" and STARTS in marks:  # mailhost_services: started or enabled, by name
+            host.setdefault("start", []).extend(report.get("start", ()))
         if status == "changed" and QUIET not in marks:
             host.setdefault("changed_tasks", []).append(task)
             if event.get("prepared"):

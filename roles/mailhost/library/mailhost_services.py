@@ -1,0 +1,146 @@
+#!/usr/bin/python
+"""The mailhost role's service keeper under systemd: an Ansible module run on the host.
+
+One call does what a loop of ansible.builtin.service did one unit per module run (each a Python
+start on the host and a round trip): it reads every unit's state with ONE `systemctl show`, then
+starts, in the order given, only the units that are not active, enables only the services not
+enabled, and (action stop) stops and disables retired units that are still there. A re-apply
+where everything runs is one `systemctl show` and nothing else.
+
+The order matters and is kept: the role gives the milters and Dovecot before Postfix (a start
+of several units in one `systemctl start` would run them in parallel).
+
+Its result carries `provisioner_report`: {"provisioner": "services", "start": [...], "started":
+[...], "stop": [...]} (service names, as the manifest's layout names them): `start` started or
+enabled, which `provision plan` lists; `started` only those started (the handlers do not reload
+a service that has just started with the new configuration).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DOCUMENTATION = r"""
+module: mailhost_services
+short_description: Start and enable a mail host's services, or stop retired ones, in one call
+description:
+  - ensure starts (in order) the units that are not active and enables the services that are
+    not enabled at boot; one systemctl show reads every state first.
+  - stop stops and disables the retired units that exist; a unit not installed is left alone.
+  - In check mode nothing is changed; the result says what would be done.
+options:
+  action: {type: str, required: true, choices: [ensure, stop]}
+  services: {type: list, elements: str, default: [], description: service names, in start order}
+  units: {type: dict, default: {}, description: service name -> systemd unit}
+"""
+
+RETURN = r"""
+provisioner_report:
+  description: What changed, by service name.
+  returned: always
+  type: dict
+  sample: {"provisioner": "services", "start": ["dovecot", "postfix"], "started": ["postfix"], "stop": []}
+"""
+
+SHOW = ("Id", "LoadState", "ActiveState", "UnitFileState")
+
+
+class ServiceError(Exception):
+    """systemctl refused: the task's message names the unit and what systemctl said."""
+
+
+def unit_name(unit: str) -> str:
+    return unit if "." in unit else f"{unit}.service"
+
+
+def show(units: Sequence[str]) -> dict[str, dict[str, str]]:
+    """{unit: {property: value}} from one `systemctl show`; systemctl separates units by a blank line."""
+    if not units:
+        return {}
+    unique = list(dict.fromkeys(units))
+    out = systemctl("show", *[f"--property={p}" for p in SHOW], "--", *[unit_name(u) for u in unique])
+    blocks = out.strip("\n").split("\n\n")
+    if len(blocks) != len(unique):
+        raise ServiceError(f"systemctl show answered for {len(blocks)} of {len(unique)} units")
+    return {unit: dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for unit, block in zip(unique, blocks, strict=True)}
+
+
+def systemctl(*args: str) -> str:
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise ServiceError(f"systemctl {' '.join(args)}: {said[-1] if said else f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def ensure(units: Mapping[str, str], check: bool) -> dict[str, Any]:
+    """Start what is not active (in order), enable what is not enabled (by service name: the
+    package's own unit, e.g. postfix, whose Wants= brings postfix@- at boot)."""
+    states = show([*units.values(), *units.keys()])
+    started: list[str] = []
+    for name, unit in units.items():
+        if states[unit].get("ActiveState") not in ("active", "reloading"):
+            if not check:
+                systemctl("start", "--", unit_name(unit))
+            started.append(name)
+    changed = list(started)
+    for name in units:
+        # Only a disabled unit is enabled: enabled, static (no [Install]), alias, generated need
+        # nothing, and a masked one was masked by someone on purpose (enable would fail anyway).
+        if states[name].get("UnitFileState") == "disabled":
+            if not check:
+                systemctl("enable", "--", unit_name(name))
+            if name not in changed:
+                changed.append(name)
+    return {"provisioner": "services", "start": changed, "started": started, "stop": []}
+
+
+def stop(units: Mapping[str, str], check: bool) -> dict[str, Any]:
+    """Stop and disable each unit that is installed and still active or enabled."""
+    states = show(list(units.values()))
+    stopped: list[str] = []
+    for name, unit in units.items():
+        state = states[unit]
+        if state.get("LoadState", "not-found") == "not-found":
+            continue
+        active = state.get("ActiveState") not in ("inactive", "failed")
+        enabled = state.get("UnitFileState") == "enabled"
+        if active or enabled:
+            if not check:
+                systemctl("disable", "--now", "--", unit_name(unit))
+            stopped.append(name)
+    return {"provisioner": "services", "start": [], "started": [], "stop": stopped}
+
+
+def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any], bool]:
+    names, known = list(params.get("services") or ()), params.get("units") or {}
+    if missing := [n for n in names if n not in known]:
+        raise ServiceError(f"no unit named for service(s) {', '.join(missing)}")
+    units = {name: known[name] for name in names}
+    report = ensure(units, check) if params["action"] == "ensure" else stop(units, check)
+    return report, bool(report["start"] or report["stop"])
+
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "action": {"type": "str", "required": True, "choices": ["ensure", "stop"]},
+    "services": {"type": "list", "elements": "str", "default": []},
+    "units": {"type": "dict", "default": {}},
+}
+
+
+def main() -> None:
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        report, changed = run(module.params, check=module.check_mode)
+    except (ServiceError, OSError, subprocess.TimeoutExpired) as exc:
+        module.fail_json(msg=str(exc), provisioner_report={"provisioner": "services", "error": True})
+        return
+    module.exit_json(changed=changed, provisioner_report=report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""roles/mailhost/library/mailhost_services.py, the role's service keeper, against a stand-in
+`systemctl` on PATH that keeps unit states in a JSON file and logs every call (a fake for this
+unit test only; the booted apply tests run the module against real systemd)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "roles/mailhost/library/mailhost_services.py"
+
+SYSTEMCTL = r'''#!PYTHON
+import json, os, sys
+state_file = os.environ["FAKE_UNITS"]
+units = json.load(open(state_file))
+args = sys.argv[1:]
+with open(state_file + ".log", "a") as log:
+    log.write(" ".join(args) + "\n")
+verb = args[0]
+names = args[args.index("--") + 1:]
+if verb == "show":
+    blocks = []
+    for name in names:
+        u = units.get(name, {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""})
+        blocks.append("\n".join(f"{k}={v}" for k, v in [("Id", name), *u.items()]))
+    print("\n\n".join(blocks))
+    sys.exit(0)
+for name in names:
+    if name not in units or units[name].get("broken"):
+        print(f"Failed to {verb} {name}: Unit {name} failed.", file=sys.stderr)
+        sys.exit(1)
+    if verb == "start":
+        units[name]["ActiveState"] = "active"
+    elif verb == "enable":
+        units[name]["UnitFileState"] = "enabled"
+    elif verb == "disable":
+        units[name]["UnitFileState"] = "disabled"
+        if "--now" in args:
+            units[name]["ActiveState"] = "inactive"
+json.dump(units, open(state_file, "w"))
+'''
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mailhost_services", MODULE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+services = load()
+
+
+@pytest.fixture
+def units(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write the units' states; returns (write, calls): calls() lists the systemctl calls so far."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "systemctl"
+    tool.write_text(SYSTEMCTL.replace("PYTHON", sys.executable))
+    tool.chmod(0o755)
+    state = tmp_path / "units.json"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_UNITS", str(state))
+
+    def write(**states: tuple[str, str]) -> None:
+        state.write_text(json.dumps({f"{n}.service": {"LoadState": "loaded", "ActiveState": a, "UnitFileState": f} for n, (a, f) in states.items()}))
+
+    def calls() -> list[str]:
+        log = Path(f"{state}.log")
+        return log.read_text().splitlines() if log.exists() else []
+
+    return write, calls
+
+
+DEBIAN_13 = {"rspamd": "rspamd", "dovecot": "dovecot", "postfix": "postfix"}
+ORDER = ["rspamd", "dovecot", "postfix"]
+
+
+def test_a_host_where_everything_runs_is_one_systemctl_show_and_no_change(units) -> None:
+    write, calls = units
+    write(rspamd=("active", "enabled"), dovecot=("active", "enabled"), postfix=("active", "enabled"))
+    report, changed = services.run({"action": "ensure", "services": ORDER, "units": DEBIAN_13})
+    assert not changed and report["start"] == [] and report["started"] == []
+    assert [c.split()[0] for c in calls()] == ["show"]
+
+
+def test_units_not_active_start_in_the_given_order_and_disabled_ones_are_enabled(units) -> None:
+    write, calls = units
+    write(rspamd=("inactive", "enabled"), dovecot=("active", "disabled"), postfix=("failed", "enabled"))
+    report, changed = services.run({"action": "ensure", "services": ORDER, "units": DEBIAN_13})
+    assert changed
+    assert report["started"] == ["rspamd", "postfix"]  # dovecot ran: the handlers may reload it
+    assert report["start"] == ["rspamd", "postfix", "dovecot"]
+    assert calls()[1:] == ["start -- rspamd.service", "start -- postfix.service", "enable -- dovecot.service"]
+    again, changed = services.run({"action": "ensure", "services": ORDER, "units": DEBIAN_13})
+    assert not changed and again["start"] == []
+
+
+def test_debian_12_starts_postfix_at_its_instance_and_enables_the_package_unit(units) -> None:
+    write, calls = units
+    write(**{"postfix@-": ("failed", "static"), "postfix": ("active", "disabled")})
+    report, _ = services.run({"action": "ensure", "services": ["postfix"], "units": {"postfix": "postfix@-"}})
+    assert report["started"] == ["postfix"]
+    assert calls()[1:] == ["start -- postfix@-.service", "enable -- postfix.service"]
+
+
+def test_check_mode_says_what_it_would_do_and_does_nothing(units) -> None:
+    write, calls = units
+    write(rspamd=("inactive", "disabled"), dovecot=("active", "enabled"), postfix=("active", "masked"))
+    report, changed = services.run({"action": "ensure", "services": ORDER, "units": DEBIAN_13}, check=True)
+    assert changed and report["start"] == ["rspamd"]  # a masked unit is someone's decision: left alone
+    assert [c.split()[0] for c in calls()] == ["show"]
+
+
+def test_stop_disables_a_retired_unit_and_leaves_one_never_installed_alone(units) -> None:
+    write, calls = units
+    write(opendkim=("active", "enabled"))
+    report, changed = services.run({"action": "stop", "services": ["opendkim", "ghost"], "units": {"opendkim": "opendkim", "ghost": "ghost"}})
+    assert changed and report["stop"] == ["opendkim"]
+    assert calls()[1:] == ["disable --now -- opendkim.service"]
+    again, changed = services.run({"action": "stop", "services": ["opendkim"], "units": {"opendkim": "opendkim"}})
+    assert not changed and again["stop"] == []
+
+
+def test_a_unit_that_will_not_start_fails_naming_it(units) -> None:
+    write, _ = units
+    write(dovecot=("failed", "enabled"), postfix=("inactive", "enabled"))
+    state = Path(os.environ["FAKE_UNITS"])
+    data = json.loads(state.read_text())
+    data["dovecot.service"]["broken"] = True
+    state.write_text(json.dumps(data))
+    with pytest.raises(services.ServiceError, match=r"start -- dovecot.service: Failed to start dovecot.service"):
+        services.run({"action": "ensure", "services": ["dovecot", "postfix"], "units": {"dovecot": "dovecot", "postfix": "postfix"}})
+    with pytest.raises(services.ServiceError, match="no unit named for service"):
+        services.run({"action": "ensure", "services": ["nginx"], "units": {}})
+
+
+def test_run_as_ansible_runs_it(units, tmp_path: Path) -> None:
+    write, _ = units
+    write(dovecot=("inactive", "enabled"))
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"action": "ensure", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "_ansible_check_mode": True}}))
+    done = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, timeout=60)
+    result = json.loads(done.stdout)
+    assert result["changed"] is True and result["provisioner_report"]["started"] == ["dovecot"], done.stdout + done.stderr
