@@ -212,3 +212,48 @@ def test_ansible_runs_it_with_the_hosts_interpreter() -> None:
     # look up ansible_python3_interpreter and, with a local connection into a chroot, run the
     # module on the controller instead of the host.
     assert MODULE.read_text().splitlines()[0] == "#!/usr/bin/python"
+
+
+# ---------------------------------------------------------------------------- prepare
+
+
+def test_prepare_makes_directories_and_files_with_their_mode_and_corrects_drift(tmp_path: Path) -> None:
+    store, log, sock = tmp_path / "var/vmail", tmp_path / "var/log/dovecot-lda.log", tmp_path / "spool/opendkim"
+    paths = [
+        {"path": str(store), "kind": "directory", "owner": USER, "group": GROUP, "mode": "0750"},
+        {"path": str(log), "kind": "file", "owner": USER, "group": GROUP, "mode": "0640"},
+        {"path": str(sock), "kind": "directory", "owner": USER, "group": GROUP, "mode": "02750"},
+    ]
+    planned = stage_module.prepare(paths, check=True)
+    assert [c["why"] for c in planned["changed"]] == ["missing"] * 3 and not store.exists()
+    made = stage_module.prepare(paths)
+    assert [c["path"] for c in made["changed"]] == [str(store), str(log), str(sock)]
+    assert (oct(store.stat().st_mode & 0o7777), oct(log.stat().st_mode & 0o7777), oct(sock.stat().st_mode & 0o7777)) == ("0o750", "0o640", "0o2750")
+    assert log.is_file() and log.read_bytes() == b""
+    assert stage_module.prepare(paths)["changed"] == []  # a re-apply changes nothing
+    log.write_text("a delivery\n")
+    store.chmod(0o755)
+    again = stage_module.prepare(paths)
+    assert again["changed"] == [{"path": str(store), "why": "mode"}] and log.read_text() == "a delivery\n"  # a log is never emptied
+
+
+def test_prepare_refuses_a_link_or_the_wrong_kind_and_an_owner_not_there(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "store"
+    link.symlink_to(target)
+    with pytest.raises(stage_module.StageError, match="is not a directory"):
+        stage_module.prepare([{"path": str(link), "kind": "directory", "owner": USER, "group": GROUP, "mode": "0700"}])
+    target.chmod(0o755)
+    with pytest.raises(stage_module.StageError):
+        stage_module.prepare([{"path": str(link), "kind": "directory", "owner": USER, "group": GROUP, "mode": "0700"}])
+    assert oct(target.stat().st_mode & 0o777) == "0o755"  # the link was never followed
+    a_file = tmp_path / "state"
+    a_file.write_text("x")
+    with pytest.raises(stage_module.StageError, match="is not a directory"):
+        stage_module.prepare([{"path": str(a_file), "kind": "directory", "owner": USER, "group": GROUP, "mode": "0700"}])
+    nobody = {"path": str(tmp_path / "vmail"), "kind": "directory", "owner": "no-such-user-here", "group": GROUP, "mode": "0750"}
+    assert stage_module.prepare([nobody], check=True)["changed"] == [{"path": nobody["path"], "why": "missing"}]
+    with pytest.raises(stage_module.StageError, match="no user no-such-user-here"):
+        stage_module.prepare([nobody])
+    assert not (tmp_path / "vmail").exists()

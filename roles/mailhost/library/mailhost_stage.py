@@ -37,10 +37,12 @@ description:
   - view copies the staging tree with every shipped path pointing into the copy (for validators).
   - compile runs postmap/postalias on the staged lookup tables whose source changed.
   - install replaces each live file that differs from its staged copy, atomically.
+  - prepare makes the directories and empty files the services need (mail store, sockets'
+    directories, a log, the state directory) with their owner, group and mode, or corrects them.
   - In check mode nothing is written; the result says what would be done.
     In diff mode each differing file gets a diff entry naming why (never its content).
 options:
-  action: {type: str, required: true, choices: [inspect, stage, view, compile, install]}
+  action: {type: str, required: true, choices: [inspect, stage, view, compile, install, prepare]}
   files: {type: list, elements: dict, default: [], description: manifest entries (inspect)}
   tables: {type: list, elements: str, default: [], description: live paths of the Postfix lookup tables}
   reload_on: {type: dict, default: {}, description: service -> live path prefixes it reads}
@@ -50,6 +52,7 @@ options:
   bundle: {type: path, description: the shipped tar (stage)}
   staged: {type: path, description: the staging directory (stage, view, compile, install)}
   view: {type: path, description: where view makes its copy}
+  paths: {type: list, elements: dict, default: [], description: "prepare: {path, kind (directory or file), owner, group, mode}"}
 """
 
 RETURN = r"""
@@ -61,7 +64,7 @@ provisioner_report:
 """
 
 SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
-ACTIONS = ("inspect", "stage", "view", "compile", "install")
+ACTIONS = ("inspect", "stage", "view", "compile", "install", "prepare")
 
 
 class StageError(Exception):
@@ -336,6 +339,52 @@ def replace(staged_file: str, live: str) -> None:
         raise
 
 
+def prepare(paths: Sequence[Mapping[str, str]], check: bool = False) -> dict[str, Any]:
+    """Each {path, kind, owner, group, mode}: made where missing (parents 0755), its owner, group
+    and mode corrected where they differ; a link or the other kind at the path is refused (never
+    followed, never replaced). An owner not there yet (a plan of a fresh host, where the package
+    or the user is still to come) is reported in check mode and refused otherwise."""
+    import grp
+    import pwd
+
+    changed = []
+    for entry in paths:
+        path, kind, mode = entry["path"], entry["kind"], int(entry["mode"], 8)
+        try:
+            info: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            info = None
+        want_dir = kind == "directory"
+        if info is not None and (stat.S_ISDIR(info.st_mode) != want_dir or not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode))):
+            raise StageError(f"{path} is not a {kind}: left as it is")
+        try:
+            uid, gid = pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid
+        except KeyError:
+            if not check:
+                raise StageError(f"{path}: no user {entry['owner']} or group {entry['group']} on this host") from None
+            changed.append({"path": path, "why": "missing" if info is None else "owner"})
+            continue
+        if info is None:
+            why = "missing"
+            if not check:
+                make_dirs(os.path.dirname(path), 0o755)
+                if want_dir:
+                    os.mkdir(path, mode)
+                else:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode))
+        elif (info.st_uid, info.st_gid) != (uid, gid):
+            why = "owner"
+        elif stat.S_IMODE(info.st_mode) != mode:
+            why = "mode"
+        else:
+            continue
+        if not check:
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, mode)  # after chown, which clears setgid
+        changed.append({"path": path, "why": why})
+    return {"provisioner": "prepare", "changed": changed}
+
+
 def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any], bool, list[dict[str, str]]]:
     """(report, changed, diff) of one action; raises StageError on a refusal."""
     action = params["action"]
@@ -352,6 +401,9 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
     if action == "compile":
         report = compile_tables(params["staged"], params, check)
         return report, bool(report["tables"]), []
+    if action == "prepare":
+        report = prepare(params["paths"], check)
+        return report, bool(report["changed"]), [diff_entry(c["path"], c["why"]) for c in report["changed"]]
     if action == "install":
         report = install(params["staged"], params, check)
         why = report.pop("why")
@@ -370,6 +422,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "bundle": {"type": "path"},
     "staged": {"type": "path"},
     "view": {"type": "path"},
+    "paths": {"type": "list", "elements": "dict", "default": []},
 }
 
 
