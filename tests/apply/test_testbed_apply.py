@@ -7,7 +7,6 @@ PROVISIONER_SKIP_TESTBED=1 to skip. Nothing here reaches beyond the host's names
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.apply import TaskEvent, apply, plan, plan_json, plan_markdown
-from tests.apply.sites import render_example
+from tests.apply.sites import edited_build, render_example
 from tests.apply.testbed import SandboxHost, golden, sandbox_host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,17 +113,9 @@ def _smtp_banner(host: SandboxHost) -> str:
 
 
 def _edited_copy(build: Path, target: Path, main_cf_tail: str) -> Path:
-    """The build with text appended to main.cf (and a manifest that agrees with it)."""
-    shutil.copytree(build, target, symlinks=True)
-    shutil.rmtree(target / ".bundles", ignore_errors=True)
-    main_cf = target / "mail/etc/postfix/main.cf"
-    main_cf.write_text(main_cf.read_text() + main_cf_tail)
-    manifest = json.loads((target / "manifest.json").read_text())
-    for entry in manifest["hosts"]["mail"]["files"]:
-        if entry["path"] == "/etc/postfix/main.cf":
-            entry["sha256"] = hashlib.sha256(main_cf.read_bytes()).hexdigest()
-    (target / "manifest.json").write_text(json.dumps(manifest))
-    return target
+    """The build with text appended to main.cf (and manifests that agree with it: the role reads
+    the host's own .hosts/mail.json, and ships the bundle only when a file differs from it)."""
+    return edited_build(build, target, "mail", "/etc/postfix/main.cf", lambda text: text + main_cf_tail)
 
 
 def test_apply_all_in_one(mail_host: SandboxHost, build: Path, tmp_path: Path, record_property: object) -> None:
