@@ -186,6 +186,9 @@ def check_domain(
             findings += judge_records(domain, Category.TLS_RPT, "tls-rpt", group, resolver.resolve(name, "TXT"), single=True)
         elif rtype == "SRV":
             findings += judge_records(domain, Category.SRV, "srv", group, resolver.resolve(name, "SRV"))
+        elif rtype == "CNAME" and name.startswith("mta-sts."):
+            # tls.source acme: the policy host's name leads to the web host (RFC 8461 §3.3).
+            findings += judge_records(domain, Category.MTA_STS, "mta-sts-host", group, resolver.resolve(name, "CNAME"))
         elif rtype == "CNAME":
             findings += judge_records(domain, Category.AUTOCONFIG, "autoconfig", group, resolver.resolve(name, "CNAME"))
         else:
@@ -235,13 +238,23 @@ def _report_targets(domain: str, answer: Answer, resolver: Resolver) -> dict[str
     return targets
 
 
+# What each record type at a host's name is about: its addresses, its HELO name's SPF (RFC 7208
+# §2.3), and with tls.source acme the CA allowed to issue its certificate (CAA, RFC 8659).
+_HOST_RECORD_KIND = {
+    "A": (Category.ADDRESS, "address"),
+    "AAAA": (Category.ADDRESS, "address"),
+    "TXT": (Category.SPF, "spf-helo"),
+    "CAA": (Category.TLS, "caa"),
+}
+
+
 def check_host_records(
     host: Host, expected: list[Record], ptrs: list[Record], resolver: Resolver, bl_resolver: Resolver, health: dict[str, ListHealth], sends: bool
 ) -> list[Finding]:
     fqdn = host.fqdn
     findings: list[Finding] = []
     for (name, rtype), group in sorted(_group(expected).items()):
-        category, prefix = (Category.ADDRESS, "address") if rtype in ("A", "AAAA") else (Category.SPF, "spf-helo")
+        category, prefix = _HOST_RECORD_KIND.get(rtype, (Category.CHECK, "record"))
         findings += judge_records(fqdn, category, prefix, group, resolver.resolve(name, rtype))
     for record in ptrs:
         address = dns.reversename.to_address(dns.name.from_text(record.name))

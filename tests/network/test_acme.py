@@ -142,6 +142,22 @@ class AcmeNet:
         common = [str(site or self.site), "-i", str(self.inventory), "--build", str(self.build), "--state", str(self.state)]
         return subprocess.run([PROVISION, *args, *common], capture_output=True, text=True, env=self.env, cwd=REPO, timeout=900, stdin=subprocess.DEVNULL)
 
+    def check(self, *extra: str) -> tuple[int, list[dict[str, str]]]:
+        """`provision check --tls` from the client, verified against pebble's root, asking the
+        network's nsd: its exit status and every finding (JSON)."""
+        args = ["check", str(self.site), "--state", str(self.state), "--nameserver", DNS_ADDRESS, "--tls", "--ca", str(self.root_ca), "--format", "json"]
+        result = self.client.netns_exec(PROVISION, *args, *extra, timeout=300)
+        assert result.returncode in (0, 1) and result.stdout.startswith("{"), result.stdout[-3000:] + result.stderr[-3000:]
+        report = json.loads(result.stdout)
+        return result.returncode, [finding for entry in report["domains"] for finding in entry["findings"]]
+
+    def host_cert(self, host: str, tmp_path: Path) -> str:
+        """--host-cert HOST=FILE: the newest certificate on the host, copied from certbot's live/."""
+        fqdn = HOSTS[host][0]
+        path = tmp_path / f"{host}-cert.pem"
+        path.write_text(self.hosts[host].run("cat", f"/etc/letsencrypt/live/{fqdn}/cert.pem").stdout)
+        return f"{host}={path}"
+
     def presented(self, kind: str, host: str, port: int, name: str, *extra: str) -> dict:
         result = self.client.netns_exec(PY, "-c", PROBE, kind, HOSTS[host][1], str(port), name, str(self.root_ca), *extra, timeout=60)
         assert result.returncode == 0, f"{kind} {host}:{port} ({name}): {result.stderr[-3000:]}"
@@ -190,7 +206,8 @@ def acmenet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeNet]:
     site = load_site(site_path).site
     keys, _ = ensure_keys(site, state, workers=1)
     records = site_records(site, keys)
-    zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones() if not zone.endswith(".arpa")}
+    # Every zone, the reverse one too: `check` judges the PTR records (FCrDNS) from the client.
+    zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones()}
     zones[PEBBLE_NAME] = (
         f"$ORIGIN {PEBBLE_NAME}.\n$TTL 300\n@ IN SOA ns1.{PEBBLE_NAME}. hostmaster.{PEBBLE_NAME}. 1 7200 3600 1209600 300\n"
         f"@ IN NS ns1.{PEBBLE_NAME}.\nns1 IN A {DNS_ADDRESS}\n@ IN A {PEBBLE}\n"
@@ -278,6 +295,65 @@ def test_a_renewal_is_served_by_every_service_without_a_manual_step(acmenet: Acm
     key = acmenet.hosts["mx1"].run("sh", "-c", "openssl x509 -in /etc/ssl/provisioner/acme/mx1.acme.test/fullchain.pem -noout -pubkey | sha256sum").stdout
     archive = acmenet.hosts["mx1"].run("sh", "-c", "for f in /etc/letsencrypt/archive/mx1.acme.test/cert*.pem; do openssl x509 -in $f -noout -pubkey | sha256sum; done").stdout
     assert set(archive.splitlines()) == {key.strip()}
+
+
+def _errors(findings: list[dict[str, str]]) -> list[str]:
+    return [f"{f['id']} {f['subject']}: {f['seen']}" for f in findings if f["severity"] == "error"]
+
+
+def _stale(findings: list[dict[str, str]]) -> dict[str, str]:
+    """subject -> advice of every tls.stale-certificate finding."""
+    return {f["subject"]: f["advice"] for f in findings if f["id"] == "tls.stale-certificate"}
+
+
+def test_check_tls_from_outside_passes_dns_certificates_and_the_policy(acmenet: AcmeNet, tmp_path: Path) -> None:
+    status, findings = acmenet.check(*(f"--host-cert={acmenet.host_cert(h, tmp_path)}" for h in HOSTS))
+    assert status == 0, _errors(findings)
+    ids = {(f["id"], f["subject"]) for f in findings if f["severity"] == "pass"}
+    # The web side's DNS: the mta-sts./autoconfig. CNAMEs to the web host, judged as what they are.
+    assert ("mta-sts-host.match", "mta-sts.acme.test") in ids and ("autoconfig.match", "autoconfig.acme.test") in ids
+    for fqdn, _ in HOSTS.values():
+        assert ("tls.same-certificate", fqdn) in ids and ("tls.trusted", f"{fqdn}:25") in ids
+    for port in (465, 587, 993, 443):
+        assert ("tls.trusted", f"mx1.acme.test:{port}") in ids
+    policy = "https://mta-sts.acme.test/.well-known/mta-sts.txt"
+    for check in ("mta-sts.policy-fetched", "mta-sts.policy-id", "mta-sts.policy-mx", "mta-sts.policy-mode"):
+        assert (check, policy) in ids, check
+
+
+def test_check_tls_names_the_services_a_renewal_did_not_reload(acmenet: AcmeNet, tmp_path: Path) -> None:
+    """The deploy hook prevented from reloading: certbot renews (live/ moves on, the stable paths
+    follow it), the services keep the certificate they read at start, and check says which."""
+    mx1 = acmenet.hosts["mx1"]
+    hook = "/etc/letsencrypt/renewal-hooks/deploy/provisioner"
+    mx1.run("cp", "-p", hook, "/root/provisioner-hook.saved")
+    mx1.run("sh", "-c", f"printf '#!/bin/sh\nexit 0\n' > {hook}")
+    try:
+        env = f"REQUESTS_CA_BUNDLE={API_CA_ON_HOST}"
+        renewed = mx1.run("env", env, "certbot", "renew", "--cert-name", "mx1.acme.test", "--force-renewal", "--no-random-sleep-on-renew", check=False, timeout=180)
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        # All stale together: only the certificate on disk can tell.
+        status, findings = acmenet.check(f"--host-cert={acmenet.host_cert('mx1', tmp_path)}")
+        stale = _stale(findings)
+        assert status == 1 and set(stale) == {f"mx1.acme.test:{port}" for port in (25, 465, 587, 993, 443)}, _errors(findings)
+        assert {advice.split(" (", 1)[0] for advice in stale.values()} == {"reload postfix", "reload dovecot", "reload nginx"}
+        # One stale service (Postfix and nginx reloaded by hand): the odd one out, without --host-cert.
+        mx1.run("systemctl", "reload", "postfix.service", "nginx.service")
+        deadline = time.monotonic() + 20
+        while acmenet.served_serials("mx1")["smtp25"] != acmenet.served_serials("mx1")["https"] and time.monotonic() < deadline:
+            time.sleep(1)
+        status, findings = acmenet.check()
+        assert status == 1 and set(_stale(findings)) == {"mx1.acme.test:993"}, _errors(findings)
+        assert _stale(findings)["mx1.acme.test:993"].startswith("reload dovecot")
+    finally:
+        mx1.run("mv", "-f", "/root/provisioner-hook.saved", hook)
+    # The real hook (what certbot runs after every renewal) puts it right.
+    mx1.run("env", "RENEWED_LINEAGE=/etc/letsencrypt/live/mx1.acme.test", hook, timeout=60)
+    deadline = time.monotonic() + 20
+    while len(set(acmenet.served_serials("mx1").values())) != 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    status, findings = acmenet.check(f"--host-cert={acmenet.host_cert('mx1', tmp_path)}")
+    assert status == 0 and not _stale(findings), _errors(findings)
 
 
 def test_a_challenge_that_fails_keeps_the_previous_certificate_and_the_apply_says_why(acmenet: AcmeNet, tmp_path: Path) -> None:
