@@ -54,7 +54,8 @@ def dns_markdown(dns: PushResult) -> str:
 
     lines = []
     for zone in dns.zones:
-        lines += [f"## DNS {zone.zone} (target {zone.target}): changes", ""]
+        withdrawn = f"; withdrawn: {zone.withdrawn}" if zone.withdrawn else ""  # a zone no longer published there
+        lines += [f"## DNS {zone.zone} (target {zone.target}): changes{withdrawn}", ""]
         lines += ["- " + line.strip() for change in zone.changes for line in change_lines(change, lambda text: text.translate(_MARKDOWN))]
         if zone.markers:
             lines.append(f"- {zone.markers} ownership marker(s)")

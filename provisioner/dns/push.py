@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
+import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,10 @@ WORKERS = 8  # zones planned at once (octoDNS manager.max_workers): each waits o
 SOURCE = "_provision_records"  # octoDNS provider id of our records (a target name is [a-z0-9-]+)
 _OUTPUT = "provision"
 _OWNER = "provision-owner"
+PUSHED_FILE = "dns-pushed.json"  # in the state directory: target -> the zones push published there
+PUSHED_LIMIT = 4 << 20  # bytes; the file of a 10,000-domain site is ~300 KiB
+_ZONE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")  # an A-label zone (RFC 1035 2.3.1)
+_TARGET = re.compile(r"[a-z0-9-]{1,63}")
 
 
 # ---------------------------------------------------------------------------- which zones go where
@@ -60,6 +66,85 @@ def pushed_zones(site: Site, rs: RecordSet) -> dict[str, str]:
     return zones
 
 
+# ---------------------------------------------------------------------------- zones we published before
+
+
+def read_pushed(path: Path) -> dict[str, list[str]]:
+    """target -> zones, as the last push left it in `path` ({} when there is no file). The file
+    is ours, but it is read as any input: bounded, every name checked (a zone becomes a file name)."""
+    hint = "fix it or remove it (push then forgets which zones it published before; docs/dns-push.md#removed-domains)"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(PUSHED_LIMIT + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ProvisionError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > PUSHED_LIMIT:
+        raise ProvisionError(f"{path}: over {PUSHED_LIMIT} bytes; {hint}")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProvisionError(f"{path}: not UTF-8; {hint}") from None
+    except json.JSONDecodeError as exc:
+        raise ProvisionError(f"{path}:{exc.lineno}:{exc.colno}: not JSON ({exc.msg}); {hint}") from None
+    targets = doc.get("targets") if isinstance(doc, dict) and doc.get("version") == 1 else None
+    if not isinstance(targets, dict):
+        raise ProvisionError(f'{path}: expected {{"version": 1, "targets": {{TARGET: [ZONE, ...]}}}}; {hint}')
+    out: dict[str, list[str]] = {}
+    for target, zones in targets.items():
+        if not _TARGET.fullmatch(target) or not isinstance(zones, list):
+            raise ProvisionError(f"{path}: targets.{target!r}: not a target name with a list of zones; {hint}")
+        for zone in zones:
+            if not isinstance(zone, str) or len(zone) > 253 or not _ZONE.fullmatch(zone):
+                raise ProvisionError(f"{path}: targets.{target}: {zone!r} is not a zone name; {hint}")
+        out[target] = sorted(set(zones))
+    return out
+
+
+def write_pushed(path: Path, pushed: Mapping[str, list[str] | set[str]]) -> None:
+    """Replace `path` whole (atomic_write): names only, never a secret, so 0644 like dkim.yaml."""
+    from provisioner.files import atomic_write
+    from provisioner.keys.store import STATE_DIR_MODE
+
+    body = {"version": 1, "targets": {t: sorted(z) for t, z in sorted(pushed.items()) if z}}
+    atomic_write(path, json.dumps(body, indent=2, sort_keys=True) + "\n", 0o644, STATE_DIR_MODE)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A zone push published to `target` before and no longer does: our values there go."""
+
+    zone: str
+    target: str
+    reason: str
+    clear: bool  # the site removed what the records were for; else (a move, `manual`) only with --force
+
+
+def withdrawals(site: Site, rs: RecordSet, zones: Mapping[str, str], before: Mapping[str, list[str]]) -> list[Withdrawal]:
+    """The zones of `before` (the state file) that are no longer published to their target, with
+    why. Targets no longer declared are not reachable: their zones are left (and kept in the file)."""
+    out = []
+    for target, names in sorted(before.items()):
+        if target not in site.dns.targets:
+            continue
+        for zone in names:
+            if zones.get(zone) == target:
+                continue
+            now = zones.get(zone)
+            if zone in site.domains:
+                reason = f"domain now pushed to target {now}" if now else "domain now entered by hand (manual)"
+                out.append(Withdrawal(zone, target, reason, clear=False))
+            elif zone.endswith((".in-addr.arpa", ".ip6.arpa")) and zone not in rs.zones() and site.dns.reverse == target:
+                out.append(Withdrawal(zone, target, "no host address left in this reverse zone", clear=True))
+            elif zone.endswith((".in-addr.arpa", ".ip6.arpa")):
+                reason = f"reverse zones now pushed to target {now}" if now else "reverse zones no longer pushed (dns.reverse)"
+                out.append(Withdrawal(zone, target, reason, clear=False))
+            else:
+                out.append(Withdrawal(zone, target, "domain no longer in the site", clear=True))
+    return out
+
+
 # ---------------------------------------------------------------------------- the plan we report
 
 
@@ -79,6 +164,7 @@ class ZonePlan:
     target: str
     changes: list[RecordChange]
     markers: int = 0  # ownership markers written or removed with them (not listed)
+    withdrawn: str = ""  # why our values here go (a zone no longer published to this target), else ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +174,7 @@ class PushResult:
     manual: list[str]  # zones entered by hand (the sheet)
     dry_run: bool
     conflicts: list[str] = field(default_factory=list)  # others' records we left alone where ours would go
+    held: list[str] = field(default_factory=list)  # withdrawals refused without --force (what stays, and why)
 
     @property
     def changed(self) -> bool:
@@ -95,8 +182,9 @@ class PushResult:
 
     @property
     def exit_code(self) -> int:
-        """dns push --dry-run (and plan): 0 clean, 2 changes; a push that ran: 0."""
-        return 2 if self.dry_run and self.changed else 0
+        """dns push --dry-run (and plan): 0 clean, 2 changes; a push that ran: 0, or 1 when it held
+        back a withdrawal that needs --force."""
+        return 2 if self.dry_run and self.changed else 1 if self.held and not self.dry_run else 0
 
 
 # ---------------------------------------------------------------------------- octoDNS parts
@@ -150,6 +238,8 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
     def process_source_zone(self, desired: Any, sources: Any, lenient: bool = False) -> Any:
         from octodns.record import Record
 
+        if desired.name in self.withdrawn:  # nothing of ours stays: no marker either
+            return desired
         hashes = {value_hash(r.name, r._type, v) for r in desired.records if not _marked(r) for v in _values(r)}
         marker = Record.new(desired, OWNER_PREFIX, {"type": "TXT", "ttl": MARKER_TTL, "values": [OWNER_TAG, *sorted(hashes)]}, lenient=True)
         desired.add_record(marker, lenient=True, replace=True)
@@ -204,13 +294,25 @@ class ValueOwnership(_octodns()):  # type: ignore[misc]
             changes.append(Update(old, Record.new(plan.desired, new.name, _data(new, merged, new.ttl), lenient=True)))
         if not changes:
             return None
-        return Plan(plan.existing, plan.desired, changes, plan.exists, plan.update_pcent_threshold, plan.delete_pcent_threshold)
+        thresholds = (plan.update_pcent_threshold, plan.delete_pcent_threshold)
+        if plan.desired.name in self.withdrawn:
+            if not self.withdrawn[plan.desired.name] and self.hold:  # a move or `manual`: the records may still be wanted
+                self.held[plan.desired.name.rstrip(".")] = sum(not _marked(c.record) for c in changes)
+                return None
+            # all of ours goes: octoDNS's percentages say nothing here. A removal from the site is
+            # the intent; the other kinds are held above (push without --force) or shown (a plan).
+            thresholds = (1.0, 1.0)
+        return Plan(plan.existing, plan.desired, changes, plan.exists, *thresholds)
 
-    def __init__(self, name: str, withhold_removals: bool = False, **kwargs: Any) -> None:
+    def __init__(self, name: str, withhold_removals: bool = False, withdrawn: Mapping[str, bool] | None = None, hold: bool = False, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.conflicts: list[str] = []
         # apply's first step: create and update record sets; withdrawn sets are deleted after the hosts
         self.withhold_removals = withhold_removals
+        # zones (with the dot) published here before and no longer -> whether the site clearly removed them
+        self.withdrawn = dict(withdrawn or {})
+        self.hold = hold  # a push without --force: a withdrawal that is not clear is held, not made
+        self.held: dict[str, int] = {}  # zone -> record sets of ours it would have changed
 
 
 def _data(record: Any, values: list[Any], ttl: int) -> dict[str, Any]:
@@ -291,12 +393,28 @@ def _check_class(target: str, path: str) -> None:
         raise ProvisionError(f"dns target {target}: {module} has no {name}: check dns.targets.{target}.class")
 
 
-def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], providers: Mapping[str, dict[str, Any]], withhold_removals: bool = False) -> Path:
-    """An octoDNS config directory: our zones as YamlProvider files, a config naming the targets."""
+def write_config(
+    directory: Path,
+    rs: RecordSet,
+    zones: Mapping[str, str],
+    providers: Mapping[str, dict[str, Any]],
+    withhold_removals: bool = False,
+    withdrawn: Sequence[Withdrawal] = (),
+    hold: bool = False,
+) -> Path:
+    """An octoDNS config directory: our zones as YamlProvider files, a config naming the targets.
+    A withdrawn zone is an empty file: octoDNS plans the removal of all of it, ValueOwnership
+    keeps what is not ours."""
     records = directory / "zones"
     records.mkdir(mode=0o700)
     for zone in zones:
         (records / f"{zone}.yaml").write_text(octodns_zone(rs, zone), encoding="utf-8")
+    for gone in withdrawn:
+        (records / f"{gone.zone}.yaml").write_text("--- {}\n", encoding="utf-8")
+    options: dict[str, Any] = {"withhold_removals": True} if withhold_removals else {}
+    if withdrawn:
+        options |= {"withdrawn": {f"{w.zone}.": w.clear for w in withdrawn}, "hold": hold}
+    every = {**zones, **{w.zone: w.target for w in withdrawn}}
     config = {
         "manager": {"max_workers": WORKERS, "plan_outputs": {_OUTPUT: {"class": f"{__name__}.PlanCapture"}}},
         "secret_handlers": {"provision": {"class": f"{__name__}.SecretVault"}},
@@ -310,8 +428,8 @@ def write_config(directory: Path, rs: RecordSet, zones: Mapping[str, str], provi
             },
             **{name: dict(options) for name, options in sorted(providers.items())},
         },
-        "processors": {_OWNER: {"class": f"{__name__}.ValueOwnership", **({"withhold_removals": True} if withhold_removals else {})}},
-        "zones": {f"{zone}.": {"sources": [SOURCE], "targets": [target], "processors": [_OWNER]} for zone, target in sorted(zones.items())},
+        "processors": {_OWNER: {"class": f"{__name__}.ValueOwnership", **options}},
+        "zones": {f"{zone}.": {"sources": [SOURCE], "targets": [target], "processors": [_OWNER]} for zone, target in sorted(every.items())},
     }
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=True, allow_unicode=True), encoding="utf-8")
@@ -346,30 +464,52 @@ def _scrub(text: str, secrets: list[str]) -> str:
 
 
 def push(
-    loaded: LoadedSite, rs: RecordSet, env: Mapping[str, str], dry_run: bool = True, force: bool = False, withhold_removals: bool = False
+    loaded: LoadedSite,
+    rs: RecordSet,
+    env: Mapping[str, str],
+    dry_run: bool = True,
+    force: bool = False,
+    withhold_removals: bool = False,
+    state_dir: Path | None = None,
 ) -> PushResult:
     """Plan (dry_run) or push the pushed zones of `rs`, target by target. Refuses an unsafe plan
     (octoDNS's thresholds) without `force`; a provider's failure names the target.
-    `withhold_removals`: add and change only (apply's first step; removals follow the hosts)."""
+    `withhold_removals`: add and change only (apply's first step; removals follow the hosts).
+    `state_dir`: where PUSHED_FILE remembers the zones published to each target, so a zone no
+    longer published there is visited and our values in it are withdrawn (docs/dns-push.md)."""
     zones = pushed_zones(loaded.site, rs)
     manual = [z for z in rs.zones() if z not in zones]
-    if not zones:
+    memory = state_dir / PUSHED_FILE if state_dir is not None else None
+    before = read_pushed(memory) if memory is not None else {}
+    gone = [] if withhold_removals else withdrawals(loaded.site, rs, zones, before)
+    targets = sorted(set(zones.values()) | {w.target for w in gone})
+    if not targets:
         return PushResult([], [], manual, dry_run)
     from octodns.manager import Manager
     from octodns.provider.plan import UnsafePlan
 
+    published: dict[str, set[str]] = {t: set(z) for t, z in before.items()}
+    for zone, target in zones.items():
+        published.setdefault(target, set()).add(zone)
+    if memory is not None and not dry_run and published != {t: set(z) for t, z in before.items()}:
+        write_pushed(memory, published)  # before the first write: a push that stops halfway still remembers them
     plans: list[ZonePlan] = []
     conflicts: list[str] = []
+    held: list[str] = []
+    reasons = {(w.zone, w.target): w.reason + ("" if w.clear else "; push needs --force") for w in gone}
     with _VAULT_LOCK, tempfile.TemporaryDirectory(prefix="provision-push-") as tmp, _quiet():
         try:
             providers: dict[str, dict[str, Any]] = {}
             secrets: list[str] = []
-            for target in sorted(set(zones.values())):
+            for target in targets:
                 options, found = _provider_options(loaded, target, env)
                 _check_class(target, str(options["class"]))
                 providers[target], secrets = options, secrets + found
-            config = write_config(Path(tmp), rs, zones, providers, withhold_removals)
-            for target in sorted(set(zones.values())):
+            for target in targets:
+                (Path(tmp) / target).mkdir(mode=0o700)  # one config per target: a zone moved between two is in both
+                mine = {z: t for z, t in zones.items() if t == target}
+                leaving = [w for w in gone if w.target == target]
+                config = write_config(Path(tmp) / target, rs, mine, {target: providers[target]}, withhold_removals, leaving, hold=not (dry_run or force))
                 try:
                     manager = Manager(str(config))
                     manager.sync(eligible_targets=[target], dry_run=dry_run, force=force)
@@ -381,12 +521,20 @@ def push(
                     raise ProvisionError(f"dns target {target}: {type(exc).__name__}: {_scrub(str(exc), secrets) or 'failed'}") from None
                 for _, plan in manager.plan_outputs[_OUTPUT].plans:
                     changes, markers = _record_changes(plan)
-                    plans.append(ZonePlan(plan.desired.name.rstrip("."), target, changes, markers))
-                conflicts += manager.processors[_OWNER].conflicts
+                    zone = plan.desired.name.rstrip(".")
+                    plans.append(ZonePlan(zone, target, changes, markers, reasons.get((zone, target), "")))
+                owner = manager.processors[_OWNER]
+                conflicts += owner.conflicts
+                held += [f"zone {z} (target {target}): {n} record set(s) of ours stay ({reasons[(z, target)]})" for z, n in sorted(owner.held.items())]
+                if not dry_run and not withhold_removals:  # withdrawn zones are done, except those held back
+                    published[target] = set(mine) | {w.zone for w in leaving if w.zone in owner.held}
         finally:
             _VAULT.clear()
-    plans.sort(key=lambda p: p.zone)
-    return PushResult(plans, sorted(zones), manual, dry_run, sorted(set(conflicts)))
+    if memory is not None and not dry_run:
+        write_pushed(memory, published)
+    plans.sort(key=lambda p: (p.zone, p.target))
+    visited = sorted(set(zones) | {w.zone for w in gone})
+    return PushResult(plans, visited, manual, dry_run, sorted(set(conflicts)), held)
 
 
 def push_command(
@@ -421,7 +569,9 @@ def push_loaded(
     from provisioner.keys.store import ensure_keys, state_dir_for
 
     ks, _ = ensure_keys(loaded.site, state_dir_for(loaded.path, state), vault_password=vault_password)
-    return push(loaded, site_records(loaded.site, ks), env, dry_run=dry_run, force=force, withhold_removals=withhold_removals)
+    return push(
+        loaded, site_records(loaded.site, ks), env, dry_run=dry_run, force=force, withhold_removals=withhold_removals, state_dir=state_dir_for(loaded.path, state)
+    )
 
 
 # ---------------------------------------------------------------------------- reports
@@ -464,12 +614,15 @@ def push_lines(result: PushResult) -> list[str]:
         lines.append(
             f"zone {plan.zone} (target {plan.target}): {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
             + (f", {plan.markers} ownership marker(s)" if plan.markers else "")
+            + (f"; withdrawn: {plan.withdrawn}" if plan.withdrawn else "")
         )
         for change in plan.changes:
             lines += change_lines(change)
     for conflict in result.conflicts:
         lines.append(f"not ours, left alone: {conflict}")
-    clean = len(result.pushed) - len(result.zones)
+    for kept in result.held:
+        lines.append(f"held, not withdrawn without --force: {kept}")
+    clean = len(set(result.pushed) - {p.zone for p in result.zones})
     lines.append(f"DNS: {len(result.zones)} zone(s) {verb}, {clean} already as declared" + (f"; {len(result.manual)} zone(s) entered by hand (the sheet)" if result.manual else ""))
     return lines
 
@@ -482,11 +635,13 @@ def push_json(result: PushResult) -> dict[str, Any]:
         "pushed": result.pushed,
         "manual": result.manual,
         "conflicts": result.conflicts,
+        "held": result.held,
         "zones": [
             {
                 "zone": p.zone,
                 "target": p.target,
                 "markers": p.markers,
+                "withdrawn": p.withdrawn,
                 "changes": [{"action": c.action, "name": c.name, "type": c.type, "old": list(c.old), "new": list(c.new), "ttl": list(c.ttl)} for c in p.changes],
             }
             for p in result.zones

@@ -117,3 +117,29 @@ def test_apply_keeps_withdrawn_records_when_a_host_fails(pushed: Pushed, monkeyp
     assert code != 0
     assert knot.query("mx1.acme.example", "AAAA") == ["2001:db8::10"]  # not withdrawn: a host may still use it
     assert "ip6:" not in [v for v in knot.txt("acme.example") if v.startswith("v=spf1")][0]  # the change went out
+
+
+def test_a_removed_domain_is_named_by_plan_and_withdrawn_by_apply_after_the_hosts(
+    pushed: Pushed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    knot = pushed.knot
+    assert pushed.push().returncode == 0
+    legacy = '  legacy.acme.example:\n    relay_to: "smtp:[mail.legacy.acme.example]:25"\n'
+    pushed.site.write_text(pushed.site.read_text().replace(legacy, ""))
+    monkeypatch.setattr(flow, "plan", lambda *args, **kwargs: CLEAN)
+    build = str(tmp_path / "build")
+    code, text = run_cli(monkeypatch, capsys, pushed, "plan", str(pushed.site), "--build", build, "--format", "markdown")
+    assert code == 2 and "## DNS legacy.acme.example (target knot): changes; withdrawn: domain no longer in the site" in text, text
+    assert "- - legacy.acme.example MX" in text
+    seen: dict[str, list[str]] = {}
+
+    def hosts_apply(*args: object, **kwargs: object) -> ApplyResult:
+        seen["mx"] = knot.query("legacy.acme.example", "MX")
+        return ApplyResult(hosts=(HostPlan("mx1"),))
+
+    monkeypatch.setattr(flow, "apply", hosts_apply)
+    code, text = run_cli(monkeypatch, capsys, pushed, "apply", str(pushed.site), "--build", build, "--yes")
+    assert code == 0, text
+    assert seen["mx"]  # still served while the hosts are configured: withdrawn last
+    assert knot.query("legacy.acme.example", "MX") == [] and knot.txt("_provision.legacy.acme.example") == []
+    assert pushed.push("--dry-run").returncode == 0
