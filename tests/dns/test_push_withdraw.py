@@ -185,3 +185,41 @@ def test_any_bytes_give_a_map_or_a_provision_error(tmp_path_factory: pytest.Temp
     except ProvisionError:
         return
     assert all(isinstance(z, str) and "/" not in z and ".." not in z for zones in found.values() for z in zones)
+
+
+def test_a_domain_moved_to_another_target_is_published_there_and_withdrawn_here_with_force(pushed: Pushed, tmp_path: Path) -> None:
+    """Two providers: the zone is created at the new one at once; the old one keeps ours until
+    --force (the delegation may still point there during a move)."""
+    from tests.dns.knot import KEY_NAME, knot_server
+
+    second = knot_server(tmp_path / "knot2", {IDN: ""}, address="127.0.0.165")
+    try:
+        assert pushed.push().returncode == 0
+        add_foreign(pushed, IDN)
+        site = pushed.site.read_text()
+        site = site.replace("domains:\n  acme.example:\n", "domains:\n  acme.example:\n    dns: knot\n", 1)
+        site = site.replace("  legacy.acme.example:\n", "  legacy.acme.example:\n    dns: knot\n", 1).replace("  例え.jp:\n", "  例え.jp:\n    dns: knot2\n", 1)
+        site = site.replace(
+            "  reverse: knot\n",
+            "    knot2:\n      class: octodns_bind.Rfc2136Provider\n"
+            f"      host: {second.address}\n      port: {second.port}\n"
+            f"      key_name: {KEY_NAME}\n      key_secret: {{env: TSIG_SECRET2}}\n      key_algorithm: hmac-sha256\n  reverse: knot\n",
+        )
+        pushed.site.write_text(site)
+        env = {"TSIG_SECRET2": second.secret}
+        plan = pushed.push("--dry-run", env=env)
+        assert plan.returncode == 2, plan.stdout + plan.stderr
+        assert f"zone {IDN} (target knot2): " in plan.stdout and f"zone {IDN} (target knot): " in plan.stdout
+        assert "withdrawn: domain now pushed to target knot2; push needs --force" in plan.stdout
+        held = pushed.push(env=env)
+        assert held.returncode == 1 and f"zone {IDN} (target knot)" in held.stdout, held.stdout + held.stderr
+        assert second.query(IDN, "MX") == pushed.knot.query(IDN, "MX") != []  # served by both during the move
+        assert pushed.push("--force", env=env).returncode == 0
+        ours_gone(pushed, IDN)
+        theirs_intact(pushed, IDN)
+        assert second.query(IDN, "MX") != [] and second.txt(f"_provision.{IDN}") != []
+        assert read_pushed(pushed.site.parent / "state" / PUSHED_FILE)["knot2"] == [IDN] and IDN not in remembered(pushed)
+        assert pushed.push("--dry-run", env=env).returncode == 0
+        foreign_intact(pushed.knot)
+    finally:
+        second.stop()
