@@ -73,6 +73,15 @@ UNITS = {
 # disables (their files stay: never delete what we did not write): OpenDKIM on an mx-only host,
 # where rspamd judges and nothing is signed (render/opendkim.py).
 RETIRED = ("opendkim",)
+# The web side of tls.source acme (docs/certificates.md) on a host whose tree no longer has
+# nginx.conf (the site left acme): nginx, and certbot's renewal timer, are stopped and disabled
+# like RETIRED, their files stay. Only what is ours (the role's mailhost_services checks "ours"):
+# an nginx.conf we rendered, a certbot whose every renewal configuration uses our webroot; a
+# user's own nginx, or certbot renewing their own certificates (tls.source files), keeps running.
+RETIRED_WEB: dict[str, dict[str, Any]] = {
+    "nginx": {"ours": {"path": NGINX_CONF, "contains": "# Rendered by provision for site "}},
+    "certbot": {"unit": "certbot.timer", "ours": {"path": "/etc/letsencrypt/renewal/*.conf", "contains": ACME_WEBROOT}},
+}
 # What a Debian release reports as ansible_distribution_major_version.
 RELEASE_MAJOR = {"debian-13": "13", "debian-12": "12"}
 
@@ -120,8 +129,21 @@ def host_layout(paths: Iterable[str], release: str, main_cf: str = "", acme: Map
         "opendkim_socket_dir": OPENDKIM_SOCKET_DIR,
         "postfix_private_dir": POSTFIX_PRIVATE_DIR,
         "retired": {name: UNITS[release][name] for name in RETIRED if name not in services and "rspamd" in services},
+        "retired_web": retired_web(release, services, acme),
         # Sieve scripts of the tree, which the role compiles with sievec after a change: dovecot-lda
         # runs as vmail and cannot write the .svbin beside a script under /etc (Pigeonhole).
         "sieve": sorted(p for p in present if p.startswith("/etc/dovecot/") and p.endswith(".sieve")),
         **({"acme": dict(acme)} if acme else {}),  # only where certificates are obtained: other manifests stay as they were
     }
+
+
+def retired_web(release: str, services: Iterable[str], acme: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """RETIRED_WEB's units this host stops when ours: nginx where its tree has no nginx.conf, the
+    certbot timer where no certificate is obtained (no acme entry)."""
+    running = set(services)
+    out: dict[str, dict[str, Any]] = {}
+    if "nginx" not in running:
+        out["nginx"] = {"unit": UNITS[release]["nginx"], "ours": dict(RETIRED_WEB["nginx"]["ours"])}
+    if not acme:
+        out["certbot"] = {"unit": RETIRED_WEB["certbot"]["unit"], "ours": dict(RETIRED_WEB["certbot"]["ours"])}
+    return out

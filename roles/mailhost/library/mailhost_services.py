@@ -18,6 +18,7 @@ a service that has just started with the new configuration).
 
 from __future__ import annotations
 
+import glob
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,13 +98,39 @@ def ensure(units: Mapping[str, str], check: bool) -> dict[str, Any]:
     return {"provisioner": "services", "start": changed, "started": started, "stop": []}
 
 
-def stop(units: Mapping[str, str], check: bool) -> dict[str, Any]:
-    """Stop and disable each unit that is installed and still active or enabled."""
-    states = show(list(units.values()))
+OURS_MAX = 1 << 20  # bytes read of one file when telling whether a unit is ours
+
+
+def ours(spec: Mapping[str, Any] | None) -> bool:
+    """Whether a retired unit is one we set up: every file matching spec["path"] (a glob) holds
+    spec["contains"], and there is at least one. No spec: the layout retires it whatever it is.
+    A user's own nginx, or certbot renewing certificates of their own, is left running."""
+    if not spec:
+        return True
+    found = sorted(glob.glob(str(spec["path"])))
+    marker = str(spec["contains"]).encode()
+    for path in found:
+        try:
+            with open(path, "rb") as handle:
+                if marker not in handle.read(OURS_MAX):
+                    return False
+        except OSError:
+            return False
+    return bool(found)
+
+
+def stop(units: Mapping[str, Any], check: bool) -> dict[str, Any]:
+    """Stop and disable each unit that is installed and still active or enabled. A unit given as
+    {"unit": NAME, "ours": {"path": GLOB, "contains": TEXT}} only when ours() says it is ours."""
+    plain = {name: entry if isinstance(entry, str) else str(entry["unit"]) for name, entry in units.items()}
+    states = show(list(plain.values()))
     stopped: list[str] = []
-    for name, unit in units.items():
+    for name, unit in plain.items():
         state = states[unit]
         if state.get("LoadState", "not-found") == "not-found":
+            continue
+        entry = units[name]
+        if not isinstance(entry, str) and not ours(entry.get("ours")):
             continue
         active = state.get("ActiveState") not in ("inactive", "failed")
         enabled = state.get("UnitFileState") == "enabled"
