@@ -46,8 +46,13 @@ def role_tasks(role: Path) -> list[tuple[dict[str, Any], bool]]:
         out = []
         for task in tasks:
             own = tags + list(task.get("tags") or [])
+            included = task.get("ansible.builtin.include_tasks") or task.get("ansible.builtin.import_tasks")
             if "block" in task:
                 out += flatten(task["block"], own, True)
+            elif included == "stage.yml":  # staging: like a block, it does not run in check mode
+                out += flatten(yaml.safe_load((role / "tasks" / included).read_text()), own, True)
+            elif included:
+                continue  # tls.source acme's tasks: the manifest here has no acme entry
             else:
                 out.append({**task, "tags": own, "in_block": block})
         return out
@@ -116,8 +121,7 @@ def renamed_role(target: Path) -> tuple[Path, dict[str, str]]:
         names[match.group(2)] = new = f"Step {len(names) + 1} (was {match.group(2)!r})"
         return f"{match.group(1)}- name: {json.dumps(new)}"
 
-    for part in ("tasks/main.yml", "handlers/main.yml"):
-        path = target / part
+    for path in [*sorted((target / "tasks").glob("*.yml")), target / "handlers/main.yml"]:
         path.write_text(re.sub(r"^(\s*)- name: (.+)$", rename, path.read_text(), flags=re.M))
     return target, names
 
