@@ -28,6 +28,6 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 .venv/bin/ruff check --quiet provisioner tests bench roles/mailhost/library
-.venv/bin/mypy --no-error-summary provisioner roles/mailhost/library/mailhost_stage.py
+.venv/bin/mypy --no-error-summary provisioner roles/mailhost/library/mailhost_stage.py roles/mailhost/library/mailhost_services.py
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml provisioner/apply/rollout.yml molecule/
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
