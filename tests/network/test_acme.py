@@ -368,3 +368,26 @@ def test_a_challenge_that_fails_keeps_the_previous_certificate_and_the_apply_say
     assert "certbot could not obtain mx1.acme.test" in said and "new.test" in said, said[-4000:]
     assert acmenet.served_serials("mx1") == before  # still serving, with the previous certificate
     assert acmenet.hosts["mx1"].system_state() == "running", acmenet.hosts["mx1"].failed_units()
+
+
+def test_leaving_acme_stops_nginx_and_the_timer_and_keeps_their_files(acmenet: AcmeNet) -> None:
+    """Back to self-signed (layout.RETIRED_WEB): nginx and certbot.timer are stopped and disabled
+    on every host, as OpenDKIM is on an mx-only host; their files stay."""
+    text = acmenet.site.read_text().replace("mta_sts: {mode: enforce}", "mta_sts: {mode: testing}")
+    head, _, _ = text.partition("tls:\n")
+    domains = text[text.index("domains:\n") :]
+    plain = acmenet.site.parent / "self-signed.yaml"
+    plain.write_text(head + domains)
+    applied = acmenet.cli("apply", "--yes", site=plain)
+    assert applied.returncode == 0, applied.stdout[-6000:] + applied.stderr[-3000:]
+    for name, host in acmenet.hosts.items():
+        for unit in ("nginx.service", "certbot.timer"):
+            shown = host.run("systemctl", "show", "--property=ActiveState,UnitFileState", unit).stdout
+            assert "ActiveState=inactive" in shown and "UnitFileState=disabled" in shown, (name, unit, shown)
+        kept = host.run("sh", "-c", f"head -c 40 /etc/nginx/nginx.conf; ls /etc/letsencrypt/live/{HOSTS[name][0]}/cert.pem").stdout
+        assert kept.startswith("# Rendered by provision") and kept.rstrip().endswith("cert.pem"), kept
+        assert host.system_state() == "running", host.failed_units()
+    # IMAPS now serves the self-signed certificate render made (its own issuer), not pebble's.
+    probe = "import ssl,sys; from cryptography import x509; c = x509.load_pem_x509_certificate(ssl.get_server_certificate((sys.argv[1], 993)).encode()); print(c.issuer == c.subject)"
+    served = acmenet.client.netns_exec(PY, "-c", probe, HOSTS["mx1"][1], timeout=60)
+    assert served.stdout.strip() == "True", served.stdout + served.stderr
