@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -153,3 +154,42 @@ def test_run_as_ansible_runs_it(units, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, timeout=60)
     result = json.loads(done.stdout)
     assert result["changed"] is True and result["provisioner_report"]["started"] == ["dovecot"], done.stdout + done.stderr
+
+
+def _entered(seconds_ago: float) -> str:
+    return str(int((time.clock_gettime(time.CLOCK_MONOTONIC) - seconds_ago) * 1e6))
+
+
+def test_settle_stops_the_retired_and_names_what_does_not_run(units) -> None:
+    write, calls = units
+    write(opendkim=("active", "enabled"), dovecot=("active", "enabled"), postfix=("failed", "enabled"))
+    state = Path(os.environ["FAKE_UNITS"])
+    data = json.loads(state.read_text())
+    data["dovecot.service"]["ActiveEnterTimestampMonotonic"] = _entered(600)
+    state.write_text(json.dumps(data))
+    params = {"action": "settle", "services": ["dovecot", "postfix"], "units": {"dovecot": "dovecot", "postfix": "postfix"}, "retired": {"opendkim": "opendkim"}, "wait": 0}
+    report, changed = services.run(params)
+    assert changed and report["stop"] == ["opendkim"]
+    assert report["dead"] == ["postfix (postfix.service: failed)"]
+    assert "disable --now -- opendkim.service" in calls()
+
+
+def test_settle_waits_for_a_unit_just_started_and_a_long_running_host_is_one_show(units) -> None:
+    write, calls = units
+    write(dovecot=("active", "enabled"))
+    state = Path(os.environ["FAKE_UNITS"])
+    data = json.loads(state.read_text())
+    data["dovecot.service"]["ActiveEnterTimestampMonotonic"] = _entered(0.5)
+    state.write_text(json.dumps(data))
+    params = {"action": "settle", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "wait": 0}
+    report, _ = services.run(params)
+    assert report["dead"] == ["dovecot (dovecot.service: active for less than 3 s)"]  # might yet die
+    report, _ = services.run({**params, "wait": 5})  # asked again each second until it has run 3 s
+    assert report["dead"] == []
+    data["dovecot.service"]["ActiveEnterTimestampMonotonic"] = _entered(3600)
+    state.write_text(json.dumps(data))
+    before = len(calls())
+    report, changed = services.run({**params, "wait": 10})
+    assert report["dead"] == [] and not changed and len(calls()) == before + 1  # one systemctl show
+    planned, _ = services.run({**params, "wait": 10}, check=True)
+    assert planned["dead"] == [] and len(calls()) == before + 1  # a plan neither waits nor asks

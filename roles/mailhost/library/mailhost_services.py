@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,11 +31,17 @@ description:
   - ensure starts (in order) the units that are not active and enables the services that are
     not enabled at boot; one systemctl show reads every state first.
   - stop stops and disables the retired units that exist; a unit not installed is left alone.
-  - In check mode nothing is changed; the result says what would be done.
+  - settle stops the retired units, then waits until every service's unit has been active for
+    min_up seconds (a daemon that rejects its configuration after forking dies within its first
+    seconds), up to wait seconds; the report's dead names the ones that are not.
+  - In check mode nothing is changed (settle does not wait); the result says what would be done.
 options:
-  action: {type: str, required: true, choices: [ensure, stop]}
+  action: {type: str, required: true, choices: [ensure, stop, settle]}
   services: {type: list, elements: str, default: [], description: service names, in start order}
-  units: {type: dict, default: {}, description: service name -> systemd unit}
+  units: {type: dict, default: {}, description: service name -> systemd unit (stop - unit or {unit, ours})}
+  retired: {type: dict, default: {}, description: "settle: what stop takes as units"}
+  min_up: {type: float, default: 3, description: "settle: seconds a unit must have been active"}
+  wait: {type: float, default: 10, description: "settle: seconds to wait for it at most"}
 """
 
 RETURN = r"""
@@ -45,7 +52,7 @@ provisioner_report:
   sample: {"provisioner": "services", "start": ["dovecot", "postfix"], "started": ["postfix"], "stop": []}
 """
 
-SHOW = ("Id", "LoadState", "ActiveState", "UnitFileState")
+SHOW = ("LoadState", "ActiveState", "UnitFileState")
 
 
 class ServiceError(Exception):
@@ -56,12 +63,12 @@ def unit_name(unit: str) -> str:
     return unit if "." in unit else f"{unit}.service"
 
 
-def show(units: Sequence[str]) -> dict[str, dict[str, str]]:
+def show(units: Sequence[str], properties: Sequence[str] = SHOW) -> dict[str, dict[str, str]]:
     """{unit: {property: value}} from one `systemctl show`; systemctl separates units by a blank line."""
     if not units:
         return {}
     unique = list(dict.fromkeys(units))
-    out = systemctl("show", *[f"--property={p}" for p in SHOW], "--", *[unit_name(u) for u in unique])
+    out = systemctl("show", *[f"--property={p}" for p in ("Id", *properties)], "--", *[unit_name(u) for u in unique])
     blocks = out.strip("\n").split("\n\n")
     if len(blocks) != len(unique):
         raise ServiceError(f"systemctl show answered for {len(blocks)} of {len(unique)} units")
@@ -141,19 +148,58 @@ def stop(units: Mapping[str, Any], check: bool) -> dict[str, Any]:
     return {"provisioner": "services", "start": [], "started": [], "stop": stopped}
 
 
+def not_running(units: Mapping[str, str], min_up: float) -> list[str]:
+    """`name (unit: state)` of each service whose unit is not active, or active for less than
+    min_up seconds (systemd's ActiveEnterTimestampMonotonic against CLOCK_MONOTONIC)."""
+    states = show(list(units.values()), ("ActiveState", "ActiveEnterTimestampMonotonic"))
+    now = time.clock_gettime(time.CLOCK_MONOTONIC)
+    dead = []
+    for name, unit in units.items():
+        state = states[unit].get("ActiveState") or "not found"
+        since = int(states[unit].get("ActiveEnterTimestampMonotonic") or 0) / 1e6
+        if state == "active" and now - since >= min_up:
+            continue
+        if state == "active":
+            state = f"active for less than {min_up:g} s"
+        dead.append(f"{name} ({unit_name(unit)}: {state})")
+    return dead
+
+
+def settle(units: Mapping[str, str], retired: Mapping[str, Any], check: bool, min_up: float = 3, wait: float = 10) -> dict[str, Any]:
+    """Stop what is retired, then wait (asking once a second) until every unit runs: a re-apply
+    where all have run for long is one `systemctl show`."""
+    report = stop(retired, check) if retired else {"provisioner": "services", "start": [], "started": [], "stop": []}
+    report["dead"] = []
+    if check:
+        return report
+    deadline = time.monotonic() + wait
+    while (dead := not_running(units, min_up)) and time.monotonic() < deadline:
+        time.sleep(1)
+    report["dead"] = dead
+    return report
+
+
 def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any], bool]:
     names, known = list(params.get("services") or ()), params.get("units") or {}
     if missing := [n for n in names if n not in known]:
         raise ServiceError(f"no unit named for service(s) {', '.join(missing)}")
     units = {name: known[name] for name in names}
-    report = ensure(units, check) if params["action"] == "ensure" else stop(units, check)
+    if params["action"] == "ensure":
+        report = ensure(units, check)
+    elif params["action"] == "settle":
+        report = settle(units, params.get("retired") or {}, check, float(params.get("min_up", 3)), float(params.get("wait", 10)))
+    else:
+        report = stop(units, check)
     return report, bool(report["start"] or report["stop"])
 
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "action": {"type": "str", "required": True, "choices": ["ensure", "stop"]},
+    "action": {"type": "str", "required": True, "choices": ["ensure", "stop", "settle"]},
     "services": {"type": "list", "elements": "str", "default": []},
     "units": {"type": "dict", "default": {}},
+    "retired": {"type": "dict", "default": {}},
+    "min_up": {"type": "float", "default": 3},
+    "wait": {"type": "float", "default": 10},
 }
 
 
