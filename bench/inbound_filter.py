@@ -1,7 +1,7 @@
 """The inbound filter's cost (issue 15, Speed): messages/second mx1 accepts on port 25 with
-rspamd judging (ON) and without it (OFF), in one run, and rspamd's memory.
+rspamd judging (ON) and without it (OFF), in one run, what bounds ON, and rspamd's memory.
 
-usage: flock /tmp/provisioner-heavy.lock .venv/bin/python bench/inbound_filter.py [--messages 200] [--connections 4] [--rounds 5]
+usage: flock /tmp/provisioner-heavy.lock .venv/bin/python bench/inbound_filter.py [--messages 400] [--connections 4,16,48] [--rounds 3]
 
 One booted Debian 13 host (tests/hosts/nspawn.py) "mx1" (services mx, imap; one domain, bob's
 mailbox), converged by `provision apply` from a site with policy.inbound defaults (dmarc enforce,
@@ -11,33 +11,42 @@ DKIM key s1, DMARC p=none), so rspamd's SPF, DKIM and DMARC lookups are answered
 The sender ("inet" node, 192.0.2.100, the address none.test's SPF lists) sends genuine
 DKIM-signed mail From news@none.test to bob@acme.test: SPF, DKIM and DMARC pass, delivered.
 
-* msgs/s      - --messages messages over --connections parallel SMTP sessions (smtplib, one
-                session per connection, many transactions each, opened before the clock
-                starts), counted when DATA is answered 250; wall clock from the first MAIL FROM
-                to the last 250. Refusals are counted and reported (expected: 0). After each
-                round the queue drains (Postfix -> dovecot-lda into the mailbox) before the next,
-                so deliveries of one round do not slow the next; a round's own deliveries run
+* msgs/s      - --messages messages over C parallel SMTP sessions (smtplib, one session per
+                connection, many transactions each, opened before the clock starts), counted
+                when DATA is answered 250; wall clock from the first MAIL FROM to the last 250.
+                Refusals are counted and reported (expected: 0). After each round the queue
+                drains (Postfix -> dovecot-lda) before the next; a round's own deliveries run
                 while it sends, in both modes.
-* ON / OFF    - rounds alternate ON, OFF, ON, OFF ... (--rounds of each), median of each.
-                Nothing in the site file stops rspamd on an mx host (every mx / backup-mx host
-                gets the milter; `spam: off` and `dmarc: monitor` still run it), so OFF is the
-                same host with the port-25 smtpd's milter removed by hand:
-                `postconf -P smtpd/pass/smtpd_milters=` + `postfix reload` (rspamd keeps
-                running, idle); ON puts the rendered value back. Each ON round checks that rspamd
-                logged the round's messages, each OFF round that it logged none.
-* ratio       - median ON s/msg over median OFF s/msg (= OFF msgs/s / ON msgs/s). Target: <= 2.
+* sweep       - for each C of --connections, rounds alternate ON, OFF (--rounds of each), median
+                of each. With few sessions a round measures one message's latency through the
+                milter, not what the host can take: the HEADLINE is the C with the highest ON
+                median (the one that saturates), and the table shows all of them.
+* ON / OFF    - nothing in the site file stops rspamd on an mx host, so OFF is the same host
+                with the port-25 smtpd's milter removed by hand: `postconf -P
+                smtpd/pass/smtpd_milters=` + `postfix reload` (rspamd keeps running, idle); ON
+                puts the rendered value back. Each ON round checks that rspamd logged the
+                round's messages, each OFF round that it logged none.
+* CPU         - rspamd's CPU seconds per message (usage_usec of its rspamd.service cgroup inside
+                the host, before/after the round) and the whole host's (its own cgroup: Postfix,
+                dovecot-lda, rspamd); the machine's busy fraction of all CPUs over the round
+                (/proc/stat: the sender, and anything else running on this machine, included).
+* scan        - rspamd's own per-message figures from its log line: `time:` (the scan, ms) and
+                `dns req:` (DNS queries the scan made), medians over the ON rounds.
+* ratio       - OFF msgs/s / ON msgs/s at the same C, same run. Target: <= 2.
+* variants    - hand-made overrides in /etc/rspamd/local.d/ (removed again; the renderer is
+                unchanged), each followed by a restart and ON/OFF rounds at the headline C:
+                more normal workers, the proxy scanning itself, no controller, and a restart with
+                the hyperscan cache deleted (the first start's compile) with and without
+                hyperscan.
 * rspamd PSS  - sum of Pss in /proc/PID/smaps_rollup over the rspamd processes of the host's
-                cgroup, sampled every 0.5 s: during --settle s idle right after `systemctl
-                restart rspamd` (the earlier peaks came ~30 s after a start) and during the ON
-                rounds; median and peak. Measured twice: as rendered (controller worker on) and
-                with a manual override /etc/rspamd/local.d/worker-controller.inc `enabled =
-                false;` (removed again at the end; the renderer is unchanged). The second phase
-                repeats the ON rounds. Also sampled from the cold apply (rspamd's first start after
-                install) until --settle s after it. Target: <= 300 MB.
+                cgroup, sampled every 0.5 s, with each process's own peak (by its title): from the
+                cold apply (rspamd's first start after install) until --settle s after it, and
+                for each variant from its restart through its rounds. Target: <= 300 MB.
 
-Results: a Markdown table on stdout, bench/results/inbound_filter.json. Needs root, nsd and the
+Results: Markdown tables on stdout, bench/results/inbound_filter.json. Needs root, nsd and the
 trixie booted golden (built on first use). Everything it starts is stopped at the end (the
-fleet's close(): hosts powered off, the namespaces' processes killed, by PID).
+fleet's close(): hosts powered off, the namespaces' processes killed, by PID). Absolute figures
+move with whatever else runs on the machine; ratios within one run are what to compare.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -64,7 +74,7 @@ INET = "192.0.2.100"
 RCPT = "bob@acme.test"
 SENDER = "news@none.test"
 MILTER = "inet:127.0.0.1:11332"  # provisioner.render.rspamd.MILTER
-CONTROLLER_OFF = "/etc/rspamd/local.d/worker-controller.inc"
+LOCAL_D = "/etc/rspamd/local.d"
 SITE = """\
 version: 1
 name: ibench
@@ -128,61 +138,59 @@ def send(args: argparse.Namespace) -> None:
     for t in threads:
         t.start()
     go.wait()
-    start = time.perf_counter()
+    start, wall = time.perf_counter(), time.time()
     for t in threads:
         t.join()
     seconds = time.perf_counter() - start
     for s in sessions:
         s.quit()
-    print(json.dumps({"seconds": seconds, "accepted": accepted[0], "refused": refused[0]}))
+    print(json.dumps({"seconds": seconds, "accepted": accepted[0], "refused": refused[0], "start": wall}))
 
 
 # ----------------------------------------------------------------------------- the host side
 
 
 class PssSampler:
-    """Sums Pss of the rspamd processes in a host's cgroup every `every` seconds, in a thread."""
+    """Sums Pss of the rspamd processes in a host's cgroup every `every` seconds, in a thread,
+    and keeps each process's own peak by its title (`rspamd: hs_helper process` ...)."""
 
     def __init__(self, host: Any, every: float = 0.5) -> None:
         self.host, self.every = host, every
         self.samples: list[float] = []
+        self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _rspamd_pss_mib(self) -> tuple[float, int]:
-        total, count = 0, 0
-        for pid in self.host.pids():
-            try:
-                if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"rspamd"):
-                    continue
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        count += 1
-            except (OSError, ValueError):
-                continue
-        return total / 1024, count
-
     def processes(self) -> dict[str, float]:
-        """PSS MiB of each rspamd process now, by its title (`rspamd: proxy process` ...)."""
+        """PSS MiB of each rspamd process now, by its title (several of one title summed)."""
         found: dict[str, float] = {}
         for pid in self.host.pids():
             try:
-                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                # The main process appends its rates to its title ("rspamd: main process; 8.2 msg/sec, ...").
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split(";")[0].strip()
                 if not title.startswith("rspamd"):
                     continue
                 pss = next(int(x.split()[1]) for x in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if x.startswith("Pss:"))
             except (OSError, ValueError, StopIteration):
                 continue
-            found[f"{title} [{pid}]"] = round(pss / 1024, 1)
-        return dict(sorted(found.items()))
+            found[title] = found.get(title, 0) + pss / 1024
+        return {k: round(v, 1) for k, v in sorted(found.items())}
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            pss, count = self._rspamd_pss_mib()
-            if count:
-                self.samples.append(pss)
+            now = self.processes()
+            if now:
+                self.samples.append(sum(now.values()))
+                for title, mib in now.items():
+                    self.peaks[title] = max(self.peaks.get(title, 0), mib)
             self._stop.wait(self.every)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pss_median_mib": round(statistics.median(self.samples), 1) if self.samples else None,
+            "pss_peak_mib": round(max(self.samples), 1) if self.samples else None,
+            "process_peaks_mib": dict(sorted(self.peaks.items())),
+        }
 
     def __enter__(self) -> PssSampler:
         self._thread.start()
@@ -193,10 +201,37 @@ class PssSampler:
         self._thread.join()
 
 
-def scanned(host: Any) -> int:
-    """Messages rspamd has logged a result for (one `(default: ...)` line per scan)."""
-    out = host.run("sh", "-c", "grep -c '(default: ' /var/log/rspamd/rspamd.log || true").stdout.strip()
-    return int(out or 0)
+def cgroup_usec(host: Any, unit: str | None) -> int:
+    """usage_usec of cpu.stat: the host's whole cgroup, or the cgroup of one unit inside it."""
+    top = host.cgroups[0]
+    path = top / "cpu.stat" if unit is None else next(top.rglob(f"{unit}/cpu.stat"), None)
+    if path is None:
+        return 0
+    for line in path.read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1])
+    return 0
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs of this machine (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+LOG_LINE = re.compile(r"\(default: .*?time: ([\d.]+)ms.*?dns req: (\d+)")
+
+
+def scans(host: Any) -> list[tuple[float, int]]:
+    """(scan ms, DNS queries) of every message rspamd has logged a result for (one `(default: ...)`
+    line per scan, rspamd_task_write_log)."""
+    out = host.run("sh", "-c", "grep '(default: ' /var/log/rspamd/rspamd.log || true").stdout
+    found = []
+    for line in out.splitlines():
+        m = LOG_LINE.search(line)
+        found.append((float(m.group(1)), int(m.group(2))) if m else (-1.0, -1))
+    return found
 
 
 def drain(host: Any, timeout: float = 300) -> None:
@@ -204,7 +239,7 @@ def drain(host: Any, timeout: float = 300) -> None:
     while time.monotonic() < deadline:
         if not host.run("postqueue", "-j").stdout.strip():
             return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise SystemExit("mx1's queue did not drain:\n" + host.run("postqueue", "-p").stdout[-3000:])
 
 
@@ -214,13 +249,9 @@ def milter(host: Any, on: bool) -> None:
     time.sleep(1.5)  # idle smtpd processes exit and new ones read the new master.cf
 
 
-def restart_rspamd(host: Any, controller: bool) -> None:
-    if controller:
-        host.run("rm", "-f", CONTROLLER_OFF)
-    else:
-        host.run("sh", "-c", f"printf '# bench/inbound_filter.py: manual override\\nenabled = false;\\n' > {CONTROLLER_OFF}")
+def restart_rspamd(host: Any) -> None:
     host.run("systemctl", "restart", "rspamd", timeout=120)
-    for _ in range(120):
+    for _ in range(240):
         if 11332 in listening(host):
             return
         time.sleep(0.5)
@@ -237,41 +268,48 @@ def listening(host: Any) -> list[int]:
     return sorted(p for p in ports if 11332 <= p <= 11335)
 
 
-def one_round(net: Any, host: Any, key: Path, on: bool, tag: str, args: argparse.Namespace) -> dict[str, Any]:
-    before = scanned(host)
+def one_round(net: Any, host: Any, key: Path, on: bool, tag: str, messages: int, connections: int) -> dict[str, Any]:
+    before = len(scans(host))
+    cpu0, host0, (busy0, total0) = cgroup_usec(host, "rspamd.service"), cgroup_usec(host, None), machine_ticks()
     result = net.nodes["inet"].netns_exec(
-        sys.executable,
-        Path(__file__),
-        "--send",
-        "--key",
-        key,
-        "--tag",
-        tag,
-        "--messages",
-        str(args.messages),
-        "--connections",
-        str(args.connections),
-        timeout=600,
+        sys.executable, Path(__file__), "--send", "--key", key, "--tag", tag, "--messages", str(messages), "--connections", str(connections), timeout=600
     )
+    busy1, total1 = machine_ticks()
     if result.returncode != 0:
         raise SystemExit(f"sender failed: {result.stdout}\n{result.stderr}")
     got = json.loads(result.stdout)
+    rspamd_s, host_s = (cgroup_usec(host, "rspamd.service") - cpu0) / 1e6, (cgroup_usec(host, None) - host0) / 1e6
     drain(host)
+    delivered = time.time() - got["start"]  # first MAIL FROM .. the queue empty: every message in the mailbox
+    host_total_s = (cgroup_usec(host, None) - host0) / 1e6
     time.sleep(0.5)
-    judged = scanned(host) - before
+    new = scans(host)[before:]
+    judged = len(new)
     if (on and judged < got["accepted"]) or (not on and judged):
         raise SystemExit(f"round {tag}: rspamd logged {judged} scans for {got['accepted']} accepted messages (milter {'on' if on else 'off'})")
-    return {
+    row = {
         "on": on,
+        "connections": connections,
         "msgs_per_s": round(got["accepted"] / got["seconds"], 2),
         "seconds": round(got["seconds"], 3),
         "accepted": got["accepted"],
         "refused": got["refused"],
         "judged": judged,
+        # While sending only (deliveries of the round that were still queued come after).
+        "rspamd_cpu_ms_per_msg": round(1000 * rspamd_s / max(got["accepted"], 1), 2),
+        "host_cpu_ms_per_msg": round(1000 * host_s / max(got["accepted"], 1), 2),
+        # Through delivery (smtp -> rspamd -> queue -> dovecot-lda): what issue 15 asks for.
+        "delivered_msgs_per_s": round(got["accepted"] / delivered, 2),
+        "host_cpu_ms_per_msg_through_delivery": round(1000 * host_total_s / max(got["accepted"], 1), 2),
+        "machine_busy": round((busy1 - busy0) / max(total1 - total0, 1), 2),
     }
+    if new:
+        row["scan_ms_median"] = statistics.median(t for t, _ in new)
+        row["dns_req_median"] = statistics.median(d for _, d in new)
+    return row
 
 
-def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, list[float]]:
+def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, PssSampler]:
     """The fleet, mx1 converged; rspamd's PSS sampled from the cold apply (its first start after
     install) until `settle` s after it."""
     from provisioner.dns.formats import zone_text
@@ -327,67 +365,151 @@ def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, list[float
     except BaseException:
         net.close()
         raise
-    return net, host, key, first.samples
+    return net, host, key, first
 
 
-def phase(net: Any, host: Any, key: Path, controller: bool, args: argparse.Namespace, rounds: list[dict[str, Any]], off_too: bool) -> dict[str, Any]:
-    """Restart rspamd (controller on/off), sample its memory idle for --settle s, then the rounds."""
-    milter(host, True)
-    restart_rspamd(host, controller)
-    label = "controller" if controller else "no-controller"
-    with PssSampler(host) as idle:
-        time.sleep(args.settle)
-    processes = idle.processes()
-    ports = listening(host)
-    with PssSampler(host) as busy:
-        for i in range(args.rounds):
-            for on in (True, False) if off_too else (True,):
-                milter(host, on)
-                print(f"{label}: round {i + 1}/{args.rounds} milter {'ON' if on else 'OFF'} ...", file=sys.stderr, flush=True)
-                row = one_round(net, host, key, on, f"{label}-{i}-{'on' if on else 'off'}", args)
-                row["controller"] = controller
-                rounds.append(row)
-    milter(host, True)
-    samples = idle.samples + busy.samples
+# name -> (files written in /etc/rspamd/local.d, lines appended to rendered local.d files, delete the hyperscan cache)
+VARIANTS: dict[str, tuple[dict[str, str], dict[str, str], bool]] = {
+    "as rendered": ({}, {}, False),
+    "normal count = 2": ({"worker-normal.inc": "count = 2;\n"}, {}, False),
+    "proxy self_scan": ({"worker-proxy.inc": "self_scan = yes;\n"}, {}, False),
+    "proxy self_scan and count = 2": ({"worker-proxy.inc": "self_scan = yes;\ncount = 2;\n"}, {}, False),
+    "controller off": ({"worker-controller.inc": "enabled = false;\n"}, {}, False),
+    "first start (hyperscan cache deleted)": ({}, {}, True),
+    "first start with disable_hyperscan": ({}, {"options.inc": "disable_hyperscan = true;\n"}, True),
+    "first start with controller off": ({"worker-controller.inc": "enabled = false;\n"}, {}, True),
+}
+
+
+def variant(net: Any, host: Any, key: Path, name: str, connections: int, args: argparse.Namespace, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply a variant by hand, restart rspamd, sample its memory from the restart through
+    --settle s idle and ON/OFF rounds at `connections`; undo the variant."""
+    files, appends, cold = VARIANTS[name]
+    saved = {f: host.run("cat", f"{LOCAL_D}/{f}").stdout for f in appends}
+    for f, text in files.items():
+        host.run("sh", "-c", f"cat > {LOCAL_D}/{f}", input=f"# bench/inbound_filter.py: manual override\n{text}")
+    for f, text in appends.items():
+        host.run("sh", "-c", f"cat >> {LOCAL_D}/{f}", input=text)
+    if cold:
+        host.run("sh", "-c", "find /var/lib/rspamd -maxdepth 1 -name '*.hs*' -delete")
+    try:
+        milter(host, True)
+        with PssSampler(host) as memory:
+            started = time.monotonic()
+            restart_rspamd(host)
+            memory.peaks.clear()  # the old processes (shutting down) are not the variant's
+            time.sleep(args.settle)
+            idle_peak = max(memory.samples, default=0)
+            for i in range(args.rounds):
+                for on in (True, False):
+                    milter(host, on)
+                    print(f"{name}: round {i + 1}/{args.rounds} C={connections} milter {'ON' if on else 'OFF'} ...", file=sys.stderr, flush=True)
+                    row = one_round(net, host, key, on, f"v-{i}-{on}", args.messages, connections)
+                    row["variant"] = name
+                    rounds.append(row)
+        processes = memory.processes()
+    finally:
+        for f in files:
+            host.run("rm", "-f", f"{LOCAL_D}/{f}")
+        for f, text in saved.items():
+            host.run("sh", "-c", f"cat > {LOCAL_D}/{f}", input=text)
+        milter(host, True)
     return {
-        "controller": controller,
-        "rspamd_processes": processes,
-        "rspamd_ports": ports,
-        "pss_idle_median_mib": round(statistics.median(idle.samples), 1),
-        "pss_idle_peak_mib": round(max(idle.samples), 1),
-        "pss_busy_median_mib": round(statistics.median(busy.samples), 1),
-        "pss_busy_peak_mib": round(max(busy.samples), 1),
-        "pss_median_mib": round(statistics.median(samples), 1),
-        "pss_peak_mib": round(max(samples), 1),
-        "samples": len(samples),
+        "variant": name,
+        "idle_pss_peak_mib": round(idle_peak, 1),
+        "processes_after": processes,
+        "restart_to_end_s": round(time.monotonic() - started, 1),
+        **memory.summary(),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=200, help="messages per round")
-    ap.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds of each mode (median reported)")
-    ap.add_argument("--settle", type=float, default=45, help="seconds of idle memory sampling after each rspamd restart")
+    ap.add_argument("--messages", type=int, default=400, help="messages per round")
+    ap.add_argument("--connections", default="4,16,48", help="parallel SMTP sessions to sweep, comma-separated")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of each mode (median reported)")
+    ap.add_argument("--settle", type=float, default=45, help="seconds of idle memory sampling after rspamd's first start and each restart")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="variants to run after the sweep (names of VARIANTS), comma-separated; '' for none")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/inbound_filter.json")
     ap.add_argument("--send", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--key", help=argparse.SUPPRESS)
     ap.add_argument("--tag", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.send:
+        args.connections = int(args.connections)
         send(args)
         return
     if os.geteuid() != 0:
         raise SystemExit("needs root (booted hosts: nspawn, overlays, namespaces, cgroups)")
+    sweep = [int(c) for c in args.connections.split(",")]
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     work = Path(tempfile.mkdtemp(prefix="inbound_bench-", dir="/tmp"))
     load_start = os.getloadavg()[0]
     rounds: list[dict[str, Any]] = []
+    variants: list[dict[str, Any]] = []
     try:
-        net, host, key, first_start = build_network(work, args.settle)
+        net, host, key, first = build_network(work, args.settle)
         try:
             # The sender's first connection waits out postscreen's greet test; then it is cached.
-            one_round(net, host, key, True, "warmup", argparse.Namespace(messages=args.connections, connections=args.connections))
-            memory = [phase(net, host, key, True, args, rounds, off_too=True), phase(net, host, key, False, args, rounds, off_too=False)]
+            one_round(net, host, key, True, "warmup", max(sweep), max(sweep))
+            for i in range(args.rounds):
+                for c in sweep:
+                    for on in (True, False):
+                        milter(host, on)
+                        print(f"sweep: round {i + 1}/{args.rounds} C={c} milter {'ON' if on else 'OFF'} ...", file=sys.stderr, flush=True)
+                        row = one_round(net, host, key, on, f"s-{i}-{c}-{on}", args.messages, c)
+                        row["variant"] = "sweep"
+                        rounds.append(row)
+            milter(host, True)
+
+            def med(rows: list[dict[str, Any]], key: str) -> float:
+                values = [r[key] for r in rows if key in r]
+                return round(statistics.median(values), 2) if values else float("nan")
+
+            table = []
+            for c in sweep:
+                on_rows = [r for r in rounds if r["variant"] == "sweep" and r["connections"] == c and r["on"]]
+                off_rows = [r for r in rounds if r["variant"] == "sweep" and r["connections"] == c and not r["on"]]
+                table.append(
+                    {
+                        "connections": c,
+                        "on_msgs_per_s": med(on_rows, "msgs_per_s"),
+                        "off_msgs_per_s": med(off_rows, "msgs_per_s"),
+                        "ratio_off_over_on": round(med(off_rows, "msgs_per_s") / med(on_rows, "msgs_per_s"), 2),
+                        "on_rspamd_cpu_ms_per_msg": med(on_rows, "rspamd_cpu_ms_per_msg"),
+                        "on_host_cpu_ms_per_msg": med(on_rows, "host_cpu_ms_per_msg"),
+                        "off_host_cpu_ms_per_msg": med(off_rows, "host_cpu_ms_per_msg"),
+                        "on_delivered_msgs_per_s": med(on_rows, "delivered_msgs_per_s"),
+                        "off_delivered_msgs_per_s": med(off_rows, "delivered_msgs_per_s"),
+                        "ratio_delivered_off_over_on": round(med(off_rows, "delivered_msgs_per_s") / med(on_rows, "delivered_msgs_per_s"), 2),
+                        "on_host_cpu_ms_per_msg_through_delivery": med(on_rows, "host_cpu_ms_per_msg_through_delivery"),
+                        "off_host_cpu_ms_per_msg_through_delivery": med(off_rows, "host_cpu_ms_per_msg_through_delivery"),
+                        "on_machine_busy": med(on_rows, "machine_busy"),
+                        "off_machine_busy": med(off_rows, "machine_busy"),
+                        "scan_ms_median": med(on_rows, "scan_ms_median"),
+                        "dns_req_median": med(on_rows, "dns_req_median"),
+                        "refused": sum(r["refused"] for r in on_rows + off_rows),
+                    }
+                )
+            headline = max(table, key=lambda t: t["on_msgs_per_s"])
+            for name in names:
+                v = variant(net, host, key, name, headline["connections"], args, rounds)
+                rows = [r for r in rounds if r.get("variant") == name]
+                on_v, off_v = med([r for r in rows if r["on"]], "msgs_per_s"), med([r for r in rows if not r["on"]], "msgs_per_s")
+                v |= {
+                    "on_msgs_per_s": on_v,
+                    "off_msgs_per_s": off_v,
+                    "ratio_off_over_on": round(off_v / on_v, 2),
+                    "on_rspamd_cpu_ms_per_msg": med([r for r in rows if r["on"]], "rspamd_cpu_ms_per_msg"),
+                    "on_delivered_msgs_per_s": med([r for r in rows if r["on"]], "delivered_msgs_per_s"),
+                    "off_delivered_msgs_per_s": med([r for r in rows if not r["on"]], "delivered_msgs_per_s"),
+                    "scan_ms_median": med([r for r in rows if r["on"]], "scan_ms_median"),
+                }
+                variants.append(v)
+            sample_line = host.run("sh", "-c", "grep '(default: ' /var/log/rspamd/rspamd.log | tail -n 1", check=False).stdout.strip()
             rspamd_version = host.run("rspamd", "--version", check=False).stdout.strip().splitlines()[0]
         finally:
             net.close()
@@ -395,45 +517,48 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    def med(on: bool, controller: bool) -> float:
-        return statistics.median(r["msgs_per_s"] for r in rounds if r["on"] == on and r["controller"] == controller)
-
-    on, off, on_nc = med(True, True), med(False, True), med(True, False)
-    ratio = round(off / on, 2)
-    print(f"| mode | msgs/s, median of {args.rounds} | rounds | refused |")
-    print("|---|---:|---|---:|")
-    for label, is_on, ctl, value in (("ON (rspamd milter)", True, True, on), ("OFF (no milter)", False, True, off), ("ON, controller off", True, False, on_nc)):
-        runs = ", ".join(f"{r['msgs_per_s']:.1f}" for r in rounds if r["on"] == is_on and r["controller"] == ctl)
-        print(f"| {label} | {value:.1f} | {runs} | {sum(r['refused'] for r in rounds if r['on'] == is_on and r['controller'] == ctl)} |")
-    print(f"\ncost of the filter (OFF msgs/s / ON msgs/s): {ratio}x (target <= 2x)\n")
-    print("| rspamd | processes | PSS MiB median (idle after restart / sending) | PSS MiB peak | overall median / peak |")
-    print("|---|---:|---|---:|---|")
-    for m in memory:
+    print(
+        "| connections | accepted msgs/s ON / OFF | OFF/ON | delivered msgs/s ON / OFF | OFF/ON | rspamd CPU ms/msg (ON) | "
+        "host CPU ms/msg through delivery ON / OFF | machine busy ON / OFF | scan ms | DNS queries/msg |"
+    )
+    print("|---:|---|---:|---|---:|---:|---|---|---:|---:|")
+    for t in table:
         print(
-            f"| {'as rendered' if m['controller'] else 'controller disabled'} | {len(m['rspamd_processes'])} | {m['pss_idle_median_mib']} / {m['pss_busy_median_mib']} | "
-            f"{max(m['pss_idle_peak_mib'], m['pss_busy_peak_mib'])} | {m['pss_median_mib']} / {m['pss_peak_mib']} |"
+            f"| {t['connections']} | {t['on_msgs_per_s']} / {t['off_msgs_per_s']} | {t['ratio_off_over_on']}x | {t['on_delivered_msgs_per_s']} / {t['off_delivered_msgs_per_s']} | "
+            f"{t['ratio_delivered_off_over_on']}x | {t['on_rspamd_cpu_ms_per_msg']} | {t['on_host_cpu_ms_per_msg_through_delivery']} / {t['off_host_cpu_ms_per_msg_through_delivery']} | "
+            f"{t['on_machine_busy']} / {t['off_machine_busy']} | {t['scan_ms_median']} | {t['dns_req_median']} |"
         )
-    if first_start:
-        print(f"\nfirst start (cold apply + {args.settle:.0f} s): PSS median {statistics.median(first_start):.1f} MiB, peak {max(first_start):.1f} MiB")
+    print(f"\nheadline (the saturating concurrency, C={headline['connections']}): cost {headline['ratio_off_over_on']}x (target <= 2x)\n")
+    print(f"first start (cold apply + {args.settle:.0f} s): {first.summary()}\n")
+    if variants:
+        print(
+            f"| variant (C={headline['connections']}) | ON msgs/s | OFF msgs/s | OFF/ON | delivered ON / OFF | rspamd CPU ms/msg | scan ms | PSS median / peak MiB | per-process peaks MiB |"
+        )
+        print("|---|---:|---:|---:|---|---:|---:|---|---|")
+        for v in variants:
+            peaks = ", ".join(f"{k.removeprefix('rspamd: ')}: {m}" for k, m in v["process_peaks_mib"].items())
+            print(
+                f"| {v['variant']} | {v['on_msgs_per_s']} | {v['off_msgs_per_s']} | {v['ratio_off_over_on']}x | {v['on_delivered_msgs_per_s']} / {v['off_delivered_msgs_per_s']} | "
+                f"{v['on_rspamd_cpu_ms_per_msg']} | {v['scan_ms_median']} | {v['pss_median_mib']} / {v['pss_peak_mib']} | {peaks} |"
+            )
     doc = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
         "load_average": [round(load_start, 1), round(os.getloadavg()[0], 1)],  # at the start, at the end
         "rspamd": rspamd_version,
         "messages_per_round": args.messages,
-        "connections": args.connections,
         "rounds": args.rounds,
         "settle_s": args.settle,
-        "on_msgs_per_s_median": on,
-        "off_msgs_per_s_median": off,
-        "on_no_controller_msgs_per_s_median": on_nc,
-        "ratio_off_over_on": ratio,
-        "target_ratio_within_2x": ratio <= 2,
-        "memory": memory,
-        # From the cold apply (rspamd's first start after install) until --settle s after it.
-        "first_start_pss_median_mib": round(statistics.median(first_start), 1) if first_start else None,
-        "first_start_pss_peak_mib": round(max(first_start), 1) if first_start else None,
-        "target_pss_peak_within_300_mb": max(memory[0]["pss_peak_mib"], *first_start) * 1.048576 <= 300,
+        "sweep": table,
+        "headline_connections": headline["connections"],
+        "on_msgs_per_s_median": headline["on_msgs_per_s"],
+        "off_msgs_per_s_median": headline["off_msgs_per_s"],
+        "ratio_off_over_on": headline["ratio_off_over_on"],
+        "target_ratio_within_2x": headline["ratio_off_over_on"] <= 2,
+        "first_start": first.summary(),
+        "variants": variants,
+        "target_pss_peak_within_300_mb": (first.summary()["pss_peak_mib"] or 0) * 1.048576 <= 300,
+        "sample_log_line": sample_line,
         "off_method": "postconf -P smtpd/pass/smtpd_milters= + postfix reload (the site format has no setting that stops rspamd on an mx host)",
         "rounds_detail": rounds,
     }
