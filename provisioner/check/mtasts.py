@@ -322,3 +322,17 @@ def sts_domains(site: Site) -> list[str]:
 def check_policy(site: Site, domain: str, address: str, port: int, ctx: ssl.SSLContext, timeout: float, resolver: Resolver | None) -> list[Finding]:
     """Fetch and judge the policy of `domain` from the web host at `address`:`port`."""
     return judge_policy(expected_policy(site, domain, resolver), fetch_policy(address, port, domain, ctx, timeout))
+
+
+def check_policy_elsewhere(site: Site, domain: str, port: int, ctx: ssl.SSLContext, timeout: float, resolver: Resolver) -> list[Finding]:
+    """The policy of `domain` where the site does not serve it (no ACME web side: the sheet asks
+    the user to publish it): fetched from the first address DNS gives mta-sts.<domain>, as a
+    sender would; none is an error, since senders then file sts-policy-fetch-error reports."""
+    name = f"mta-sts.{domain}"
+    addresses = [a for rdtype in ("A", "AAAA") for a in resolver.resolve(name, rdtype).records]
+    if not addresses:
+        fetched = Fetched(error=f"{name} has no address in DNS: serve the policy there (the record sheet says how) or set mta_sts.mode: none")
+    else:
+        fetched = fetch_policy(addresses[0], port, domain, ctx, timeout)
+    return judge_policy(expected_policy(site, domain, resolver), fetched)
+

@@ -97,22 +97,18 @@ WEB_SERVICE = "web"  # a host's service naming the web side's host (issue 14), w
 
 
 def web_host(site: Site) -> Host | None:
-    """The host serving the web side: the one with service `web`, else the mailbox host."""
-    for _, host in sorted(site.hosts.items()):
-        if any(str(s) == WEB_SERVICE for s in host.services):
-            return host
-    mailbox = site.mailbox_host
-    return mailbox[1] if mailbox else None
-
-
-def mail_domains(site: Site) -> list[str]:
-    """The domains that receive mail: those DNS gives MTA-STS and autoconfig names (dns/records.py)."""
-    return [d for d, dom in sorted(site.domains.items()) if dom.receives_mail]
+    """The host serving the web side (the one with service `web`, else the mailbox host), when the
+    site serves it (Site.serves_web: with tls.source acme, whose certificates cover its names).
+    Otherwise nothing of ours listens on 443: the sheet asks the user to serve the policy."""
+    hosts = site.web_hosts if site.serves_web else []
+    return hosts[0][1] if hosts else None
 
 
 def web_names(site: Site) -> list[str]:
-    """The names the web host serves besides its FQDN: mta-sts and autoconfig of each mail domain."""
-    return [f"{prefix}.{d}" for d in mail_domains(site) for prefix in ("mta-sts", "autoconfig")]
+    """The names the web host serves besides its FQDN, as DNS publishes them (dns/records.py)."""
+    from provisioner.dns.records import web_names as published
+
+    return [name for _, names in published(site) for name in names]
 
 
 def endpoints(host: Host) -> list[Endpoint]:
@@ -684,10 +680,12 @@ def check_tls(
                 named = (client_context(name, verify=True, ca=ca), client_context(name, verify=False))
                 jobs.append((host, f"{name}:{HTTPS.port}", _bind(host, HTTPS, address, port, *named, timeout, name)))
     policy_jobs: list[tuple[str, Callable[[], list[Finding]]]] = []
-    if web is not None and web.fqdn in addresses:
-        policy_ctx = policy_context(ca)
-        for domain in sts_domains(site):
+    policy_ctx = policy_context(ca)
+    for domain in sts_domains(site):
+        if web is not None and web.fqdn in addresses:
             policy_jobs.append((domain, _bind_policy(site, domain, addresses[web.fqdn], ports.get(HTTPS.port, HTTPS.port), policy_ctx, timeout, resolver)))
+        elif web is None and resolver is not None:  # served elsewhere (the sheet's instruction): where DNS says
+            policy_jobs.append((domain, _bind_policy_elsewhere(site, domain, ports.get(HTTPS.port, HTTPS.port), policy_ctx, timeout, resolver)))
 
     probes: dict[str, list[Probe]] = {}
     if jobs or policy_jobs:
@@ -740,6 +738,12 @@ def _bind_policy(
     from provisioner.check.mtasts import check_policy
 
     return lambda: check_policy(site, domain, address, port, ctx, timeout, resolver)
+
+
+def _bind_policy_elsewhere(site: Site, domain: str, port: int, ctx: ssl.SSLContext, timeout: float, resolver: Resolver) -> Callable[[], list[Finding]]:
+    from provisioner.check.mtasts import check_policy_elsewhere
+
+    return lambda: check_policy_elsewhere(site, domain, port, ctx, timeout, resolver)
 
 
 def with_findings(report: Report, findings: list[Finding]) -> Report:

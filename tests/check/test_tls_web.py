@@ -48,8 +48,8 @@ hosts:
     services: [mx, submission, imap, pop3]
     mx_priority: 10
 tls:
-  source: files
-  files: {{cert: /etc/ssl/mail.crt, key: /etc/ssl/mail.key}}
+  source: acme  # the web side (MTA-STS policy, autoconfig) is served by the mailbox host only then
+  acme: {{email: hostmaster@{DOMAIN}}}
 domains:
   {DOMAIN}:
     mailboxes:
@@ -294,7 +294,40 @@ def test_no_policy_fetch_when_mta_sts_mode_is_none(write_site, tmp_path: Path) -
     finally:
         server.close()
     assert not [f for f in findings if f.id.startswith("mta-sts.")]
-    assert server.sni.count(STS) == 1  # the name is still checked on 443, the policy not fetched
+    assert server.sni.count(STS) == 0  # mode none: the name is neither published nor served, nor fetched
+    assert server.sni.count(AUTOCONFIG) == 1
+
+
+FILES_SITE = SITE.replace(
+    f"  source: acme  # the web side (MTA-STS policy, autoconfig) is served by the mailbox host only then\n  acme: {{email: hostmaster@{DOMAIN}}}\n",
+    "  source: files\n  files: {cert: /etc/ssl/mail.crt, key: /etc/ssl/mail.key}\n",
+)
+
+
+def test_without_acme_nothing_of_ours_is_expected_on_443_and_the_policy_is_fetched_where_dns_says(write_site, tmp_path: Path) -> None:
+    """tls.source files (or self-signed): no web side of ours (the sheet asks the user to serve the
+    policy). check does not knock on the mailbox host's 443; it fetches the policy from the address
+    DNS gives mta-sts.<domain>, as a sender would, and says so when there is none."""
+    site = load_site(write_site(FILES_SITE)).site
+    assert web_host(site) is None
+    ca = TestCa(tmp_path)
+    leaf = ca.issue(*ALL_NAMES)
+    servers = [StandIn(kind, leaf, FQDN, auth=auth) for kind, auth in KINDS.values()]
+    policy_server = StandIn("https", leaf, FQDN, answer=http_answer(policy_of(site)))
+    ports = {port: server.port for port, server in zip(KINDS, servers, strict=True)} | {443: policy_server.port}
+    served = StaticResolver({**dns_for(site).table, (STS, "A"): [ADDRESS]})
+    try:
+        findings = check_tls(site, lambda host: ADDRESS, 3.0, ports, ca=str(ca.path), resolver=served)
+        nowhere = check_tls(site, lambda host: ADDRESS, 3.0, ports, ca=str(ca.path), resolver=dns_for(site))
+    finally:
+        for server in [*servers, policy_server]:
+            server.close()
+    assert problems(findings) == [], problems(findings)
+    assert one(findings, "mta-sts.policy-id", f"https://{STS}/.well-known/mta-sts.txt").passed
+    assert not [f for f in findings if f.subject.endswith(":443") and f.subject.startswith(FQDN)]  # our host's 443 not judged
+    assert policy_server.sni == [STS]
+    (missing,) = [f for f in nowhere if f.id == "mta-sts.policy-unavailable"]
+    assert "mta-sts.smallco.example has no address in DNS" in missing.seen
 
 
 def test_web_host_is_the_web_service_host_else_the_mailbox_host(write_site) -> None:
