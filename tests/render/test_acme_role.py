@@ -46,7 +46,7 @@ def run_tasks(tmp_path: Path, task_file: str, entry: dict, extra_path: Path | No
             ]
         )
     )
-    (tmp_path / "vars.yml").write_text(yaml.safe_dump({"mailhost_manifest": entry, "ansible_service_mgr": "none"}))
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump({"mailhost_manifest": entry, "mailhost_service_mgr": "none"}))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
     if extra_path:
         env["PATH"] = f"{extra_path}:{env['PATH']}"
