@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "roles/mailhost/library/mailhost_services.py"
 
-SYSTEMCTL = r'''#!PYTHON
+SYSTEMCTL = r"""#!PYTHON
 import json, os, sys
 state_file = os.environ["FAKE_UNITS"]
 units = json.load(open(state_file))
@@ -47,7 +47,7 @@ for name in names:
         if "--now" in args:
             units[name]["ActiveState"] = "inactive"
 json.dump(units, open(state_file, "w"))
-'''
+"""
 
 
 def load() -> ModuleType:
@@ -150,7 +150,9 @@ def test_run_as_ansible_runs_it(units, tmp_path: Path) -> None:
     write, _ = units
     write(dovecot=("inactive", "enabled"))
     args = tmp_path / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"action": "ensure", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "_ansible_check_mode": True}}))
+    args.write_text(
+        json.dumps({"ANSIBLE_MODULE_ARGS": {"action": "ensure", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "_ansible_check_mode": True}})
+    )
     done = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, timeout=60)
     result = json.loads(done.stdout)
     assert result["changed"] is True and result["provisioner_report"]["started"] == ["dovecot"], done.stdout + done.stderr
@@ -167,7 +169,13 @@ def test_settle_stops_the_retired_and_names_what_does_not_run(units) -> None:
     data = json.loads(state.read_text())
     data["dovecot.service"]["ActiveEnterTimestampMonotonic"] = _entered(600)
     state.write_text(json.dumps(data))
-    params = {"action": "settle", "services": ["dovecot", "postfix"], "units": {"dovecot": "dovecot", "postfix": "postfix"}, "retired": {"opendkim": "opendkim"}, "wait": 0}
+    params = {
+        "action": "settle",
+        "services": ["dovecot", "postfix"],
+        "units": {"dovecot": "dovecot", "postfix": "postfix"},
+        "retired": {"opendkim": "opendkim"},
+        "wait": 0,
+    }
     report, changed = services.run(params)
     assert changed and report["stop"] == ["opendkim"]
     assert report["dead"] == ["postfix (postfix.service: failed)"]
@@ -193,3 +201,29 @@ def test_settle_waits_for_a_unit_just_started_and_a_long_running_host_is_one_sho
     assert report["dead"] == [] and not changed and len(calls()) == before + 1  # one systemctl show
     planned, _ = services.run({**params, "wait": 10}, check=True)
     assert planned["dead"] == [] and len(calls()) == before + 1  # a plan neither waits nor asks
+
+
+@pytest.mark.parametrize(
+    ("states", "pending"),
+    [
+        ({}, None),  # every unit active and enabled, the retired one stopped: converged
+        ({"dovecot": ("failed", "enabled")}, ("start", "dovecot")),
+        ({"rspamd": ("active", "disabled")}, ("start", "rspamd")),
+        ({"opendkim": ("active", "disabled")}, ("stop", "opendkim")),
+        ({"opendkim": ("inactive", "enabled")}, ("stop", "opendkim")),
+    ],
+)
+def test_verify_changes_nothing_and_says_what_ensure_or_stop_would_do(units, states: dict[str, tuple[str, str]], pending: tuple[str, str] | None) -> None:
+    """The probe's second look on a re-apply: a host is done only where nothing would start,
+    be enabled or be stopped."""
+    write, calls = units
+    write(
+        **{"rspamd": ("active", "enabled"), "dovecot": ("active", "enabled"), "postfix": ("active", "static"), "opendkim": ("inactive", "disabled"), **states}
+    )
+    args = {"action": "verify", "services": ORDER, "units": DEBIAN_13, "retired": {"opendkim": "opendkim"}}
+    report, changed = services.run(args)
+    assert not changed and report["provisioner"] == "verify"
+    assert report["converged"] is (pending is None), report
+    if pending:
+        assert report[pending[0]] == [pending[1]], report
+    assert {c.split()[0] for c in calls()} == {"show"}  # read-only, whatever it finds

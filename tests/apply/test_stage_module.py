@@ -263,3 +263,92 @@ def test_prepare_refuses_a_link_or_the_wrong_kind_and_an_owner_not_there(tmp_pat
     with pytest.raises(stage_module.StageError, match="no user no-such-user-here"):
         stage_module.prepare([nobody])
     assert not (tmp_path / "vmail").exists()
+
+
+# ------------------------------------------------------------------------------ probe
+
+
+def probe_args(live: Path, store: Path, script: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "files": [entry(live / "etc/postfix/main.cf", b"same\n")],
+        "tables": [],
+        "reload_on": {"postfix": [str(live / "etc/postfix/")]},
+        "paths": [{"path": str(store), "kind": "directory", "owner": USER, "group": GROUP, "mode": "0750"}],
+        "sieve": [str(script)],
+        "packages": ["dpkg"],
+        **extra,
+    }
+
+
+def test_probe_reads_the_release_and_the_missing_packages_and_calls_a_host_as_built_clean(live: Path, tmp_path: Path) -> None:
+    (live / "etc/postfix/main.cf").write_bytes(b"same\n")
+    (live / "etc/postfix/main.cf").chmod(0o644)
+    store, script = tmp_path / "vmail", tmp_path / "default.sieve"
+    store.mkdir(mode=0o750)
+    store.chmod(0o750)
+    script.write_text("keep;\n")
+    (tmp_path / "default.svbin").write_bytes(b"compiled")
+    vmail = {"user": "daemon", "uid": 1, "home": "/usr/sbin"}  # as Debian has it: group daemon, nologin
+    report = stage_module.probe(probe_args(live, store, script, vmail=vmail))
+    release = stage_module.os_release()
+    assert report["release"]["id"] == release["ID"] and report["release"]["version"] == release.get("VERSION_ID", "unknown")
+    assert report["release"]["debian_version"] == Path("/etc/debian_version").read_text().strip()
+    assert report["init"] == ("systemd" if Path("/run/systemd/system").is_dir() else "other")
+    assert (report["missing_packages"], report["pending"], report["clean"]) == ([], [], True), report
+    missing = stage_module.probe(probe_args(live, store, script, packages=["dpkg", "no-such-package-here"]))
+    assert (missing["missing_packages"], missing["pending"], missing["clean"]) == (["no-such-package-here"], ["packages"], False)
+
+
+@pytest.mark.parametrize("drift", ["file", "directory", "sieve missing", "sieve older", "vmail user", "vmail absent"])
+def test_probe_names_each_kind_of_drift_and_changes_nothing(live: Path, tmp_path: Path, drift: str) -> None:
+    main_cf = live / "etc/postfix/main.cf"
+    main_cf.write_bytes(b"same\n")
+    main_cf.chmod(0o644)
+    store, script, svbin = tmp_path / "vmail", tmp_path / "default.sieve", tmp_path / "default.svbin"
+    store.mkdir(mode=0o750)
+    store.chmod(0o750)
+    script.write_text("keep;\n")
+    svbin.write_bytes(b"compiled")
+    vmail = {"user": "daemon", "uid": 1, "home": "/usr/sbin"}
+    if drift == "file":
+        main_cf.write_bytes(b"edited by hand\n")
+    elif drift == "directory":
+        store.chmod(0o755)
+    elif drift == "sieve missing":
+        svbin.unlink()
+    elif drift == "sieve older":
+        os.utime(svbin, (1, 1))
+    elif drift == "vmail user":
+        vmail["home"] = "/var/vmail"
+    else:
+        vmail["user"] = "no-such-user-here"
+    before = {p: unchanged_facts(p) for p in (main_cf, script) if p.exists()}
+    report = stage_module.probe(probe_args(live, store, script, vmail=vmail))
+    expected = {"file": "files", "directory": "directories", "sieve missing": "sieve", "sieve older": "sieve"}.get(drift, "vmail user")
+    assert (report["pending"], report["clean"]) == ([expected], False), report
+    assert {p: unchanged_facts(p) for p in before} == before
+    assert oct(store.stat().st_mode & 0o7777) == ("0o755" if drift == "directory" else "0o750")
+    assert (svbin.exists(), svbin.exists() and svbin.stat().st_mtime == 1) == (drift != "sieve missing", drift == "sieve older")
+
+
+def test_probe_through_ansible_is_read_only_and_hides_the_key(live: Path, tmp_path: Path) -> None:
+    key = os.urandom(32)
+    sasl = live / "etc/postfix/sasl_passwd"
+    sasl.write_bytes(SECRET)
+    sasl.chmod(0o600)
+    args = {"action": "probe", "files": [entry(sasl, SECRET, "0600", key)], "digest_key": key.hex(), "packages": ["dpkg"], "_ansible_check_mode": True}
+    code, result = run_as_ansible(tmp_path, args)
+    assert code == 0 and result["changed"] is False and result["provisioner_report"]["clean"] is True, result
+    assert key.hex() not in json.dumps(result) and "a-real-password" not in json.dumps(result)
+
+
+def test_os_release_reads_quoted_values_as_a_shell_would(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n# a comment\nBROKEN="unclosed\n')
+    assert stage_module.os_release(str(release)) == {
+        "PRETTY_NAME": "Debian GNU/Linux 13 (trixie)",
+        "ID": "debian",
+        "VERSION_ID": "13",
+        "VERSION_CODENAME": "trixie",
+    }
+    assert stage_module.os_release(str(tmp_path / "none")) == {}

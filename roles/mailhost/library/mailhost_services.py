@@ -34,12 +34,14 @@ description:
   - settle stops the retired units, then waits until every service's unit has been active for
     min_up seconds (a daemon that rejects its configuration after forking dies within its first
     seconds), up to wait seconds; the report's dead names the ones that are not.
+  - verify (read-only) says whether ensure and stop would do nothing (converged): every unit
+    active, no service disabled, no retired unit of ours still active or enabled.
   - In check mode nothing is changed (settle does not wait); the result says what would be done.
 options:
-  action: {type: str, required: true, choices: [ensure, stop, settle]}
+  action: {type: str, required: true, choices: [ensure, stop, settle, verify]}
   services: {type: list, elements: str, default: [], description: service names, in start order}
   units: {type: dict, default: {}, description: service name -> systemd unit (stop - unit or {unit, ours})}
-  retired: {type: dict, default: {}, description: "settle: what stop takes as units"}
+  retired: {type: dict, default: {}, description: "settle, verify: what stop takes as units"}
   min_up: {type: float, default: 3, description: "settle: seconds a unit must have been active"}
   wait: {type: float, default: 10, description: "settle: seconds to wait for it at most"}
 """
@@ -179,6 +181,13 @@ def settle(units: Mapping[str, str], retired: Mapping[str, Any], check: bool, mi
     return report
 
 
+def verify(units: Mapping[str, str], retired: Mapping[str, Any]) -> dict[str, Any]:
+    """Read-only: what ensure and stop would do (by service name), and whether that is nothing."""
+    would = ensure(units, check=True)
+    would["stop"] = stop(retired, check=True)["stop"] if retired else []
+    return {**would, "provisioner": "verify", "converged": not (would["start"] or would["stop"])}
+
+
 def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any], bool]:
     names, known = list(params.get("services") or ()), params.get("units") or {}
     if missing := [n for n in names if n not in known]:
@@ -186,6 +195,8 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
     units = {name: known[name] for name in names}
     if params["action"] == "ensure":
         report = ensure(units, check)
+    elif params["action"] == "verify":
+        return verify(units, params.get("retired") or {}), False
     elif params["action"] == "settle":
         report = settle(units, params.get("retired") or {}, check, float(params.get("min_up", 3)), float(params.get("wait", 10)))
     else:
@@ -194,7 +205,7 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
 
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "action": {"type": "str", "required": True, "choices": ["ensure", "stop", "settle"]},
+    "action": {"type": "str", "required": True, "choices": ["ensure", "stop", "settle", "verify"]},
     "services": {"type": "list", "elements": "str", "default": []},
     "units": {"type": "dict", "default": {}},
     "retired": {"type": "dict", "default": {}},

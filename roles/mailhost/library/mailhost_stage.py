@@ -39,10 +39,15 @@ description:
   - install replaces each live file that differs from its staged copy, atomically.
   - prepare makes the directories and empty files the services need (mail store, sockets'
     directories, a log, the state directory) with their owner, group and mode, or corrects them.
+  - probe (read-only, also in check mode) reads the host's release, init system and which of
+    `packages` dpkg has installed, and says whether the host already is as the build wants it:
+    no missing package, no file or table that differs (as inspect), every path of `paths` as
+    prepare would leave it, the vmail user as declared, every sieve script compiled. A host that
+    is (clean) needs no change from the rest of the role but a look at its services.
   - In check mode nothing is written; the result says what would be done.
     In diff mode each differing file gets a diff entry naming why (never its content).
 options:
-  action: {type: str, required: true, choices: [inspect, stage, view, compile, install, prepare]}
+  action: {type: str, required: true, choices: [probe, inspect, stage, view, compile, install, prepare]}
   files: {type: list, elements: dict, default: [], description: manifest entries (inspect)}
   tables: {type: list, elements: str, default: [], description: live paths of the Postfix lookup tables}
   reload_on: {type: dict, default: {}, description: service -> live path prefixes it reads}
@@ -52,7 +57,10 @@ options:
   bundle: {type: path, description: the shipped tar (stage)}
   staged: {type: path, description: the staging directory (stage, view, compile, install)}
   view: {type: path, description: where view makes its copy}
-  paths: {type: list, elements: dict, default: [], description: "prepare: {path, kind (directory or file), owner, group, mode}"}
+  paths: {type: list, elements: dict, default: [], description: "prepare, probe: {path, kind (directory or file), owner, group, mode}"}
+  packages: {type: list, elements: str, default: [], description: "probe: the Debian packages this host needs"}
+  vmail: {type: dict, description: "probe: {user, uid, home} of the mail store's owner, where Dovecot runs"}
+  sieve: {type: list, elements: str, default: [], description: "probe: sieve scripts that must have a compiled .svbin"}
 """
 
 RETURN = r"""
@@ -64,7 +72,7 @@ provisioner_report:
 """
 
 SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
-ACTIONS = ("inspect", "stage", "view", "compile", "install", "prepare")
+ACTIONS = ("probe", "inspect", "stage", "view", "compile", "install", "prepare")
 
 
 class StageError(Exception):
@@ -385,12 +393,118 @@ def prepare(paths: Sequence[Mapping[str, str]], check: bool = False) -> dict[str
     return {"provisioner": "prepare", "changed": changed}
 
 
+NOLOGIN = "/usr/sbin/nologin"  # the shell the role gives vmail
+
+
+def os_release(path: str = "/etc/os-release") -> dict[str, str]:
+    """KEY=value lines of os-release(5), values unquoted as a shell would."""
+    import shlex
+
+    found: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read(1 << 16).splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip().isidentifier():
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                continue
+            found[key.strip()] = words[0] if words else ""
+    return found
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(4096).strip()
+    except OSError:
+        return ""
+
+
+def installed_packages(names: Sequence[str]) -> set[str]:
+    """Which of `names` dpkg has installed (status ii); a name it does not know (a virtual
+    package) is not, and apt decides."""
+    if not names:
+        return set()
+    done = subprocess.run(
+        ["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Abbrev}\\n", "--", *names], capture_output=True, text=True, timeout=60
+    )
+    return {words[0] for words in (line.split() for line in done.stdout.splitlines()) if len(words) >= 2 and words[1] == "ii"}
+
+
+def vmail_differs(vmail: Mapping[str, Any] | None) -> bool:
+    """Whether the vmail user and group are not as the role's user and group tasks make them."""
+    import grp
+    import pwd
+
+    if not vmail:
+        return False
+    try:
+        user, group = pwd.getpwnam(str(vmail["user"])), grp.getgrnam(str(vmail["user"]))
+    except KeyError:
+        return True
+    uid = int(vmail["uid"])
+    return (user.pw_uid, user.pw_gid, group.gr_gid, user.pw_dir, user.pw_shell) != (uid, uid, uid, str(vmail["home"]), NOLOGIN)
+
+
+def sieve_stale(scripts: Sequence[str]) -> bool:
+    """Whether a script has no compiled .svbin beside it, or one older than itself."""
+    for script in scripts:
+        try:
+            if os.stat(os.path.splitext(script)[0] + ".svbin").st_mtime < os.stat(script).st_mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def probe(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Read-only: the release, the init system, the missing packages, and whether nothing of the
+    build is left to do on this host (`clean`; `pending` names what is, never a content)."""
+    release = os_release()
+    wanted = list(dict.fromkeys(args.get("packages") or ()))
+    missing = sorted(set(wanted) - installed_packages(wanted))
+    pending = ["packages"] if missing else []
+    if not pending:
+        if vmail_differs(args.get("vmail")):
+            pending.append("vmail user")
+        try:
+            if prepare(args.get("paths") or (), check=True)["changed"]:
+                pending.append("directories")
+        except StageError:
+            pending.append("directories")
+        looked = inspect(args)
+        if looked["files"] or looked["tables"]:
+            pending.append("files")
+        if sieve_stale(args.get("sieve") or ()):
+            pending.append("sieve")
+    return {
+        "provisioner": "probe",
+        "release": {
+            "id": release.get("ID", "unknown"),
+            "version": release.get("VERSION_ID", "unknown"),
+            "codename": release.get("VERSION_CODENAME", "unknown"),
+            "debian_version": read_text("/etc/debian_version"),
+        },
+        "init": "systemd" if os.path.isdir("/run/systemd/system") else "other",
+        "missing_packages": missing,
+        "pending": pending,
+        "clean": not pending,
+    }
+
+
 def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any], bool, list[dict[str, str]]]:
     """(report, changed, diff) of one action; raises StageError on a refusal."""
     action = params["action"]
     for needed in {"stage": ("bundle", "staged"), "view": ("staged", "view"), "compile": ("staged",), "install": ("staged",)}.get(action, ()):
         if not params.get(needed):
             raise StageError(f"action {action} needs {needed}")
+    if action == "probe":
+        return probe(params), False, []
     if action == "inspect":
         report = inspect(params)
         return report, False, [diff_entry(f["path"], f["why"]) for f in report["files"]]
@@ -423,6 +537,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "staged": {"type": "path"},
     "view": {"type": "path"},
     "paths": {"type": "list", "elements": "dict", "default": []},
+    "packages": {"type": "list", "elements": "str", "default": []},
+    "vmail": {"type": "dict"},
+    "sieve": {"type": "list", "elements": "str", "default": []},
 }
 
 
