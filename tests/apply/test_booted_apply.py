@@ -99,6 +99,24 @@ def test_apply_converges_restarts_what_needs_it_and_refuses_bad_values(release: 
         assert again.ok and again.stats["mail"]["changed"] == 0, again.stats
         assert_serving(host)
 
+        # Drift the probe must see (a re-apply of a host as built ends after two read-only looks):
+        # a service stopped, one disabled, the mail store's mode, a compiled sieve script gone.
+        host.run("systemctl", "stop", "opendkim")
+        host.run("systemctl", "disable", "dovecot")
+        host.run("chmod", "0755", "/var/vmail")
+        svbins = host.run("find", "/etc/dovecot", "-name", "*.svbin").stdout.split()
+        assert svbins, "the example's Junk sieve script was compiled"
+        host.run("rm", "-f", *svbins)
+        (planned,) = plan(None, build, inventory, env=env).hosts
+        assert set(planned.start) == {"opendkim", "dovecot"}, planned
+        drifted = apply(None, build, inventory, env=env)
+        assert drifted.ok and drifted.stats["mail"]["changed"] > 0, drifted.stats
+        assert host.run("systemctl", "is-enabled", "dovecot", check=False).stdout.strip() == "enabled"
+        assert host.run("stat", "-c", "%a", "/var/vmail").stdout.strip() == "750"
+        assert all(host.run("test", "-s", path, check=False).returncode == 0 for path in svbins), svbins
+        assert_serving(host)
+        assert apply(None, build, inventory, env=env).stats["mail"]["changed"] == 0
+
         # A plain change: Postfix reloads (same master), nothing restarts.
         postfix_pid, opendkim_pid = main_pid(host, "postfix"), main_pid(host, "opendkim")
         plain = edited(build, tmp_path / "plain", "/etc/postfix/main.cf", "# an edit\n")
