@@ -47,15 +47,13 @@ from provisioner.dns.records import site_records  # noqa: E402
 from provisioner.keys.store import ensure_keys  # noqa: E402
 from provisioner.site.validate import load_site  # noqa: E402
 from tests.conftest import ALICE_HASH  # noqa: E402
-from tests.dns.conftest import nsd_conf  # noqa: E402
 from tests.hosts.nspawn import suite_of  # noqa: E402
-from tests.network.net import DNS_ADDRESS, Network  # noqa: E402
-from tests.network.test_acme import API_CA_ON_HOST, PEBBLE, PEBBLE_NAME, _pebble_config  # noqa: E402
-from tests.render.test_smarthost_tls import make_pki  # noqa: E402
+from tests.network.net import Network  # noqa: E402
+from tests.network.pebble import API_CA_ON_HOST, DIRECTORY, start_ca_and_dns, trust_pebble  # noqa: E402
 
 RELEASE = "debian-13"
 TLS = {
-    "acme": f'{{source: acme, acme: {{email: hostmaster@acme.test, directory: "https://{PEBBLE_NAME}:14000/dir"}}}}',
+    "acme": f'{{source: acme, acme: {{email: hostmaster@acme.test, directory: "{DIRECTORY}"}}}}',
     "self-signed": "{source: self-signed}",
 }
 SITE = """\
@@ -119,27 +117,15 @@ def main() -> None:
             if zone.endswith(".arpa"):
                 continue  # every round's PTR would share one reverse zone; apply does not read it
             zones[zone] = zone_text(records, zone, standalone=True)
-    zones[PEBBLE_NAME] = (
-        f"$ORIGIN {PEBBLE_NAME}.\n$TTL 300\n@ IN SOA ns1.{PEBBLE_NAME}. hostmaster.{PEBBLE_NAME}. 1 7200 3600 1209600 300\n"
-        f"@ IN NS ns1.{PEBBLE_NAME}.\nns1 IN A {DNS_ADDRESS}\n@ IN A {PEBBLE}\n"
-    )
-    pki = make_pki(PEBBLE_NAME)
     net = Network.create()
     results: list[dict[str, Any]] = []
     renew_seconds: list[float] = []
     try:
         net.fleet.golden(suite_of(RELEASE))
-        net.add_node("dns", DNS_ADDRESS)
-        net.start("dns", "nsd", "-d", "-c", nsd_conf(zones, work / "nsd", DNS_ADDRESS), log=work / "nsd.out")
-        net.add_node("pebble", PEBBLE)
-        pebble_env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
-        net.start("pebble", "pebble", "-config", _pebble_config(work, pki), "-dnsserver", f"{DNS_ADDRESS}:53", log=work / "pebble.log", env=pebble_env)
-        client = net.add_node("client", "192.0.2.200")
-        net.wait_port(client, DNS_ADDRESS, 53)
-        net.wait_port(client, PEBBLE, 14000)
+        _, pki = start_ca_and_dns(net, zones, work, "192.0.2.200")
         for name, mode, domain, address in applies:
             host = net.add_hosts({name: (RELEASE, f"mx.{domain}", address)})[name]
-            (host.root / API_CA_ON_HOST[1:]).write_bytes(pki.ca)
+            trust_pebble(host, pki)
             inventory = net.fleet.inventory(work / name / "hosts.yml", [name], {"mailhost_apt_update_cache": False, "mailhost_acme_ca_bundle": API_CA_ON_HOST})
             command = [
                 str(PROVISION),

@@ -35,19 +35,16 @@ from provisioner.dns.records import site_records
 from provisioner.keys.store import ensure_keys
 from provisioner.site.validate import load_site
 from tests.conftest import ALICE_HASH
-from tests.dns.conftest import nsd_conf
 from tests.hosts.nspawn import BootedHost, suite_of
 from tests.network.net import DNS_ADDRESS, Network, Node
-from tests.render.test_smarthost_tls import make_pki
+from tests.network.pebble import API_CA_ON_HOST, DIRECTORY, PEBBLE, start_ca_and_dns, trust_pebble
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISION = str(Path(sys.executable).parent / "provision")
 PY = sys.executable
 RELEASE = "debian-13"
 HOSTS = {"mx1": ("mx1.acme.test", "192.0.2.10"), "mx2": ("mx2.acme.test", "192.0.2.20")}
-PEBBLE, PEBBLE_NAME = "192.0.2.30", "pebble.test"
 CLIENT = "192.0.2.200"
-API_CA_ON_HOST = "/etc/ssl/pebble-api-ca.pem"  # what the hosts' certbot trusts for pebble's API
 
 pytestmark = pytest.mark.skipif(os.environ.get("PROVISIONER_SKIP_TESTBED") == "1", reason="PROVISIONER_SKIP_TESTBED=1")
 
@@ -74,7 +71,7 @@ policy:
   mta_sts: {{mode: enforce}}
 tls:
   source: acme
-  acme: {{email: hostmaster@acme.test, directory: "https://{PEBBLE_NAME}:14000/dir"}}
+  acme: {{email: hostmaster@acme.test, directory: "{DIRECTORY}"}}
 domains:
   acme.test:
     mailboxes:
@@ -173,26 +170,6 @@ class AcmeNet:
         return found
 
 
-def _pebble_config(work: Path, pki) -> Path:
-    (work / "pebble-api.crt").write_bytes(pki.by_ca.cert)
-    (work / "pebble-api.key").write_bytes(pki.by_ca.key)
-    config = {
-        "pebble": {
-            "listenAddress": f"{PEBBLE}:14000",
-            "managementListenAddress": f"{PEBBLE}:15000",
-            "certificate": str(work / "pebble-api.crt"),
-            "privateKey": str(work / "pebble-api.key"),
-            "httpPort": 80,  # http-01 where the hosts' nginx answers
-            "tlsPort": 443,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    path = work / "pebble.json"
-    path.write_text(json.dumps(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def acmenet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeNet]:
     if os.geteuid() != 0 or not shutil.which("pebble") or not shutil.which("nsd"):
@@ -208,25 +185,13 @@ def acmenet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeNet]:
     records = site_records(site, keys)
     # Every zone, the reverse one too: `check` judges the PTR records (FCrDNS) from the client.
     zones = {zone: zone_text(records, zone, standalone=True) for zone in records.zones()}
-    zones[PEBBLE_NAME] = (
-        f"$ORIGIN {PEBBLE_NAME}.\n$TTL 300\n@ IN SOA ns1.{PEBBLE_NAME}. hostmaster.{PEBBLE_NAME}. 1 7200 3600 1209600 300\n"
-        f"@ IN NS ns1.{PEBBLE_NAME}.\nns1 IN A {DNS_ADDRESS}\n@ IN A {PEBBLE}\n"
-    )
-    pki = make_pki(PEBBLE_NAME)
     net = Network.create()
     try:
         net.fleet.golden(suite_of(RELEASE))
-        net.add_node("dns", DNS_ADDRESS)
-        net.start("dns", "nsd", "-d", "-c", nsd_conf(zones, work / "nsd", DNS_ADDRESS), log=work / "nsd.out")
-        net.add_node("pebble", PEBBLE)
-        pebble_env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
-        net.start("pebble", "pebble", "-config", _pebble_config(work, pki), "-dnsserver", f"{DNS_ADDRESS}:53", log=work / "pebble.log", env=pebble_env)
-        client = net.add_node("client", CLIENT)
+        client, pki = start_ca_and_dns(net, zones, work, CLIENT)
         hosts = net.add_hosts({role: (RELEASE, fqdn, address) for role, (fqdn, address) in HOSTS.items()})
         for host in hosts.values():
-            (host.root / API_CA_ON_HOST[1:]).write_bytes(pki.ca)
-        net.wait_port(client, DNS_ADDRESS, 53)
-        net.wait_port(client, PEBBLE, 14000)
+            trust_pebble(host, pki)
         inventory = net.fleet.inventory(work / "hosts.yml", list(HOSTS), {"mailhost_apt_update_cache": False, "mailhost_acme_ca_bundle": API_CA_ON_HOST})
         root = work / "pebble-root.pem"
         (work / "api-ca.pem").write_bytes(pki.ca)
