@@ -227,3 +227,92 @@ def test_verify_changes_nothing_and_says_what_ensure_or_stop_would_do(units, sta
     if pending:
         assert report[pending[0]] == [pending[1]], report
     assert {c.split()[0] for c in calls()} == {"show"}  # read-only, whatever it finds
+
+
+# ------------------------------------------------------------------------------ recycle (rspamd)
+
+
+def cache(directory: Path, entries: dict[str, float]) -> Path:
+    """A hyperscan cache directory: file name -> mtime."""
+    directory.mkdir(exist_ok=True)
+    for name, mtime in entries.items():
+        (directory / name).write_bytes(b"db")
+        os.utime(directory / name, (mtime, mtime))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("entries", "state"),
+    [
+        ({}, (False, False)),  # nothing compiled yet
+        ({"a.hs": 200, "b.hs.new": 201}, (False, False)),  # hs_helper is still writing
+        ({"a.hs": 200, "b.hs": 201, "a.hs.unser": 202}, (False, True)),  # compiled, b not loaded yet
+        ({"a.hs": 200, "b.hs": 201, "a.hs.unser": 202, "b.hs.unser": 202}, (True, True)),  # compiled and loaded: restart
+        ({"a.hs": 50, "a.hs.unser": 60}, (True, False)),  # the cache was there before the start: nothing to do
+        ({"a.hs": 200, "a.hs.unser": 150}, (False, True)),  # an old mapping of a new database
+    ],
+)
+def test_cache_state_says_when_the_cache_is_loaded_and_whether_it_was_compiled_since(
+    tmp_path: Path, entries: dict[str, float], state: tuple[bool, bool]
+) -> None:
+    assert services.cache_state(str(cache(tmp_path / "cache", entries)), since=100) == state
+    assert services.cache_state(str(tmp_path / "none"), since=100) == (False, False)
+
+
+def test_started_at_is_when_the_process_started() -> None:
+    before = time.time()
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert before - 1 <= services.started_at(child.pid) <= time.time() + 1
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_children_titled_finds_the_helper_among_the_main_process_children(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    rows = [
+        (10, 1, b"rspamd: main process\0"),
+        (11, 10, b"rspamd: normal process (localhost:11333)\0"),
+        (12, 10, b"rspamd: hs_helper process\0"),
+        (13, 1, b"rspamd: hs_helper process\0"),
+    ]
+    for pid, ppid, title in rows:
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} (rspamd) S {ppid} 1 1 0 -1\n")
+        (proc / str(pid) / "cmdline").write_bytes(title)
+    (proc / "self").mkdir()
+    assert list(services.children_titled(10, [services.HS_HELPER], str(proc))) == [12]
+    assert services.children_titled(11, [services.HS_HELPER], str(proc)) == {}
+
+
+@pytest.mark.parametrize(
+    ("entries", "restarted", "waited"),
+    [
+        ({"a.hs": 200, "a.hs.unser": 201}, True, False),  # compiled after the start, loaded: restart at once
+        ({"a.hs": 200}, True, True),  # compiled, never loaded within `wait`: restart anyway
+        ({"a.hs": 50, "a.hs.unser": 60}, False, False),  # valid before the start: nothing
+        ({}, False, True),  # nothing compiled within `wait`: left as it is
+    ],
+)
+def test_recycle_restarts_once_only_where_the_cache_was_compiled_after_the_start(
+    units, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: dict[str, float], restarted: bool, waited: bool
+) -> None:
+    """Workers that started before the hyperscan cache existed hold PCRE's copies: a restart once
+    the cache is loaded (the new workers find it) gives the memory back."""
+    write, calls = units
+    write(rspamd=("active", "enabled"))
+    state = Path(os.environ["FAKE_UNITS"])
+    data = json.loads(state.read_text())
+    data["rspamd.service"]["MainPID"] = "4000"
+    state.write_text(json.dumps(data))
+    monkeypatch.setattr(services, "children_titled", lambda parent, prefixes: {4242: "rspamd: hs_helper process"} if parent == 4000 else {})
+    monkeypatch.setattr(services, "started_at", lambda pid: 101.0)
+    directory = cache(tmp_path / "cache", entries)
+    args = {"action": "recycle", "services": ["rspamd"], "units": {"rspamd": "rspamd"}, "cache_dir": str(directory), "wait": 2 if waited else 30}
+    started = time.monotonic()
+    report, changed = services.run(args)
+    assert time.monotonic() - started < 10  # it waits only while the cache is not settled
+    assert changed is restarted and report["restarted"] == (["rspamd"] if restarted else [])
+    assert report["waited"] == (["rspamd"] if waited else [])
+    assert ("restart -- rspamd.service" in calls()) is restarted
