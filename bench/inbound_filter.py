@@ -32,16 +32,21 @@ DKIM-signed mail From news@none.test to bob@acme.test: SPF, DKIM and DMARC pass,
                 (/proc/stat: the sender, and anything else running on this machine, included).
 * scan        - rspamd's own per-message figures from its log line: `time:` (the scan, ms) and
                 `dns req:` (DNS queries the scan made), medians over the ON rounds.
-* ratio       - OFF msgs/s / ON msgs/s at the same C, same run. Target: <= 2.
+* ratio       - OFF msgs/s / ON msgs/s at the same C, same run, both ways: accepted (the last 250
+                after DATA) and delivered (the queue empty, every message in the mailbox). The
+                target (<= 2) is judged through delivery, as issue 15 measures it (smtp -> mx1 ->
+                the mailbox): accepted alone compares ON with OFF's burst into the queue.
 * variants    - hand-made overrides in /etc/rspamd/local.d/ (removed again; the renderer is
                 unchanged), each followed by a restart and ON/OFF rounds at the headline C:
                 more normal workers, the proxy scanning itself, no controller, and a restart with
                 the hyperscan cache deleted (the first start's compile) with and without
                 hyperscan.
 * rspamd PSS  - sum of Pss in /proc/PID/smaps_rollup over the rspamd processes of the host's
-                cgroup, sampled every 0.5 s, with each process's own peak (by its title): from the
-                cold apply (rspamd's first start after install) until --settle s after it, and
-                for each variant from its restart through its rounds. Target: <= 300 MB.
+                cgroup, sampled every 0.5 s, with each process's own peak (by its title): during
+                the cold apply (rspamd's first start after install, hs_helper's compile, the
+                role's one restart once the cache is there: "first start"); from the apply's end
+                through --settle s idle and the sweep ("in service", what the target is judged
+                on); for each variant from its restart through its rounds. Target: <= 300 MB.
 
 Results: Markdown tables on stdout, bench/results/inbound_filter.json. Needs root, nsd and the
 trixie booted golden (built on first use). Everything it starts is stopped at the end (the
@@ -309,9 +314,11 @@ def one_round(net: Any, host: Any, key: Path, on: bool, tag: str, messages: int,
     return row
 
 
-def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, PssSampler]:
-    """The fleet, mx1 converged; rspamd's PSS sampled from the cold apply (its first start after
-    install) until `settle` s after it."""
+def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, PssSampler, PssSampler]:
+    """The fleet, mx1 converged; rspamd's PSS sampled during the cold apply (its first start
+    after install, the hyperscan compile, the role's restart once the cache is there), and from
+    the apply's end on (the second sampler, still running: `settle` s idle, then the caller's
+    rounds) - what a host in service holds."""
     from provisioner.dns.formats import zone_text
     from provisioner.dns.records import site_records
     from provisioner.keys.store import ensure_keys
@@ -359,13 +366,14 @@ def build_network(work: Path, settle: float) -> tuple[Any, Any, Path, PssSampler
         )
         if applied.returncode != 0:
             raise SystemExit("apply failed:\n" + applied.stdout[-4000:] + applied.stderr[-4000:])
+        first.__exit__()
+        in_service = PssSampler(host).__enter__()
         net.wait_port(inet, MX, 25)
         time.sleep(settle)
-        first.__exit__()
     except BaseException:
         net.close()
         raise
-    return net, host, key, first
+    return net, host, key, first, in_service
 
 
 # name -> (files written in /etc/rspamd/local.d, lines appended to rendered local.d files, delete the hyperscan cache)
@@ -451,7 +459,7 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     variants: list[dict[str, Any]] = []
     try:
-        net, host, key, first = build_network(work, args.settle)
+        net, host, key, first, in_service = build_network(work, args.settle)
         try:
             # The sender's first connection waits out postscreen's greet test; then it is cached.
             one_round(net, host, key, True, "warmup", max(sweep), max(sweep))
@@ -463,6 +471,7 @@ def main() -> None:
                         row = one_round(net, host, key, on, f"s-{i}-{c}-{on}", args.messages, c)
                         row["variant"] = "sweep"
                         rounds.append(row)
+            in_service.__exit__()  # before the variants, which change and restart rspamd by hand
             milter(host, True)
 
             def med(rows: list[dict[str, Any]], key: str) -> float:
@@ -528,8 +537,12 @@ def main() -> None:
             f"{t['ratio_delivered_off_over_on']}x | {t['on_rspamd_cpu_ms_per_msg']} | {t['on_host_cpu_ms_per_msg_through_delivery']} / {t['off_host_cpu_ms_per_msg_through_delivery']} | "
             f"{t['on_machine_busy']} / {t['off_machine_busy']} | {t['scan_ms_median']} | {t['dns_req_median']} |"
         )
-    print(f"\nheadline (the saturating concurrency, C={headline['connections']}): cost {headline['ratio_off_over_on']}x (target <= 2x)\n")
-    print(f"first start (cold apply + {args.settle:.0f} s): {first.summary()}\n")
+    print(
+        f"\nheadline (the saturating concurrency, C={headline['connections']}): through delivery (what issue 15 measures: smtp -> mx1 -> the mailbox) "
+        f"cost {headline['ratio_delivered_off_over_on']}x (target <= 2x); accepted at 250 after DATA only, {headline['ratio_off_over_on']}x\n"
+    )
+    print(f"first start (the cold apply): {first.summary()}")
+    print(f"in service (from the apply's end: {args.settle:.0f} s idle, then the sweep): {in_service.summary()}\n")
     if variants:
         print(
             f"| variant (C={headline['connections']}) | ON msgs/s | OFF msgs/s | OFF/ON | delivered ON / OFF | rspamd CPU ms/msg | scan ms | PSS median / peak MiB | per-process peaks MiB |"
@@ -553,11 +566,14 @@ def main() -> None:
         "headline_connections": headline["connections"],
         "on_msgs_per_s_median": headline["on_msgs_per_s"],
         "off_msgs_per_s_median": headline["off_msgs_per_s"],
-        "ratio_off_over_on": headline["ratio_off_over_on"],
-        "target_ratio_within_2x": headline["ratio_off_over_on"] <= 2,
+        "ratio_off_over_on": headline["ratio_off_over_on"],  # accepted at 250 after DATA (OFF bursts into the queue)
+        "ratio_delivered_off_over_on": headline["ratio_delivered_off_over_on"],
+        "target_ratio_within_2x": headline["ratio_delivered_off_over_on"] <= 2,  # through delivery, as issue 15 asks
         "first_start": first.summary(),
+        "in_service": in_service.summary(),
         "variants": variants,
-        "target_pss_peak_within_300_mb": (first.summary()["pss_peak_mib"] or 0) * 1.048576 <= 300,
+        "target_pss_peak_within_300_mb": (in_service.summary()["pss_peak_mib"] or 0) * 1.048576 <= 300,
+        "first_start_pss_peak_within_300_mb": (first.summary()["pss_peak_mib"] or 0) * 1.048576 <= 300,
         "sample_log_line": sample_line,
         "off_method": "postconf -P smtpd/pass/smtpd_milters= + postfix reload (the site format has no setting that stops rspamd on an mx host)",
         "rounds_detail": rounds,
