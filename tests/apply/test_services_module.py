@@ -4,16 +4,16 @@ unit test only; the booted apply tests run the module against real systemd)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.loaders import role_module
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "roles/mailhost/library/mailhost_services.py"
@@ -50,15 +50,7 @@ json.dump(units, open(state_file, "w"))
 """
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mailhost_services", MODULE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-services = load()
+services = role_module("mailhost_services")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -19,10 +18,11 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.loaders import role_module
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "roles/mailhost/library/mailhost_stage.py"
@@ -31,15 +31,7 @@ GROUP = grp.getgrgid(os.getgid()).gr_name
 SECRET = b"[smtp.provider.example]:587\tacme:a-real-password\n"
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mailhost_stage", MODULE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stage_module = load()
+stage_module = role_module("mailhost_stage")
 
 
 def entry(path: Path, content: bytes, mode: str = "0644", key: bytes | None = None) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -28,17 +27,14 @@ from provisioner.build import build
 from provisioner.keys.digest import KEY_FILE
 from provisioner.render.writer import DIGEST_KEYS
 from tests.conftest import EXAMPLES, ROOT
+from tests.loaders import load_file
 
 ENV = {"SMARTHOST_PASSWORD": "example-smarthost-secret"}
 STAGE = ROOT / "roles/mailhost/library/mailhost_stage.py"
 
 
 def stage_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mailhost_stage", STAGE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(STAGE)
 
 
 def plain_digests(content: bytes) -> set[str]:

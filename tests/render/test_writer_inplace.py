@@ -4,7 +4,6 @@ that stops anywhere leaves a build that plan/bundle refuse until the next render
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import stat
@@ -23,17 +22,14 @@ from provisioner.errors import ProvisionError
 from provisioner.render.tree import HostTree
 from provisioner.render.writer import DIGEST_KEYS, HOST_FILES, INCOMPLETE, MANIFEST, MARKER, host_file, write_build
 from tests.conftest import ROOT
+from tests.loaders import load_file
 
 KEY = b"k" * 32  # a fixed digest key: equal trees give equal manifests
 FIXED = {MARKER, MANIFEST, DIGEST_KEYS}
 
 
 def gen_site(domains: int) -> str:
-    spec = importlib.util.spec_from_file_location("gen_site", ROOT / "bench" / "gen_site.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text: str = module.generate(domains, 3, 2)
+    text: str = load_file(ROOT / "bench" / "gen_site.py").generate(domains, 3, 2)
     return text
 
 

@@ -7,7 +7,6 @@ measures time. Secret-file tests use real symbolic links, a real FIFO and /dev/z
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import resource
@@ -23,6 +22,7 @@ from provisioner.site.loader import MAX_BYTES
 from provisioner.site.types import SecretRef
 from provisioner.site.validate import load_site
 from tests.conftest import ALICE_HASH, EXAMPLES, MINIMAL, ROOT
+from tests.loaders import load_file
 
 MEMORY_LIMIT = 1 << 30
 HANG_GUARD_S = 120
@@ -148,10 +148,7 @@ def test_too_many_internationalised_names(tmp_path: Path) -> None:
 
 
 def test_a_big_valid_site_still_validates_within_the_limits(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("gen_site", ROOT / "bench/gen_site.py")
-    assert spec and spec.loader
-    gen_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen_site)
+    gen_site = load_file(ROOT / "bench/gen_site.py")
     path = document_with(tmp_path, gen_site.generate(3000))
     run = validate_cli(path)
     assert run.returncode == 0, run.stderr[-2000:]
