@@ -27,7 +27,7 @@ fi
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check --quiet provisioner tests bench roles/mailhost/library
-.venv/bin/mypy --no-error-summary provisioner roles/mailhost/library/mailhost_stage.py roles/mailhost/library/mailhost_services.py
+.venv/bin/ruff check --quiet provisioner tests bench roles/mailhost/library roles/mailhost/module_utils roles/mailhost/action_plugins
+.venv/bin/mypy --no-error-summary provisioner roles/mailhost/library/mailhost_stage.py roles/mailhost/library/mailhost_services.py roles/mailhost/module_utils/mailhost_units.py roles/mailhost/action_plugins/mailhost_probe.py
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --offline --profile production -q roles/ provisioner/apply/playbook.yml provisioner/apply/rollout.yml molecule/
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -178,7 +178,7 @@ def test_a_host_of_another_release_is_refused_before_anything_changes(declared: 
         for result in (plan(None, build, inventory, env=booted.ansible_env()), apply(None, build, inventory, env=booted.ansible_env())):
             assert result.exit_code == 1
             (failure,) = [f for h in result.hosts for f in h.failures]
-            assert failure.task == "Check that the host runs the release the site declares", failure
+            assert failure.task == "Read the host and check that it runs the release the site declares", failure
             assert f"mail: the site declares {declared} for host mail" in failure.message, failure.message
             assert f"the host runs {found}" in failure.message, failure.message
         assert host.run("dpkg", "-s", "postfix", check=False).returncode != 0  # nothing installed

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loaders import role_module
-
-REPO = Path(__file__).resolve().parents[2]
-MODULE = REPO / "roles/mailhost/library/mailhost_services.py"
+from tests.loaders import role_module, role_module_utils, run_role_module
 
 SYSTEMCTL = r"""#!PYTHON
 import json, os, sys
@@ -51,6 +48,7 @@ json.dump(units, open(state_file, "w"))
 
 
 services = role_module("mailhost_services")
+units_util = role_module_utils()["mailhost_units"]  # shared with mailhost_stage's probe
 
 
 @pytest.fixture
@@ -141,13 +139,9 @@ def test_a_unit_that_will_not_start_fails_naming_it(units) -> None:
 def test_run_as_ansible_runs_it(units, tmp_path: Path) -> None:
     write, _ = units
     write(dovecot=("inactive", "enabled"))
-    args = tmp_path / "args.json"
-    args.write_text(
-        json.dumps({"ANSIBLE_MODULE_ARGS": {"action": "ensure", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "_ansible_check_mode": True}})
-    )
-    done = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, timeout=60)
-    result = json.loads(done.stdout)
-    assert result["changed"] is True and result["provisioner_report"]["started"] == ["dovecot"], done.stdout + done.stderr
+    args = {"action": "ensure", "services": ["dovecot"], "units": {"dovecot": "dovecot"}, "_ansible_check_mode": True}
+    code, result, stderr = run_role_module("mailhost_services", args, tmp_path / "args.json")
+    assert code == 0 and result["changed"] is True and result["provisioner_report"]["started"] == ["dovecot"], (result, stderr)
 
 
 def _entered(seconds_ago: float) -> str:
@@ -206,19 +200,18 @@ def test_settle_waits_for_a_unit_just_started_and_a_long_running_host_is_one_sho
     ],
 )
 def test_verify_changes_nothing_and_says_what_ensure_or_stop_would_do(units, states: dict[str, tuple[str, str]], pending: tuple[str, str] | None) -> None:
-    """The probe's second look on a re-apply: a host is done only where nothing would start,
-    be enabled or be stopped."""
+    """The probe's look at the services on a re-apply (module_utils/mailhost_units.verify): a host
+    is done only where nothing would start, be enabled or be stopped; one `systemctl show`."""
     write, calls = units
     write(
         **{"rspamd": ("active", "enabled"), "dovecot": ("active", "enabled"), "postfix": ("active", "static"), "opendkim": ("inactive", "disabled"), **states}
     )
-    args = {"action": "verify", "services": ORDER, "units": DEBIAN_13, "retired": {"opendkim": "opendkim"}}
-    report, changed = services.run(args)
-    assert not changed and report["provisioner"] == "verify"
+    report = units_util.verify({name: DEBIAN_13[name] for name in ORDER}, {"opendkim": "opendkim"})
+    assert report["provisioner"] == "verify"
     assert report["converged"] is (pending is None), report
     if pending:
         assert report[pending[0]] == [pending[1]], report
-    assert {c.split()[0] for c in calls()} == {"show"}  # read-only, whatever it finds
+    assert [c.split()[0] for c in calls()] == ["show"]  # read-only, whatever it finds, in one call
 
 
 # ------------------------------------------------------------------------------ recycle (rspamd)
@@ -308,3 +301,30 @@ def test_recycle_restarts_once_only_where_the_cache_was_compiled_after_the_start
     assert changed is restarted and report["restarted"] == (["rspamd"] if restarted else [])
     assert report["waited"] == (["rspamd"] if waited else [])
     assert ("restart -- rspamd.service" in calls()) is restarted
+
+
+# ------------------------------------------------------------------- the probe's look (verify)
+
+
+@pytest.mark.parametrize(
+    ("systemd", "clean", "stopped", "converged"),
+    [(True, True, None, True), (True, True, "dovecot", False), (True, False, None, False), (False, True, None, False)],
+)
+def test_the_probe_reads_the_services_only_of_a_clean_host_under_systemd(
+    units, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool, clean: bool, stopped: str | None, converged: bool
+) -> None:
+    """mailhost_stage.probe asks verify (one `systemctl show`) only where nothing else is left to
+    do and systemd is PID 1; its `converged` is what ends a host's play early."""
+    write, calls = units
+    write(**{"rspamd": ("active", "enabled"), "dovecot": ("active", "enabled"), "postfix": ("active", "static"), **({stopped: ("inactive", "enabled")} if stopped else {})})
+    stage = role_module("mailhost_stage")
+    monkeypatch.setattr(stage, "SYSTEMD_RUNTIME", str(tmp_path if systemd else tmp_path / "no-such-dir"))
+    script = tmp_path / "junk.sieve"
+    script.write_text("keep;\n")
+    if clean:
+        (tmp_path / "junk.svbin").write_bytes(b"compiled")
+    args = {"files": [], "tables": [], "reload_on": {}, "packages": ["dpkg"], "sieve": [str(script)], "units": DEBIAN_13, "retired": {}, "verify": True}
+    report = stage.probe(args)
+    assert (report["init"], report["clean"], report["services"]["converged"]) == ("systemd" if systemd else "other", clean, converged), report
+    assert report["services"]["start"] == ([stopped] if stopped else [])
+    assert [c.split()[0] for c in calls()] == (["show"] if systemd and clean else [])

@@ -27,14 +27,11 @@ from provisioner.build import build
 from provisioner.keys.digest import KEY_FILE
 from provisioner.render.writer import DIGEST_KEYS
 from tests.conftest import EXAMPLES, ROOT
-from tests.loaders import load_file
+from tests.loaders import role_module
 
 ENV = {"SMARTHOST_PASSWORD": "example-smarthost-secret"}
-STAGE = ROOT / "roles/mailhost/library/mailhost_stage.py"
-
-
 def stage_script() -> ModuleType:
-    return load_file(STAGE)
+    return role_module("mailhost_stage")
 
 
 def plain_digests(content: bytes) -> set[str]:

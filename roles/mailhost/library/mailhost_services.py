@@ -18,12 +18,13 @@ a service that has just started with the new configuration).
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ansible.module_utils.mailhost_units import ServiceError, ensure, show, stop, systemctl, unit_name
 
 DOCUMENTATION = r"""
 module: mailhost_services
@@ -35,8 +36,6 @@ description:
   - settle stops the retired units, then waits until every service's unit has been active for
     min_up seconds (a daemon that rejects its configuration after forking dies within its first
     seconds), up to wait seconds; the report's dead names the ones that are not.
-  - verify (read-only) says whether ensure and stop would do nothing (converged): every unit
-    active, no service disabled, no retired unit of ours still active or enabled.
   - recycle (rspamd) waits until the hyperscan cache is compiled and loaded (every <hash>.hs
     has its .hs.unser), and restarts the unit once if any of it was compiled after the unit
     started: workers that started before the cache existed keep PCRE's copies (~90 MiB each,
@@ -44,10 +43,10 @@ description:
     (then restarts anyway if something was compiled, else leaves it).
   - In check mode nothing is changed (settle does not wait); the result says what would be done.
 options:
-  action: {type: str, required: true, choices: [ensure, stop, settle, verify, recycle]}
+  action: {type: str, required: true, choices: [ensure, stop, settle, recycle]}
   services: {type: list, elements: str, default: [], description: service names, in start order}
   units: {type: dict, default: {}, description: service name -> systemd unit (stop - unit or {unit, ours})}
-  retired: {type: dict, default: {}, description: "settle, verify: what stop takes as units"}
+  retired: {type: dict, default: {}, description: "settle: what stop takes as units"}
   min_up: {type: float, default: 3, description: "settle: seconds a unit must have been active"}
   wait: {type: float, default: 10, description: "settle, recycle: seconds to wait at most"}
   cache_dir: {type: path, default: /var/lib/rspamd, description: "recycle: rspamd's hyperscan cache directory"}
@@ -60,102 +59,6 @@ provisioner_report:
   type: dict
   sample: {"provisioner": "services", "start": ["dovecot", "postfix"], "started": ["postfix"], "stop": []}
 """
-
-SHOW = ("LoadState", "ActiveState", "UnitFileState")
-
-
-class ServiceError(Exception):
-    """systemctl refused: the task's message names the unit and what systemctl said."""
-
-
-def unit_name(unit: str) -> str:
-    return unit if "." in unit else f"{unit}.service"
-
-
-def show(units: Sequence[str], properties: Sequence[str] = SHOW) -> dict[str, dict[str, str]]:
-    """{unit: {property: value}} from one `systemctl show`; systemctl separates units by a blank line."""
-    if not units:
-        return {}
-    unique = list(dict.fromkeys(units))
-    out = systemctl("show", *[f"--property={p}" for p in ("Id", *properties)], "--", *[unit_name(u) for u in unique])
-    blocks = out.strip("\n").split("\n\n")
-    if len(blocks) != len(unique):
-        raise ServiceError(f"systemctl show answered for {len(blocks)} of {len(unique)} units")
-    return {unit: dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for unit, block in zip(unique, blocks, strict=True)}
-
-
-def systemctl(*args: str) -> str:
-    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
-        raise ServiceError(f"systemctl {' '.join(args)}: {said[-1] if said else f'exit {done.returncode}'}")
-    return done.stdout
-
-
-def ensure(units: Mapping[str, str], check: bool) -> dict[str, Any]:
-    """Start what is not active (in order), enable what is not enabled (by service name: the
-    package's own unit, e.g. postfix, whose Wants= brings postfix@- at boot)."""
-    states = show([*units.values(), *units.keys()])
-    started: list[str] = []
-    for name, unit in units.items():
-        if states[unit].get("ActiveState") not in ("active", "reloading"):
-            if not check:
-                systemctl("start", "--", unit_name(unit))
-            started.append(name)
-    changed = list(started)
-    for name in units:
-        # Only a disabled unit is enabled: enabled, static (no [Install]), alias, generated need
-        # nothing, and a masked one was masked by someone on purpose (enable would fail anyway).
-        if states[name].get("UnitFileState") == "disabled":
-            if not check:
-                systemctl("enable", "--", unit_name(name))
-            if name not in changed:
-                changed.append(name)
-    return {"provisioner": "services", "start": changed, "started": started, "stop": []}
-
-
-OURS_MAX = 1 << 20  # bytes read of one file when telling whether a unit is ours
-
-
-def ours(spec: Mapping[str, Any] | None) -> bool:
-    """Whether a retired unit is one we set up: every file matching spec["path"] (a glob) holds
-    spec["contains"], and there is at least one. No spec: the layout retires it whatever it is.
-    A user's own nginx, or certbot renewing certificates of their own, is left running."""
-    if not spec:
-        return True
-    found = sorted(glob.glob(str(spec["path"])))
-    marker = str(spec["contains"]).encode()
-    for path in found:
-        try:
-            with open(path, "rb") as handle:
-                if marker not in handle.read(OURS_MAX):
-                    return False
-        except OSError:
-            return False
-    return bool(found)
-
-
-def stop(units: Mapping[str, Any], check: bool) -> dict[str, Any]:
-    """Stop and disable each unit that is installed and still active or enabled. A unit given as
-    {"unit": NAME, "ours": {"path": GLOB, "contains": TEXT}} only when ours() says it is ours."""
-    plain = {name: entry if isinstance(entry, str) else str(entry["unit"]) for name, entry in units.items()}
-    states = show(list(plain.values()))
-    stopped: list[str] = []
-    for name, unit in plain.items():
-        state = states[unit]
-        if state.get("LoadState", "not-found") == "not-found":
-            continue
-        entry = units[name]
-        if not isinstance(entry, str) and not ours(entry.get("ours")):
-            continue
-        active = state.get("ActiveState") not in ("inactive", "failed")
-        enabled = state.get("UnitFileState") == "enabled"
-        if active or enabled:
-            if not check:
-                systemctl("disable", "--now", "--", unit_name(unit))
-            stopped.append(name)
-    return {"provisioner": "services", "start": [], "started": [], "stop": stopped}
-
 
 def not_running(units: Mapping[str, str], min_up: float) -> list[str]:
     """`name (unit: state)` of each service whose unit is not active, or active for less than
@@ -186,13 +89,6 @@ def settle(units: Mapping[str, str], retired: Mapping[str, Any], check: bool, mi
         time.sleep(1)
     report["dead"] = dead
     return report
-
-
-def verify(units: Mapping[str, str], retired: Mapping[str, Any]) -> dict[str, Any]:
-    """Read-only: what ensure and stop would do (by service name), and whether that is nothing."""
-    would = ensure(units, check=True)
-    would["stop"] = stop(retired, check=True)["stop"] if retired else []
-    return {**would, "provisioner": "verify", "converged": not (would["start"] or would["stop"])}
 
 
 HS_HELPER = "rspamd: hs_helper"
@@ -286,8 +182,6 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
     elif params["action"] == "recycle":
         report = recycle(units, str(params.get("cache_dir") or "/var/lib/rspamd"), float(params.get("wait", 10)), check)
         return report, bool(report["restarted"])
-    elif params["action"] == "verify":
-        return verify(units, params.get("retired") or {}), False
     elif params["action"] == "settle":
         report = settle(units, params.get("retired") or {}, check, float(params.get("min_up", 3)), float(params.get("wait", 10)))
     else:
@@ -296,7 +190,7 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
 
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "action": {"type": "str", "required": True, "choices": ["ensure", "stop", "settle", "verify", "recycle"]},
+    "action": {"type": "str", "required": True, "choices": ["ensure", "stop", "settle", "recycle"]},
     "services": {"type": "list", "elements": "str", "default": []},
     "units": {"type": "dict", "default": {}},
     "retired": {"type": "dict", "default": {}},

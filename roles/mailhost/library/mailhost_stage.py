@@ -13,6 +13,10 @@ followed).
 
 Every result carries `provisioner_report`: {"provisioner": ACTION, ...}, the structured summary
 provisioner.apply reads (through the role's report tasks), whatever the tasks are called.
+
+`probe()` is not an action of the module: the role's first task (action_plugins/mailhost_probe.py)
+runs it on the host as a plain python3 program, without Ansible's module loader, since it runs
+on every host at every apply. It uses only the standard library and module_utils/mailhost_units.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ansible.module_utils.mailhost_units import ServiceError, verify
+
 DOCUMENTATION = r"""
 module: mailhost_stage
 short_description: Compare, stage, validate-view, compile and install a provisioner bundle
@@ -39,15 +45,10 @@ description:
   - install replaces each live file that differs from its staged copy, atomically.
   - prepare makes the directories and empty files the services need (mail store, sockets'
     directories, a log, the state directory) with their owner, group and mode, or corrects them.
-  - probe (read-only, also in check mode) reads the host's release, init system and which of
-    `packages` dpkg has installed, and says whether the host already is as the build wants it:
-    no missing package, no file or table that differs (as inspect), every path of `paths` as
-    prepare would leave it, the vmail user as declared, every sieve script compiled. A host that
-    is (clean) needs no change from the rest of the role but a look at its services.
   - In check mode nothing is written; the result says what would be done.
     In diff mode each differing file gets a diff entry naming why (never its content).
 options:
-  action: {type: str, required: true, choices: [probe, inspect, stage, view, compile, install, prepare]}
+  action: {type: str, required: true, choices: [inspect, stage, view, compile, install, prepare]}
   files: {type: list, elements: dict, default: [], description: manifest entries (inspect)}
   tables: {type: list, elements: str, default: [], description: live paths of the Postfix lookup tables}
   reload_on: {type: dict, default: {}, description: service -> live path prefixes it reads}
@@ -57,10 +58,7 @@ options:
   bundle: {type: path, description: the shipped tar (stage)}
   staged: {type: path, description: the staging directory (stage, view, compile, install)}
   view: {type: path, description: where view makes its copy}
-  paths: {type: list, elements: dict, default: [], description: "prepare, probe: {path, kind (directory or file), owner, group, mode}"}
-  packages: {type: list, elements: str, default: [], description: "probe: the Debian packages this host needs"}
-  vmail: {type: dict, description: "probe: {user, uid, home} of the mail store's owner, where Dovecot runs"}
-  sieve: {type: list, elements: str, default: [], description: "probe: sieve scripts that must have a compiled .svbin"}
+  paths: {type: list, elements: dict, default: [], description: "prepare: {path, kind (directory or file), owner, group, mode}"}
 """
 
 RETURN = r"""
@@ -72,7 +70,7 @@ provisioner_report:
 """
 
 SUFFIX = {"lmdb": ".lmdb", "hash": ".db", "btree": ".db", "cdb": ".cdb"}
-ACTIONS = ("probe", "inspect", "stage", "view", "compile", "install", "prepare")
+ACTIONS = ("inspect", "stage", "view", "compile", "install", "prepare")
 
 
 class StageError(Exception):
@@ -394,6 +392,7 @@ def prepare(paths: Sequence[Mapping[str, str]], check: bool = False) -> dict[str
 
 
 NOLOGIN = "/usr/sbin/nologin"  # the shell the role gives vmail
+SYSTEMD_RUNTIME = "/run/systemd/system"  # exists where systemd is PID 1 (sd_booted(3))
 
 
 def os_release(path: str = "/etc/os-release") -> dict[str, str]:
@@ -463,8 +462,13 @@ def sieve_stale(scripts: Sequence[str]) -> bool:
 
 
 def probe(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Read-only: the release, the init system, the missing packages, and whether nothing of the
-    build is left to do on this host (`clean`; `pending` names what is, never a content)."""
+    """Read-only: the host's release, its init system, which of `packages` dpkg has not installed,
+    and whether nothing of the build is left to do here (`clean`; `pending` names what is, never
+    a content): no missing package, no file or table that differs (as inspect), every path of
+    `paths` as prepare would leave it, the vmail user as declared, every sieve script compiled.
+    A clean host asked to `verify` under systemd also has its services read (`services`): every
+    unit of `units` active, none disabled, no unit of `retired` of ours running or enabled, as
+    mailhost_services would leave them; `converged` says the whole role has nothing to do."""
     release = os_release()
     wanted = list(dict.fromkeys(args.get("packages") or ()))
     missing = sorted(set(wanted) - installed_packages(wanted))
@@ -482,6 +486,14 @@ def probe(args: Mapping[str, Any]) -> dict[str, Any]:
             pending.append("files")
         if sieve_stale(args.get("sieve") or ()):
             pending.append("sieve")
+    init = "systemd" if os.path.isdir(SYSTEMD_RUNTIME) else "other"
+    services: dict[str, Any] = {"start": [], "stop": [], "converged": False}
+    if not pending and args.get("verify") and init == "systemd":
+        try:
+            looked_at = verify(args.get("units") or {}, args.get("retired") or {})
+        except ServiceError as exc:  # a unit systemd does not know: the role's own tasks say which
+            looked_at = {"start": [], "stop": [], "converged": False, "error": str(exc)}
+        services = {k: looked_at[k] for k in ("start", "stop", "converged", "error") if k in looked_at}
     return {
         "provisioner": "probe",
         "release": {
@@ -490,10 +502,11 @@ def probe(args: Mapping[str, Any]) -> dict[str, Any]:
             "codename": release.get("VERSION_CODENAME", "unknown"),
             "debian_version": read_text("/etc/debian_version"),
         },
-        "init": "systemd" if os.path.isdir("/run/systemd/system") else "other",
+        "init": init,
         "missing_packages": missing,
         "pending": pending,
         "clean": not pending,
+        "services": services,
     }
 
 
@@ -503,8 +516,6 @@ def run(params: Mapping[str, Any], check: bool = False) -> tuple[dict[str, Any],
     for needed in {"stage": ("bundle", "staged"), "view": ("staged", "view"), "compile": ("staged",), "install": ("staged",)}.get(action, ()):
         if not params.get(needed):
             raise StageError(f"action {action} needs {needed}")
-    if action == "probe":
-        return probe(params), False, []
     if action == "inspect":
         report = inspect(params)
         return report, False, [diff_entry(f["path"], f["why"]) for f in report["files"]]
@@ -537,9 +548,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "staged": {"type": "path"},
     "view": {"type": "path"},
     "paths": {"type": "list", "elements": "dict", "default": []},
-    "packages": {"type": "list", "elements": "str", "default": []},
-    "vmail": {"type": "dict"},
-    "sieve": {"type": "list", "elements": "str", "default": []},
 }
 
 
