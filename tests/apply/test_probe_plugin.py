@@ -38,6 +38,16 @@ LAYOUT: dict[str, Any] = {
     "vmail": {"user": "vmail", "uid": 5000, "home": "/var/vmail"},
     "sieve": ["/etc/dovecot/sieve/junk.sieve"],
 }
+# A well-formed answer of the probe, as a host with nothing to do gives it.
+ANSWER: dict[str, Any] = {
+    "provisioner": "probe",
+    "release": {"id": "debian", "version": "13", "codename": "trixie", "debian_version": "13.2"},
+    "init": "systemd",
+    "missing_packages": [],
+    "pending": [],
+    "clean": True,
+    "services": {"start": [], "stop": [], "converged": True},
+}
 DERIVED = {"mailhost_wanted_packages": ["postfix"], "mailhost_prepare_paths": [], "mailhost_retired": {"nginx": "nginx"}}
 
 
@@ -132,10 +142,16 @@ def test_the_probe_runs_on_a_hosts_python_read_only_and_never_says_the_key(tmp_p
         (1, "", 'Traceback (most recent call last):\n  File "x", line 1\nKeyError: \'files\'\n', "(exit 1): KeyError: 'files'"),
         (0, "a banner\n", "", "(exit 0): a banner"),
         (0, json.dumps({"provisioner": "inspect"}) + "\n", "", '(exit 0): {"provisioner": "inspect"}'),
+        (0, json.dumps({**ANSWER, "init": ["systemd"]}), "", "(exit 0): " + json.dumps({**ANSWER, "init": ["systemd"]})),
+        (0, json.dumps({**ANSWER, "services": {"converged": "yes", "start": [], "stop": []}}), "", '"converged": "yes"'),
+        (0, json.dumps({**ANSWER, "release": {"id": "debian"}}), "", '"release": {"id": "debian"}'),
         (0, "", "", "(exit 0): exit 0"),
     ],
 )
 def test_a_probe_that_does_not_answer_fails_the_task_with_what_the_host_said(rc: int, stdout: str, stderr: str, said: str) -> None:
+    """Not the probe's answer (a missing python3, a traceback, a banner, another shape): the task
+    fails naming the last thing the host said, never a traceback of ours."""
     with pytest.raises(AnsibleActionFail) as failed:
         plugin.probe_report(rc, stdout, stderr)
-    assert str(failed.value).startswith("the probe did not answer ") and str(failed.value).endswith(said), str(failed.value)
+    assert str(failed.value).startswith("the probe did not answer ") and said in str(failed.value), str(failed.value)
+    assert plugin.probe_report(0, "\n" + json.dumps(ANSWER) + "\n", "") == ANSWER

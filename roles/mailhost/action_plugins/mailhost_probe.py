@@ -122,16 +122,39 @@ def probe_command(interpreter: str) -> str:
     return f"{shlex.quote(interpreter)} -c {shlex.quote(BOOT)}"
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def well_formed(report: Any) -> bool:
+    """Whether a host's answer has the probe's shape (a host is not trusted more than its answer)."""
+    if not isinstance(report, dict) or report.get("provisioner") != "probe":
+        return False
+    release, services = report.get("release"), report.get("services")
+    return (
+        isinstance(release, dict)
+        and all(isinstance(release.get(k), str) for k in ("id", "version", "codename", "debian_version"))
+        and report.get("init") in ("systemd", "other")
+        and _strings(report.get("missing_packages"))
+        and _strings(report.get("pending"))
+        and isinstance(report.get("clean"), bool)
+        and isinstance(services, dict)
+        and isinstance(services.get("converged"), bool)
+        and _strings(services.get("start"))
+        and _strings(services.get("stop"))
+    )
+
+
 def probe_report(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
-    """The probe's report from its output; a clear refusal where it did not answer."""
+    """The probe's report from its output; a clear refusal where it did not answer as the probe."""
     lines = stdout.strip().splitlines()
     if rc == 0 and lines:
         try:
             report = json.loads(lines[-1])
         except ValueError:
             report = None
-        if isinstance(report, dict) and report.get("provisioner") == "probe":
-            return report
+        if well_formed(report):
+            return dict(report)
     said = (stderr.strip().splitlines() or stdout.strip().splitlines() or [f"exit {rc}"])[-1]
     raise AnsibleActionFail(f"the probe did not answer (exit {rc}): {said[:2000]}")
 
