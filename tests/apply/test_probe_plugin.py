@@ -58,7 +58,11 @@ def manifest(**layout: Any) -> dict[str, Any]:
 def run_probe(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The probe as the plugin runs it on a host (there through /bin/sh -c over the connection):
     (its report, all it wrote)."""
-    done = subprocess.run(["sh", "-c", plugin.probe_command(HOST_PYTHON)], input=plugin.probe_input(args), capture_output=True, timeout=60)
+    return run_probe_with(HOST_PYTHON, args)
+
+
+def run_probe_with(interpreter: str, args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    done = subprocess.run(["sh", "-c", plugin.probe_command(interpreter)], input=plugin.probe_input(args), capture_output=True, timeout=60)
     stdout, stderr = done.stdout.decode(), done.stderr.decode()
     return plugin.probe_report(done.returncode, stdout, stderr), stdout + stderr
 
@@ -128,6 +132,8 @@ def test_the_probe_runs_on_a_hosts_python_read_only_and_never_says_the_key(tmp_p
     assert report["services"] == {"start": [], "stop": [], "converged": False}  # not asked to read them
     assert key.hex() not in said and "a-real-password" not in said
     assert key.hex() not in plugin.probe_command(HOST_PYTHON)  # the key travels on stdin, never on a command line
+    by_env, _ = run_probe_with(f"/usr/bin/env {HOST_PYTHON}", args)  # an ansible_python_interpreter with words
+    assert by_env == report
     after = secret.stat()
     assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (before.st_ino, before.st_mode, before.st_mtime_ns)
     secret.write_bytes(b"edited by hand\n")

@@ -119,7 +119,9 @@ def probe_input(args: dict[str, Any], role: str = ROLE) -> bytes:
 
 
 def probe_command(interpreter: str) -> str:
-    return f"{shlex.quote(interpreter)} -c {shlex.quote(BOOT)}"
+    """The probe's command line: the interpreter as Ansible would write it after #! (it may
+    carry words, `/usr/bin/env python3`), then -c and BOOT."""
+    return " ".join(shlex.quote(word) for word in [*shlex.split(interpreter), "-c", BOOT])
 
 
 def _strings(value: Any) -> bool:
