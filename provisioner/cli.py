@@ -7,6 +7,8 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -159,6 +161,17 @@ def _vault(vault_password_file: Path | None) -> bytes | None:
     return vault_password_from(vault_password_file, os.environ)
 
 
+@contextmanager
+def _state_locked(site: Path, state: Path | None) -> Iterator[None]:
+    """For a command that writes the state directory or the build: one at a time
+    (provisioner.statelock); a second waits, saying so on stderr."""
+    from provisioner.keys.store import state_dir_for
+    from provisioner.statelock import state_lock
+
+    with state_lock(state_dir_for(site, state), waiting=lambda why: err.print(visible(f"note: {why}"), markup=False, soft_wrap=True)):
+        yield
+
+
 def _key_progress(bar: Progress) -> Any:
     """A progress callback (done, total) for DKIM key generation on `bar`."""
     task = bar.add_task("DKIM keys", total=None)
@@ -248,36 +261,37 @@ def keys(
     (asked directly; docs/keys.md), unless --force. Run render and apply afterwards.
     """
     try:
-        vault = _vault(vault_password_file)
-        if rotate or rotate_all:
-            import datetime as dt
+        with _state_locked(site, state):
+            vault = _vault(vault_password_file)
+            if rotate or rotate_all:
+                import datetime as dt
 
-            from provisioner.dns.command import RotationRefused, rotate_command
+                from provisioner.dns.command import RotationRefused, rotate_command
 
-            try:
-                lines = rotate_command(
-                    site,
-                    state,
-                    vault,
-                    rotate or [],
-                    all_domains=rotate_all,
-                    force=force,
-                    nameserver=nameserver or [],
-                    grace=dt.timedelta(seconds=grace),
-                    timeout=timeout,
-                )
-            except RotationRefused as refused:
-                for reason in refused.reasons:  # one line each: a domain's standby
-                    err.print(visible(f"error: {reason}"), markup=False, soft_wrap=True)
-                err.print(refused.FORCE, markup=False, soft_wrap=True)
-                raise typer.Exit(1) from None
-            for line in lines:
-                out.print(visible(line), soft_wrap=True)
-            return
-        from provisioner.keys.command import keys_command
+                try:
+                    lines = rotate_command(
+                        site,
+                        state,
+                        vault,
+                        rotate or [],
+                        all_domains=rotate_all,
+                        force=force,
+                        nameserver=nameserver or [],
+                        grace=dt.timedelta(seconds=grace),
+                        timeout=timeout,
+                    )
+                except RotationRefused as refused:
+                    for reason in refused.reasons:  # one line each: a domain's standby
+                        err.print(visible(f"error: {reason}"), markup=False, soft_wrap=True)
+                    err.print(refused.FORCE, markup=False, soft_wrap=True)
+                    raise typer.Exit(1) from None
+                for line in lines:
+                    out.print(visible(line), soft_wrap=True)
+                return
+            from provisioner.keys.command import keys_command
 
-        with _progress() as bar:
-            state_dir, made = keys_command(site, state, vault, progress=_key_progress(bar))
+            with _progress() as bar:
+                state_dir, made = keys_command(site, state, vault, progress=_key_progress(bar))
     except ProvisionError as exc:
         _fail(exc)
     out.print(visible(f"{made} key{'s' * (made != 1)} generated in {state_dir}" if made else f"all keys present in {state_dir}"))
@@ -299,9 +313,10 @@ def render(
     from provisioner.secrets import process_env
 
     try:
-        vault = _vault(vault_password_file)
-        with _progress() as bar:
-            result = build(site, output, state, process_env(), vault, progress=_key_progress(bar))
+        with _state_locked(site, state):
+            vault = _vault(vault_password_file)
+            with _progress() as bar:
+                result = build(site, output, state, process_env(), vault, progress=_key_progress(bar))
     except ProvisionError as exc:
         _fail(exc)
     trees, dns_files, data = result.trees, result.dns_files, result.manifest
@@ -348,7 +363,8 @@ def dns(
     from provisioner.dns.command import dns_command
 
     try:
-        result = dns_command(site, state, _vault(vault_password_file), fmt.value, lang.value, standalone, output)
+        with _state_locked(site, state):
+            result = dns_command(site, state, _vault(vault_password_file), fmt.value, lang.value, standalone, output)
     except ProvisionError as exc:
         _fail(exc)
     _warn(result.warnings)
@@ -373,7 +389,8 @@ def dns_push(
     from provisioner.secrets import process_env
 
     try:
-        result = push_command(site, state, _vault(vault_password_file), process_env(), dry_run=dry_run, force=force)
+        with _state_locked(site, state):
+            result = push_command(site, state, _vault(vault_password_file), process_env(), dry_run=dry_run, force=force)
     except ProvisionError as exc:
         _fail(exc)
     if fmt is TextFormat.json:
@@ -474,10 +491,11 @@ def plan(
     from provisioner.secrets import process_env
 
     try:
-        vault = _vault(vault_password_file)
-        with _progress() as bar:
-            target = Target(site, build_dir, state, process_env(), vault, inventory, limit)
-            result, dns_plan = plan_all(target, _key_progress(bar), built=lambda _: bar.stop())
+        with _state_locked(site, state):
+            vault = _vault(vault_password_file)
+            with _progress() as bar:
+                target = Target(site, build_dir, state, process_env(), vault, inventory, limit)
+                result, dns_plan = plan_all(target, _key_progress(bar), built=lambda _: bar.stop())
     except ProvisionError as exc:
         _fail(exc)
     if fmt is PlanFormat.json:
@@ -522,16 +540,17 @@ def apply(
         err.print(visible(line + (f": {event.message}" if event.status == "failed" and event.message else "")), markup=False, soft_wrap=True)
 
     try:
-        vault = _vault(vault_password_file)
-        with _progress() as bar:
-            outcome = apply_command(
-                Target(site, build_dir, state, process_env(), vault, inventory, limit, serial=serial),
-                confirm=None if yes else confirm,
-                listener=show,
-                key_progress=_key_progress(bar),
-                built=lambda _: bar.stop(),
-                show_dns=lambda planned: out.print(dns_markdown(planned), markup=False, soft_wrap=True),
-            )
+        with _state_locked(site, state):
+            vault = _vault(vault_password_file)
+            with _progress() as bar:
+                outcome = apply_command(
+                    Target(site, build_dir, state, process_env(), vault, inventory, limit, serial=serial),
+                    confirm=None if yes else confirm,
+                    listener=show,
+                    key_progress=_key_progress(bar),
+                    built=lambda _: bar.stop(),
+                    show_dns=lambda planned: out.print(dns_markdown(planned), markup=False, soft_wrap=True),
+                )
     except ProvisionError as exc:
         _fail(exc)
     result = outcome.result

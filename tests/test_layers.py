@@ -56,7 +56,8 @@ CLI_MAY_IMPORT = {
     "provisioner.build",
     "provisioner.keys",
     "provisioner.keys.command",
-    "provisioner.keys.store",  # store: vault_password_from
+    "provisioner.keys.store",  # store: vault_password_from, state_dir_for
+    "provisioner.statelock",  # one writing command at a time per state directory, around the entry point
     "provisioner.dns",
     "provisioner.dns.command",
     "provisioner.dns.diff",  # diff: render's lines about changed records
