@@ -2,9 +2,9 @@
 states with one `systemctl show`, start and enable what is not running, stop retired units of
 ours, and say read-only whether any of that is left to do (verify).
 
-mailhost_services acts with them; mailhost_stage's probe asks verify on a re-apply, so a host
-already as built is one module run (a module run is a Python start and Ansible's module loader
-on the host, ~0.2 CPU-s: most of what a re-apply costs a host).
+mailhost_services acts with them; mailhost_stage's probe asks verify on a re-apply (run by the
+role's action plugin as plain python3, which loads this file beside mailhost_stage), so a host
+already as built is one run on the host. Only the standard library is used here.
 """
 
 from __future__ import annotations
