@@ -90,7 +90,6 @@ def probe_args(manifest: dict[str, Any], derived: dict[str, Any], digest_key: st
     if missing := [name for name in layout["services"] if name not in layout["units"]]:
         raise AnsibleActionFail(f"the build names no unit for service(s) {', '.join(missing)}: render the site again")
     args: dict[str, Any] = {
-        "action": "probe",
         "packages": derived["mailhost_wanted_packages"],
         "paths": derived["mailhost_prepare_paths"],
         "sieve": layout.get("sieve") or [],
